@@ -1,0 +1,188 @@
+/**
+ * The object-client interface: everything s3csi asks of S3, and nothing more.
+ *
+ * Two implementations stand behind it: `AwsObjectClient` (on
+ * `@aws-sdk/client-s3`, used in production and against MinIO in tests) and
+ * `MemoryObjectClient` (in memory, with ETags, for fast unit and model tests,
+ * and able to simulate changes made by other clients). The file system core,
+ * the controller and the benchmarks depend only on this file.
+ *
+ * Every failure is an `S3Error` with a `code` from a closed set, so callers
+ * branch on codes and never on SDK exception classes or message strings.
+ *
+ * @module
+ */
+
+/** The closed set of S3 failure kinds callers branch on. */
+export type S3ErrorCode =
+  | "NoSuchKey"
+  | "NoSuchBucket"
+  | "NoSuchUpload"
+  | "PreconditionFailed" // If-Match / If-None-Match did not hold
+  | "InvalidRange"
+  | "BucketNotEmpty"
+  | "BucketAlreadyOwnedByYou"
+  | "BucketAlreadyExists" // owned by someone else
+  | "InvalidBucketName"
+  | "AccessDenied" // includes bad signatures and unknown access keys
+  | "EntityTooSmall"
+  | "InvalidPart"
+  | "Throttled" // 503 SlowDown, 429
+  | "ServerError" // other 5xx
+  | "NetworkError" // connection refused, reset, DNS, TLS, timeout
+  | "Aborted" // the caller's AbortSignal fired
+  | "Other";
+
+export class S3Error extends Error {
+  constructor(
+    readonly code: S3ErrorCode,
+    message: string,
+    readonly httpStatus?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "S3Error";
+  }
+
+  /** True for failures worth retrying later (the request may succeed unchanged). */
+  get transient(): boolean {
+    return this.code === "Throttled" || this.code === "ServerError" ||
+      this.code === "NetworkError";
+  }
+}
+
+export function isS3Error(err: unknown, code?: S3ErrorCode): err is S3Error {
+  return err instanceof S3Error && (code === undefined || err.code === code);
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** The ETag as S3 returns it, quotes included. */
+  etag: string;
+  lastModified: Date;
+  storageClass?: string;
+}
+
+export interface ListPage {
+  /** Objects directly matching the request, in S3 (UTF-8 byte) order. */
+  objects: ObjectInfo[];
+  /** Common prefixes (each ends with the delimiter), in S3 order. */
+  commonPrefixes: string[];
+  /** Present when more results exist. */
+  nextContinuationToken?: string;
+}
+
+export interface ListOptions {
+  prefix?: string;
+  delimiter?: string;
+  continuationToken?: string;
+  startAfter?: string;
+  /** At most 1000 (S3's limit). */
+  maxKeys?: number;
+  signal?: AbortSignal;
+}
+
+export interface GetOptions {
+  /** Byte range [start, end) to fetch; the whole object when absent. */
+  range?: { start: number; end: number };
+  /** Only succeed if the object's ETag still equals this (PreconditionFailed otherwise). */
+  ifMatch?: string;
+  signal?: AbortSignal;
+}
+
+export interface GetResult {
+  body: Uint8Array;
+  etag: string;
+  /** Size of the whole object, not of the range. */
+  objectSize: number;
+  lastModified: Date;
+}
+
+/** Options applied to every object s3csi writes. */
+export interface PutOptions {
+  /** Fail with PreconditionFailed if the key already exists (If-None-Match: *). */
+  ifNoneMatch?: boolean;
+  storageClass?: string;
+  /** "AES256" | "aws:kms" | "aws:kms:dsse" */
+  sse?: string;
+  sseKmsKeyId?: string;
+  signal?: AbortSignal;
+}
+
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+}
+
+export interface BucketLocation {
+  region?: string;
+}
+
+export interface ObjectClient {
+  // Buckets
+  createBucket(bucket: string, opts?: BucketLocation): Promise<void>;
+  /** Throws NoSuchBucket / AccessDenied / network errors. */
+  headBucket(bucket: string): Promise<void>;
+  /** Throws BucketNotEmpty when the bucket holds objects. */
+  deleteBucket(bucket: string): Promise<void>;
+
+  // Objects
+  /** Returns null when the key does not exist. */
+  headObject(bucket: string, key: string, opts?: { signal?: AbortSignal }): Promise<
+    ObjectInfo | null
+  >;
+  getObject(bucket: string, key: string, opts?: GetOptions): Promise<GetResult>;
+  putObject(bucket: string, key: string, body: Uint8Array, opts?: PutOptions): Promise<
+    { etag: string }
+  >;
+  /** Succeeds when the key does not exist (S3 semantics). */
+  deleteObject(bucket: string, key: string): Promise<void>;
+  listObjects(bucket: string, opts?: ListOptions): Promise<ListPage>;
+
+  // Multipart uploads
+  createMultipartUpload(bucket: string, key: string, opts?: PutOptions): Promise<string>;
+  uploadPart(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Uint8Array,
+    opts?: { signal?: AbortSignal },
+  ): Promise<string>;
+  completeMultipartUpload(
+    bucket: string,
+    key: string,
+    uploadId: string,
+    parts: CompletedPart[],
+    opts?: { ifNoneMatch?: boolean },
+  ): Promise<{ etag: string }>;
+  abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void>;
+}
+
+/** Static credentials; `sessionToken` is optional. */
+export interface Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+/** How to reach S3: one value per endpoint + credential set. */
+export interface S3ClientConfig {
+  /** e.g. "http://127.0.0.1:9000"; AWS default endpoints when absent. */
+  endpointUrl?: string;
+  region: string;
+  /** Path-style addressing (the default for s3csi: S3-compatible stores need it). */
+  forcePathStyle: boolean;
+  /** Static credentials; when absent the standard AWS environment/profile chain is used. */
+  credentials?: Credentials;
+  /** Called before each request to fetch fresh credentials (rotation); wins over `credentials`. */
+  credentialsProvider?: () => Promise<Credentials>;
+  /** PEM bundle of extra trusted CAs. */
+  caBundlePath?: string;
+  /** Total attempts per request including the first (AWS_MAX_ATTEMPTS semantics). */
+  maxAttempts?: number;
+  userAgentPrefix?: string;
+  /** Maximum concurrent HTTP connections. */
+  maxConnections?: number;
+}

@@ -1,0 +1,69 @@
+/**
+ * s3csi: one program for every role of the S3 CSI driver. The first argument
+ * chooses the role; each role's module parses its own flags and returns an
+ * exit code. Usage errors exit 2, everything else that escapes exits 1.
+ *
+ * @module
+ */
+import { UsageError } from "./internal/cli/mod.ts";
+import { DRIVER_NAME, VERSION } from "./internal/version.ts";
+import { log } from "./internal/log/mod.ts";
+import * as controller from "./cmd/controller/mod.ts";
+import * as node from "./cmd/node/mod.ts";
+import * as reconciler from "./cmd/reconciler/mod.ts";
+import * as mount from "./cmd/mount/mod.ts";
+import * as doctor from "./cmd/doctor/mod.ts";
+
+interface Role {
+  main(args: string[]): Promise<number>;
+  summary: string;
+}
+
+const ROLES: Record<string, Role> = { controller, node, reconciler, mount, doctor };
+
+function topUsage(): string {
+  const lines = [
+    `s3csi ${VERSION}: CSI driver for S3 (${DRIVER_NAME})`,
+    "",
+    "Usage: s3csi <command> [options]",
+    "",
+    "Commands:",
+  ];
+  for (const [name, role] of Object.entries(ROLES)) {
+    lines.push(`  ${name.padEnd(12)} ${role.summary}`);
+  }
+  lines.push(`  ${"version".padEnd(12)} Print the version`);
+  lines.push("", "Run 's3csi <command> --help' for the options of a command.");
+  return lines.join("\n");
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
+    console.log(topUsage());
+    return cmd === undefined ? 2 : 0;
+  }
+  if (cmd === "version" || cmd === "--version") {
+    console.log(`s3csi ${VERSION} (${DRIVER_NAME})`);
+    return 0;
+  }
+  const role = ROLES[cmd];
+  if (!role) {
+    console.error(`s3csi: unknown command "${cmd}"\n\n${topUsage()}`);
+    return 2;
+  }
+  try {
+    return await role.main(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`s3csi ${cmd}: ${err.message}\nRun 's3csi ${cmd} --help' for usage.`);
+      return 2;
+    }
+    log.error("fatal error", { role: cmd, error: err });
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await run(Deno.args));
+}
