@@ -126,6 +126,15 @@ export interface ObjectClient {
   headBucket(bucket: string): Promise<void>;
   /** Throws BucketNotEmpty when the bucket holds objects. */
   deleteBucket(bucket: string): Promise<void>;
+  /**
+   * Replaces the bucket's tags. The controller records each volume's name and
+   * capacity there, so a retried CreateVolume can be checked for
+   * compatibility without local state. Optional: stores without tagging
+   * support simply skip that check.
+   */
+  putBucketTagging?(bucket: string, tags: Record<string, string>): Promise<void>;
+  /** The bucket's tags; an empty object when it has none. */
+  getBucketTagging?(bucket: string): Promise<Record<string, string>>;
 
   // Objects
   /** Returns null when the key does not exist. */

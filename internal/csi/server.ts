@@ -1,0 +1,136 @@
+/**
+ * The CSI gRPC server: grpc-js over a unix socket.
+ *
+ * Every handler is wrapped once here: the wrapper logs the call (method,
+ * duration, status; the request at debug level with secrets redacted by the
+ * logger), maps thrown domain errors to gRPC status codes through
+ * `toGrpcError`, and logs each error exactly once. Probe is logged at debug
+ * level because kubelet and liveness probes call it constantly.
+ *
+ * `stop()` drains in-flight calls (bounded), then removes the socket file.
+ *
+ * @module
+ */
+import * as grpc from "@grpc/grpc-js";
+import { log as rootLog } from "../log/mod.ts";
+import { toGrpcError } from "./grpc_status.ts";
+import { csiDefinitions } from "./proto.ts";
+
+const log = rootLog.with({ component: "grpc" });
+
+// deno-lint-ignore no-explicit-any
+export type Handler = (request: any) => Promise<any>;
+export type ServiceImpl = Record<string, Handler>;
+
+export interface CsiServices {
+  identity: ServiceImpl;
+  controller?: ServiceImpl;
+  node?: ServiceImpl;
+}
+
+const QUIET_METHODS = new Set([
+  "Probe",
+  "GetPluginInfo",
+  "GetPluginCapabilities",
+  "NodeGetCapabilities",
+]);
+
+let nextCallId = 1;
+
+function wrap(method: string, handler: Handler): grpc.handleUnaryCall<unknown, unknown> {
+  const quiet = QUIET_METHODS.has(method);
+  return (call, callback) => {
+    const id = nextCallId++;
+    const started = performance.now();
+    const clog = log.with({ method, call: id });
+    if (clog.enabled("debug")) clog.debug("request", { request: call.request });
+    handler(call.request).then(
+      (response) => {
+        const ms = Math.round(performance.now() - started);
+        if (quiet) clog.debug("ok", { ms });
+        else clog.info("ok", { ms });
+        if (clog.enabled("debug")) clog.debug("response", { response });
+        callback(null, response);
+      },
+      (err) => {
+        const ms = Math.round(performance.now() - started);
+        const { code, details } = toGrpcError(err);
+        const level = code === grpc.status.INTERNAL || code === grpc.status.UNAVAILABLE
+          ? "error"
+          : "warn";
+        clog[level]("failed", { ms, code: grpc.status[code], message: details });
+        callback({ code, details });
+      },
+    );
+  };
+}
+
+function wrapAll(impl: ServiceImpl): grpc.UntypedServiceImplementation {
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [method, handler] of Object.entries(impl)) out[method] = wrap(method, handler);
+  return out;
+}
+
+/** Parses `unix:///path` or `/path` into a socket path; throws on other schemes. */
+export function socketPath(endpoint: string): string {
+  if (endpoint.startsWith("unix://")) return endpoint.slice("unix://".length);
+  if (endpoint.startsWith("/")) return endpoint;
+  throw new Error(`Cannot listen on "${endpoint}": only unix:// endpoints are supported`);
+}
+
+export class CsiServer {
+  readonly #server = new grpc.Server({
+    "grpc.max_receive_message_length": 4 * 1024 * 1024,
+  });
+  #path = "";
+
+  constructor(services: CsiServices) {
+    const defs = csiDefinitions();
+    this.#server.addService(defs.Identity.service, wrapAll(services.identity));
+    if (services.controller) {
+      this.#server.addService(defs.Controller.service, wrapAll(services.controller));
+    }
+    if (services.node) this.#server.addService(defs.Node.service, wrapAll(services.node));
+  }
+
+  /** Binds the unix socket (replacing a stale socket file) and starts serving. */
+  async listen(endpoint: string): Promise<void> {
+    const path = socketPath(endpoint);
+    await Deno.mkdir(path.substring(0, path.lastIndexOf("/")) || "/", { recursive: true });
+    try {
+      await Deno.remove(path);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.#server.bindAsync(`unix://${path}`, grpc.ServerCredentials.createInsecure(), (err) => {
+        if (err) reject(new Error(`Cannot listen on "${path}": ${err.message}`, { cause: err }));
+        else resolve();
+      });
+    });
+    this.#path = path;
+    log.info("listening", { endpoint: `unix://${path}` });
+  }
+
+  /** Graceful stop: waits up to `graceMs` for in-flight calls, then forces. Removes the socket. */
+  async stop(graceMs = 5000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.#server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    if (this.#path) {
+      try {
+        await Deno.remove(this.#path);
+      } catch {
+        // Already gone: nothing to clean.
+      }
+    }
+    log.info("stopped", { endpoint: `unix://${this.#path}` });
+  }
+}
