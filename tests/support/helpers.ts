@@ -1,0 +1,53 @@
+/**
+ * Small helpers shared by integration tests: free ports, temporary
+ * directories on disk, and a timeout guard for promises.
+ *
+ * @module
+ */
+
+/**
+ * Returns a TCP port on 127.0.0.1 that was free a moment ago.
+ *
+ * The port is found by binding port 0 and closing the listener, so another
+ * process can still take it before the caller binds; callers that start a
+ * server retry with a new port when the bind fails.
+ */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/**
+ * Creates a fresh directory under /var/tmp (disk-backed, unlike /tmp on some
+ * hosts, which matters for servers that use O_DIRECT) and returns its path.
+ */
+export async function tempDir(prefix: string): Promise<string> {
+  const base = "/var/tmp";
+  try {
+    await Deno.mkdir(base, { recursive: true });
+    return await Deno.makeTempDir({ dir: base, prefix });
+  } catch {
+    return await Deno.makeTempDir({ prefix });
+  }
+}
+
+/** Rejects with a descriptive error if `promise` does not settle within `ms` milliseconds. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Random lowercase hex of `bytes` random bytes, for names and generated credentials. */
+export function randomHex(bytes: number): string {
+  const buf = crypto.getRandomValues(new Uint8Array(bytes));
+  return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,244 @@
+/**
+ * A throwaway MinIO server for integration tests.
+ *
+ * Every call to `startMinio()` runs its own `minio server` process on
+ * 127.0.0.1 with a free port, a fresh data directory on disk and freshly
+ * generated root credentials, so tests never share state and never depend on
+ * a server someone left running. The binary comes from `MINIO_BIN`, or from
+ * the pinned build that `scripts/tools.sh` caches (built on first use).
+ *
+ * Ports are picked by binding port 0 and closing it, which races with other
+ * processes; when MinIO fails to bind, the start is retried with new ports.
+ * `stop()` sends SIGTERM, escalates to SIGKILL, waits for the exit and
+ * removes the data directory. It is idempotent.
+ *
+ * Requires `--allow-run`, `--allow-net`, `--allow-read`, `--allow-write` and
+ * `--allow-env`.
+ *
+ * @module
+ */
+
+import type { S3ClientConfig } from "../../internal/s3/object_client.ts";
+import { freePort, randomHex, tempDir } from "./helpers.ts";
+
+export interface MinioServer {
+  /** e.g. "http://127.0.0.1:39123" */
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export interface StartMinioOptions {
+  /** Do not echo the server's output on failure (it is always captured). */
+  quiet?: boolean;
+}
+
+const REGION = "us-east-1";
+const START_ATTEMPTS = 5;
+const READY_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 5_000;
+/** How much of the server's output is kept for error messages. */
+const OUTPUT_TAIL_BYTES = 16 * 1024;
+
+const repoRoot = new URL("../../", import.meta.url).pathname;
+let cachedBinary: Promise<string> | undefined;
+
+/** Finds (and on first use builds) the MinIO binary. */
+export function minioBinary(): Promise<string> {
+  cachedBinary ??= locateBinary();
+  return cachedBinary;
+}
+
+async function locateBinary(): Promise<string> {
+  const fromEnv = Deno.env.get("MINIO_BIN");
+  if (fromEnv) return fromEnv;
+  const script = `source "${repoRoot}scripts/tools.sh" && need_minio >&2 && echo "$MINIO_BIN"`;
+  const out = await new Deno.Command("bash", {
+    args: ["-c", script],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const path = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success || !path) {
+    throw new Error(`Cannot locate MinIO: scripts/tools.sh need_minio exited with ${out.code}`);
+  }
+  return path;
+}
+
+/** Starts a MinIO server and resolves once it reports ready. */
+export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioServer> {
+  const binary = await minioBinary();
+  let lastError: unknown;
+  for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+    try {
+      return await startOnce(binary, opts);
+    } catch (err) {
+      lastError = err;
+      if (!(err instanceof PortConflictError)) throw err;
+    }
+  }
+  throw new Error(`Cannot start MinIO after ${START_ATTEMPTS} attempts`, { cause: lastError });
+}
+
+/** The client configuration for talking to `m` as its root user. */
+export function minioClientConfig(m: MinioServer): S3ClientConfig {
+  return {
+    endpointUrl: m.endpoint,
+    region: m.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
+    maxAttempts: 2,
+  };
+}
+
+class PortConflictError extends Error {}
+
+/** Keeps the last bytes of a stream, draining it so the child never blocks on a full pipe. */
+class OutputTail {
+  #chunks: Uint8Array[] = [];
+  #size = 0;
+  readonly done: Promise<void>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = this.#drain(stream);
+  }
+
+  async #drain(stream: ReadableStream<Uint8Array>): Promise<void> {
+    try {
+      for await (const chunk of stream) {
+        this.#chunks.push(chunk);
+        this.#size += chunk.byteLength;
+        while (this.#size > OUTPUT_TAIL_BYTES && this.#chunks.length > 1) {
+          this.#size -= this.#chunks.shift()!.byteLength;
+        }
+      }
+    } catch {
+      // The stream ends with an error when the process is killed; the tail so far is enough.
+    }
+  }
+
+  text(): string {
+    const dec = new TextDecoder();
+    return this.#chunks.map((c) => dec.decode(c, { stream: true })).join("");
+  }
+}
+
+async function startOnce(binary: string, opts: StartMinioOptions): Promise<MinioServer> {
+  const dataDir = await tempDir("s3csi-minio-");
+  const port = freePort();
+  const consolePort = freePort();
+  const accessKeyId = `s3csi${randomHex(6)}`;
+  const secretAccessKey = randomHex(20);
+  const endpoint = `http://127.0.0.1:${port}`;
+
+  const child = new Deno.Command(binary, {
+    args: [
+      "server",
+      dataDir,
+      "--address",
+      `127.0.0.1:${port}`,
+      "--console-address",
+      `127.0.0.1:${consolePort}`,
+      "--quiet",
+    ],
+    env: {
+      MINIO_ROOT_USER: accessKeyId,
+      MINIO_ROOT_PASSWORD: secretAccessKey,
+      MINIO_BROWSER: "off",
+      MINIO_UPDATE: "off",
+      MINIO_CALLHOME_ENABLE: "off",
+      // Keep the server from looking at the tester's MinIO client config.
+      HOME: dataDir,
+    },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+
+  const stdout = new OutputTail(child.stdout);
+  const stderr = new OutputTail(child.stderr);
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      globalThis.removeEventListener("unload", killOnUnload);
+      if (!exited) {
+        try {
+          child.kill("SIGTERM");
+        } catch {
+          // Already gone.
+        }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const escalated = await Promise.race([
+          status.then(() => false),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(true), STOP_GRACE_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (escalated) {
+          try {
+            child.kill("SIGKILL");
+          } catch {
+            // Exited between the timeout and the kill.
+          }
+        }
+      }
+      await status;
+      await Promise.all([stdout.done, stderr.done]);
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    })();
+    return stopping;
+  };
+  // A test that crashes before stop() must not leave a server behind.
+  const killOnUnload = () => {
+    if (!exited) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Nothing to do.
+      }
+    }
+  };
+  globalThis.addEventListener("unload", killOnUnload);
+
+  try {
+    await waitReady(endpoint, () => exited);
+  } catch (err) {
+    await stop();
+    const output = `${stdout.text()}\n${stderr.text()}`.trim();
+    if (exited && /address already in use|bind/i.test(output)) {
+      throw new PortConflictError(`MinIO could not bind port ${port} or ${consolePort}`);
+    }
+    if (!opts.quiet && output) console.error(output);
+    throw new Error(`MinIO did not become ready at "${endpoint}"`, { cause: err });
+  }
+
+  return { endpoint, region: REGION, accessKeyId, secretAccessKey, dataDir, stop };
+}
+
+async function waitReady(endpoint: string, hasExited: () => boolean): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (hasExited()) throw new Error("MinIO exited during startup");
+    try {
+      const res = await fetch(`${endpoint}/minio/health/ready`);
+      await res.body?.cancel();
+      if (res.ok) return;
+      lastError = new Error(`Health check answered ${res.status}`);
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`MinIO was not ready within ${READY_TIMEOUT_MS} ms`, { cause: lastError });
+}
