@@ -37,6 +37,8 @@ export type MemoryOp =
   | "createBucket"
   | "headBucket"
   | "deleteBucket"
+  | "putBucketTagging"
+  | "getBucketTagging"
   | "headObject"
   | "getObject"
   | "putObject"
@@ -69,6 +71,7 @@ class Bucket {
   readonly objects = new Map<string, StoredObject>();
   /** Keys in S3 order; rebuilt lazily after a key is added or removed. */
   sorted: string[] | null = null;
+  tags: Record<string, string> = {};
   constructor(readonly region?: string) {}
 
   sortedKeys(): string[] {
@@ -243,6 +246,16 @@ export class MemoryObjectClient implements ObjectClient {
     }
     this.#buckets.delete(bucket);
     for (const [id, u] of this.#uploads) if (u.bucket === bucket) this.#uploads.delete(id);
+  }
+
+  async putBucketTagging(bucket: string, tags: Record<string, string>): Promise<void> {
+    await this.#enter("putBucketTagging", bucket);
+    this.#requireBucket(bucket).tags = { ...tags };
+  }
+
+  async getBucketTagging(bucket: string): Promise<Record<string, string>> {
+    await this.#enter("getBucketTagging", bucket);
+    return { ...this.#requireBucket(bucket).tags };
   }
 
   // ---- Objects -------------------------------------------------------------

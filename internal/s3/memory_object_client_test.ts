@@ -224,3 +224,12 @@ Deno.test("listObjects() resumes after a marker object that ends with the delimi
     "P:b/d/",
   ]);
 });
+
+Deno.test("putBucketTagging() replaces the tags getBucketTagging() returns", async () => {
+  const c = await withBucket();
+  assert.deepEqual(await c.getBucketTagging("bkt"), {});
+  await c.putBucketTagging("bkt", { a: "1", b: "2" });
+  await c.putBucketTagging("bkt", { c: "3" });
+  assert.deepEqual(await c.getBucketTagging("bkt"), { c: "3" });
+  await rejectsWith(c.getBucketTagging("none"), "NoSuchBucket");
+});
