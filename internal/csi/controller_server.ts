@@ -24,6 +24,7 @@
  *
  * @module
  */
+import type { ServiceImpl } from "./server.ts";
 import { InvalidArgumentError, NotFoundError, UnavailableError } from "../errors/mod.ts";
 import { PermissionDeniedError } from "../errors/mod.ts";
 import { AlreadyExistsError, FailedPreconditionError } from "../errors/mod.ts";
@@ -177,7 +178,7 @@ export class ControllerServer {
   }
 
   /** Handlers keyed by RPC name, for `CsiServer`. */
-  handlers(): Record<string, (req: never) => Promise<unknown>> {
+  handlers(): ServiceImpl {
     return {
       CreateVolume: (req: CreateVolumeRequest) => this.createVolume(req),
       DeleteVolume: (req: { volume_id?: string; secrets?: Record<string, string> }) =>

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import type { ServiceImpl } from "./server.ts";
 import { DRIVER_NAME, VERSION } from "../version.ts";
 
 export interface IdentityConfig {
@@ -24,7 +25,7 @@ export class IdentityServer {
     this.#config = config;
   }
 
-  handlers(): Record<string, (req: never) => Promise<unknown>> {
+  handlers(): ServiceImpl {
     return {
       GetPluginInfo: () =>
         Promise.resolve({ name: DRIVER_NAME, vendor_version: VERSION, manifest: {} }),
