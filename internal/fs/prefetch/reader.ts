@@ -1,0 +1,638 @@
+/**
+ * The per-handle object reader: sequential prefetch, random reads, seeks.
+ *
+ * Design. A reader keeps one *stream*: a contiguous, ordered list of parts
+ * covering `[streamStart, fetchEnd)` of the object. A part is a byte range in
+ * one of four states: planned (known, not requested), in flight (one ranged
+ * GET carrying `If-Match: etag`), ready, or failed. Reads are served from the
+ * parts: a read inside one ready part returns a `subarray` view (no copy); a
+ * read spanning parts is copied once into a fresh buffer.
+ *
+ * Sequential detection. The first read at offset 0 starts a stream whose first
+ * request is 1 MiB + 128 KiB, so small files and the first bytes come back in
+ * one round trip. Any other fresh start (a seek, an error, a first read
+ * elsewhere) is treated as random: it fetches only about the bytes asked for
+ * (at least 128 KiB). A read that continues past what the stream fetched turns
+ * it sequential. While the reader moves forward, whenever less than half the
+ * window is left ahead of the read position the stream is extended to a
+ * part-aligned end one window ahead and the window doubles, up to
+ * min(`maxWindow`, the budget's fair share per reader).
+ *
+ * Seeks. Reads inside the stream (including ones a little ahead of the data
+ * in flight, as the kernel's asynchronous readahead sends them out of order)
+ * wait for the data. Parts are kept until the read position is 1 MiB past
+ * them, so small backward seeks are served from memory. A read further back
+ * while streaming is served by a one-off GET without disturbing the stream
+ * (late readahead requests look like this); if the next read continues from
+ * there, the stream restarts at that point. Anything else restarts the stream:
+ * parts nobody waits on are cancelled through their AbortSignal.
+ *
+ * Memory. Every GET reserves its bytes from the shared `MemoryBudget` before
+ * it is issued, and releases them when its part is dropped. Prefetch only
+ * issues what `tryReserve` grants (and halves the window when refused); a read
+ * that needs a planned part gets the bytes it needs right now through
+ * `forceReserve`, splitting the part if the whole of it does not fit, so
+ * reads always progress and nothing deadlocks on memory.
+ *
+ * Consistency. Every GET carries the ETag the file was opened with, and the
+ * response's ETag and length are checked, so an object overwritten remotely
+ * during a read fails with the client's `PreconditionFailed` instead of mixing
+ * bytes of two versions. Any failed read resets the stream; the next read
+ * starts afresh (and may succeed).
+ *
+ * Disk cache. With a `DataCache`, parts are aligned to its blocks; a part is
+ * assembled from cached blocks when possible, only the missing run is fetched
+ * from S3, and fetched blocks are written back in the background.
+ *
+ * @module
+ */
+
+import { type ObjectClient, S3Error } from "../../s3/object_client.ts";
+import { log } from "../../log/mod.ts";
+import type { MemoryBudget } from "./memory_budget.ts";
+import type { CachedObjectId, DataCache } from "./data_cache.ts";
+
+/** What the file system core reads an open file through. */
+export interface ReadSource {
+  /** Up to `size` bytes at `offset`; shorter (or empty) only at the end of the object. */
+  read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array>;
+  /** Cancels requests in flight and releases all memory; later reads fail. */
+  close(): void;
+}
+
+export interface ReaderOptions {
+  client: ObjectClient;
+  bucket: string;
+  key: string;
+  /** The ETag the file was opened with; every GET is conditional on it. */
+  etag: string;
+  /** The object size the file was opened with. */
+  size: number;
+  /** Size of the ranged GETs the window is split into (8 MiB by default). */
+  partSize: number;
+  budget: MemoryBudget;
+  cache?: DataCache;
+  /** Prefetch GETs in flight at once for this reader (8 by default). */
+  maxConcurrency?: number;
+  /** Largest prefetch window for this reader (128 MiB by default). */
+  maxWindow?: number;
+}
+
+/** Counters for tests and benchmarks. */
+export interface ReaderStats {
+  /** GETs issued to S3. */
+  requests: number;
+  /** Bytes requested from S3. */
+  bytesRequested: number;
+  /** Parts served entirely from the disk cache. */
+  cacheParts: number;
+  /** Stream restarts (seeks, errors). */
+  resets: number;
+  /** One-off GETs for late reads behind the stream. */
+  sideReads: number;
+  /** The current prefetch window in bytes (0 while reading randomly). */
+  window: number;
+  /** GETs in flight now. */
+  inFlight: number;
+  /** Bytes this reader holds reserved in the budget now. */
+  reserved: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** First request of a sequential stream: 1 MiB plus the kernel's 128 KiB readahead tail. */
+const FIRST_REQUEST = MiB + 128 * KiB;
+/** Smallest GET for a random read. */
+const MIN_RANDOM_REQUEST = 128 * KiB;
+/** How far behind the read position parts are kept for backward seeks. */
+const BACK_WINDOW = MiB;
+/** How far past the fetched data a read may land and still count as sequential. */
+const FORWARD_SLACK = 2 * MiB;
+const DEFAULT_MAX_CONCURRENCY = 8;
+const DEFAULT_MAX_WINDOW = 128 * MiB;
+
+const EMPTY = new Uint8Array(0);
+
+const PLANNED = 0;
+const IN_FLIGHT = 1;
+const READY = 2;
+const FAILED = 3;
+
+/** A byte range of the object and its data; internal to the reader. */
+class Part {
+  // A plain number: the state changes across awaits, where narrowing would mislead the compiler.
+  state: number = PLANNED;
+  data: Uint8Array = EMPTY;
+  error: unknown = undefined;
+  /** Settles (never rejects) when the GET ends or is aborted. */
+  done: Promise<void> | undefined = undefined;
+  settle: (() => void) | undefined = undefined;
+  controller: AbortController | undefined = undefined;
+  /** Bytes reserved in the budget for this part, released exactly once. */
+  reserved = 0;
+  /** Reads currently awaiting this part: it is not cancelled while any remain. */
+  waiters = 0;
+  /** No longer in the stream: release its memory as soon as it settles. */
+  dropped = false;
+  constructor(readonly start: number, readonly end: number) {}
+}
+
+export function createReader(opts: ReaderOptions): PrefetchReader {
+  return new PrefetchReader(opts);
+}
+
+export class PrefetchReader implements ReadSource {
+  readonly #client: ObjectClient;
+  readonly #bucket: string;
+  readonly #key: string;
+  readonly #etag: string;
+  readonly #size: number;
+  readonly #partSize: number;
+  readonly #budget: MemoryBudget;
+  readonly #cache: DataCache | undefined;
+  readonly #cacheId: CachedObjectId;
+  /** Alignment of part boundaries: the cache block size, or 1 without a cache. */
+  readonly #unit: number;
+  readonly #maxConcurrency: number;
+  readonly #maxWindow: number;
+  readonly #unregister: () => void;
+
+  /** The stream: contiguous parts in offset order. */
+  #parts: Part[] = [];
+  /** End of the last part (or the stream start while it is empty). */
+  #fetchEnd = 0;
+  /** Highest end of a read served from the stream. */
+  #pos = 0;
+  /** Prefetch window in bytes; 0 while reading randomly. */
+  #window = 0;
+  /** Set when prefetch was refused memory, so the window halves once per refusal episode. */
+  #starved = false;
+  /** End of the last one-off read behind the stream, to detect a real backward seek. */
+  #sideEnd = -1;
+  /** Every part with a GET in flight, in or out of the stream. */
+  readonly #active = new Set<Part>();
+  #reads = 0;
+  #closed = false;
+  #requests = 0;
+  #bytesRequested = 0;
+  #cacheParts = 0;
+  #resets = 0;
+  #sideReads = 0;
+
+  constructor(opts: ReaderOptions) {
+    if (!Number.isInteger(opts.partSize) || opts.partSize <= 0) {
+      throw new RangeError(`Cannot create reader: invalid part size "${opts.partSize}"`);
+    }
+    if (!Number.isInteger(opts.size) || opts.size < 0) {
+      throw new RangeError(`Cannot create reader: invalid object size "${opts.size}"`);
+    }
+    this.#client = opts.client;
+    this.#bucket = opts.bucket;
+    this.#key = opts.key;
+    this.#etag = opts.etag;
+    this.#size = opts.size;
+    this.#partSize = opts.partSize;
+    this.#budget = opts.budget;
+    this.#cache = opts.cache;
+    this.#cacheId = { bucket: opts.bucket, key: opts.key, etag: opts.etag };
+    this.#unit = opts.cache ? opts.cache.blockSize : 1;
+    this.#maxConcurrency = Math.max(1, opts.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY);
+    this.#maxWindow = Math.max(FIRST_REQUEST, opts.maxWindow ?? DEFAULT_MAX_WINDOW);
+    this.#unregister = this.#budget.registerReader();
+  }
+
+  get size(): number {
+    return this.#size;
+  }
+
+  stats(): ReaderStats {
+    let reserved = 0;
+    for (const p of this.#parts) reserved += p.reserved;
+    for (const p of this.#active) if (p.dropped) reserved += p.reserved;
+    return {
+      requests: this.#requests,
+      bytesRequested: this.#bytesRequested,
+      cacheParts: this.#cacheParts,
+      resets: this.#resets,
+      sideReads: this.#sideReads,
+      window: this.#window,
+      inFlight: this.#active.size,
+      reserved,
+    };
+  }
+
+  async read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array> {
+    if (this.#closed) throw closedError(this.#key);
+    if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(size) || size < 0) {
+      throw new RangeError(`Cannot read "${this.#key}": invalid range "${offset}+${size}"`);
+    }
+    const end = Math.min(offset + size, this.#size);
+    if (offset >= end) return EMPTY;
+    const first = this.#reads++ === 0;
+
+    if (!this.#inStream(offset)) {
+      const streamStart = this.#parts[0]?.start ?? 0;
+      if (this.#window > 0 && offset < streamStart && offset !== this.#sideEnd) {
+        return await this.#sideRead(offset, end, signal);
+      }
+      const sequential = (first && offset === 0) || offset === this.#sideEnd;
+      this.#reset(this.#align(offset, false), sequential ? FIRST_REQUEST : 0);
+    }
+
+    if (end > this.#fetchEnd) {
+      let want = end;
+      if (this.#parts.length === 0) {
+        // A fresh stream: the first request, or just about what was asked for.
+        want = Math.max(
+          end,
+          this.#fetchEnd + (this.#window > 0 ? FIRST_REQUEST : MIN_RANDOM_REQUEST),
+        );
+      } else if (this.#window === 0) {
+        // Reading on past a random fetch: this is a sequential reader after all.
+        this.#window = FIRST_REQUEST;
+      }
+      this.#plan(this.#align(want, true));
+    }
+    if (end > this.#pos) {
+      this.#pos = end;
+      this.#dropBehind();
+      this.#maybeExtend();
+    }
+    this.#pump();
+    return await this.#serve(offset, end, signal);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const p of this.#parts) p.dropped = true;
+    for (const p of this.#active) this.#abort(p, closedError(this.#key));
+    for (const p of this.#parts) this.#release(p);
+    this.#parts = [];
+    this.#unregister();
+  }
+
+  /** Whether a read at `offset` continues the current stream. */
+  #inStream(offset: number): boolean {
+    const first = this.#parts[0];
+    if (first === undefined || offset < first.start) return false;
+    const slack = this.#window > 0 ? FORWARD_SLACK : 0;
+    return offset <= this.#fetchEnd + slack;
+  }
+
+  #reset(offset: number, window: number): void {
+    for (const p of this.#parts) this.#drop(p);
+    this.#parts = [];
+    this.#fetchEnd = offset;
+    this.#pos = offset;
+    this.#window = window;
+    this.#starved = false;
+    this.#sideEnd = -1;
+    this.#resets++;
+  }
+
+  /** Appends planned parts from the stream's end to `end`, split at part-size boundaries. */
+  #plan(end: number): void {
+    let start = this.#fetchEnd;
+    while (start < end) {
+      let stop = this.#align((Math.floor(start / this.#partSize) + 1) * this.#partSize, true);
+      if (stop > end) stop = end;
+      this.#parts.push(new Part(start, stop));
+      start = stop;
+    }
+    if (end > this.#fetchEnd) this.#fetchEnd = end;
+  }
+
+  /** Extends the stream one window ahead when less than half a window is left. */
+  #maybeExtend(): void {
+    if (this.#window === 0 || this.#fetchEnd >= this.#size) return;
+    const cap = Math.max(FIRST_REQUEST, Math.min(this.#maxWindow, this.#budget.fairShare));
+    if (this.#window > cap) this.#window = cap;
+    if (this.#fetchEnd - this.#pos >= this.#window / 2) return;
+    const target = Math.ceil((this.#pos + this.#window) / this.#partSize) * this.#partSize;
+    this.#plan(this.#align(target, true));
+    this.#window = Math.min(this.#window * 2, cap);
+  }
+
+  /** Drops parts the read position has left more than the back window behind. */
+  #dropBehind(): void {
+    let n = 0;
+    const parts = this.#parts;
+    // Keep the last part so the stream always knows where it stands.
+    while (n < parts.length - 1 && parts[n]!.end + BACK_WINDOW <= this.#pos) {
+      this.#drop(parts[n]!);
+      n++;
+    }
+    if (n > 0) parts.splice(0, n);
+  }
+
+  /** Issues planned parts in order while concurrency and memory allow. */
+  #pump(): void {
+    if (this.#closed) return;
+    for (const p of this.#parts) {
+      if (this.#active.size >= this.#maxConcurrency) return;
+      if (p.state !== PLANNED) continue;
+      const len = p.end - p.start;
+      if (!this.#budget.tryReserve(len)) {
+        if (!this.#starved) {
+          this.#starved = true;
+          this.#window = Math.max(FIRST_REQUEST, Math.floor(this.#window / 2));
+        }
+        return;
+      }
+      this.#starved = false;
+      this.#issue(p, len);
+    }
+  }
+
+  /**
+   * Issues planned part `p` because a read needs `[offset, end)` of it now.
+   * Returns the part to wait on: `p`, or the piece of it the budget allowed.
+   */
+  #force(p: Part, offset: number, end: number): Part {
+    const len = p.end - p.start;
+    if (this.#budget.tryReserve(len)) {
+      this.#issue(p, len);
+      return p;
+    }
+    const a = Math.max(p.start, this.#align(offset, false));
+    const b = Math.min(p.end, this.#align(end, true));
+    const pieces: Part[] = [];
+    if (a > p.start) pieces.push(new Part(p.start, a));
+    const mid = new Part(a, b);
+    pieces.push(mid);
+    if (b < p.end) pieces.push(new Part(b, p.end));
+    this.#parts.splice(this.#parts.indexOf(p), 1, ...pieces);
+    this.#budget.forceReserve(b - a);
+    this.#issue(mid, b - a);
+    return mid;
+  }
+
+  #issue(p: Part, reserved: number): void {
+    p.state = IN_FLIGHT;
+    p.reserved = reserved;
+    p.controller = new AbortController();
+    p.done = new Promise<void>((resolve) => p.settle = resolve);
+    this.#active.add(p);
+    this.#load(p);
+  }
+
+  async #load(p: Part): Promise<void> {
+    try {
+      const data = await this.#fetchPart(p, p.controller!.signal);
+      if (p.state === IN_FLIGHT) {
+        p.data = data;
+        p.state = READY;
+      }
+    } catch (err) {
+      if (p.state === IN_FLIGHT) {
+        p.state = FAILED;
+        p.error = err;
+      }
+    } finally {
+      this.#active.delete(p);
+      if (p.state === FAILED || p.dropped) this.#release(p);
+      p.settle!();
+      this.#pump();
+    }
+  }
+
+  async #fetchPart(p: Part, signal: AbortSignal): Promise<Uint8Array> {
+    const cache = this.#cache;
+    if (cache === undefined || p.start % this.#unit !== 0) {
+      return await this.#get(p.start, p.end, signal);
+    }
+    const unit = this.#unit;
+    const firstBlock = p.start / unit;
+    const count = Math.ceil((p.end - p.start) / unit);
+    const lookups: Promise<Uint8Array | null>[] = [];
+    for (let i = 0; i < count; i++) lookups.push(cache.get(this.#cacheId, firstBlock + i));
+    const blocks = await Promise.all(lookups);
+    let firstMiss = -1;
+    let lastMiss = -1;
+    for (let i = 0; i < count; i++) {
+      const start = p.start + i * unit;
+      const expected = Math.min(start + unit, p.end) - start;
+      const b = blocks[i];
+      if (b === null || b === undefined || b.length !== expected) {
+        blocks[i] = null;
+        if (firstMiss < 0) firstMiss = i;
+        lastMiss = i;
+      }
+    }
+    if (firstMiss < 0) {
+      this.#cacheParts++;
+      if (count === 1) return blocks[0]!;
+      return assemble(p, blocks as Uint8Array[], unit, undefined, 0);
+    }
+    const fetchStart = p.start + firstMiss * unit;
+    const fetchEnd = Math.min(p.start + (lastMiss + 1) * unit, p.end);
+    const body = await this.#get(fetchStart, fetchEnd, signal);
+    for (let i = firstMiss; i <= lastMiss; i++) {
+      if (blocks[i] !== null) continue;
+      const from = (i - firstMiss) * unit;
+      cache.put(
+        this.#cacheId,
+        firstBlock + i,
+        body.subarray(from, Math.min(from + unit, body.length)),
+      );
+    }
+    if (fetchStart === p.start && fetchEnd === p.end) return body;
+    return assemble(p, blocks, unit, body, fetchStart);
+  }
+
+  /** One conditional ranged GET, checked against the ETag and the range length. */
+  async #get(start: number, end: number, signal: AbortSignal): Promise<Uint8Array> {
+    this.#requests++;
+    this.#bytesRequested += end - start;
+    const res = await this.#client.getObject(this.#bucket, this.#key, {
+      range: { start, end },
+      ifMatch: this.#etag,
+      signal,
+    });
+    if (res.etag && res.etag !== this.#etag) {
+      throw new S3Error(
+        "PreconditionFailed",
+        `Read of "${this.#key}" failed: ETag is "${res.etag}", expected "${this.#etag}"`,
+        412,
+      );
+    }
+    if (res.body.length !== end - start) {
+      throw new S3Error(
+        "Other",
+        `Read of "${this.#key}" failed: got "${res.body.length}" bytes for range "${start}-${end}"`,
+      );
+    }
+    return res.body;
+  }
+
+  /** Serves `[offset, end)` from the stream, which covers it. */
+  async #serve(offset: number, end: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const parts = this.#parts;
+    let i = this.#find(offset);
+    let p = parts[i]!;
+    if (p.end >= end) {
+      // The common case: one part, returned as a view.
+      if (p.state === PLANNED) p = this.#force(p, offset, end);
+      if (p.state !== READY) {
+        p.waiters++;
+        try {
+          await waitFor(p, signal, this.#key);
+        } finally {
+          p.waiters--;
+        }
+        if (p.state !== READY) throw this.#fail(p);
+      }
+      return p.data.subarray(offset - p.start, end - p.start);
+    }
+    const needed: Part[] = [];
+    while (i < this.#parts.length && this.#parts[i]!.start < end) {
+      p = this.#parts[i]!;
+      if (p.state === PLANNED) {
+        p = this.#force(p, Math.max(offset, p.start), Math.min(end, p.end));
+        i = this.#parts.indexOf(p);
+      }
+      p.waiters++;
+      needed.push(p);
+      i++;
+    }
+    const out = new Uint8Array(end - offset);
+    try {
+      for (const q of needed) {
+        if (q.state === IN_FLIGHT) await waitFor(q, signal, this.#key);
+        if (q.state !== READY) throw this.#fail(q);
+        const from = Math.max(offset, q.start);
+        const to = Math.min(end, q.end);
+        out.set(q.data.subarray(from - q.start, to - q.start), from - offset);
+      }
+    } finally {
+      for (const q of needed) q.waiters--;
+    }
+    return out;
+  }
+
+  /** A one-off GET for a late read behind the stream; the stream is left alone. */
+  async #sideRead(offset: number, end: number, signal?: AbortSignal): Promise<Uint8Array> {
+    this.#sideReads++;
+    this.#sideEnd = end;
+    const p = new Part(
+      this.#align(offset, false),
+      this.#align(Math.max(end, offset + MIN_RANDOM_REQUEST), true),
+    );
+    p.dropped = true;
+    this.#budget.forceReserve(p.end - p.start);
+    this.#issue(p, p.end - p.start);
+    p.waiters++;
+    try {
+      await waitFor(p, signal, this.#key);
+    } finally {
+      p.waiters--;
+    }
+    if (p.state !== READY) throw p.error;
+    // The part's memory is released already: hand out its data as is.
+    return p.data.subarray(offset - p.start, end - p.start);
+  }
+
+  /** The error of failed part `p`; resets the stream if `p` is still part of it. */
+  #fail(p: Part): unknown {
+    if (!p.dropped && !this.#closed) {
+      log.debug("Object read failed, resetting the stream", {
+        bucket: this.#bucket,
+        key: this.#key,
+        start: p.start,
+        end: p.end,
+        error: p.error instanceof Error ? p.error.message : String(p.error),
+      });
+      this.#reset(this.#fetchEnd, 0);
+    }
+    return p.error;
+  }
+
+  /** Index of the part containing `offset` (which the stream must cover). */
+  #find(offset: number): number {
+    const parts = this.#parts;
+    let lo = 0;
+    let hi = parts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (parts[mid]!.start <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** Takes `p` out of the stream: cancels it if nobody waits, releases its memory when possible. */
+  #drop(p: Part): void {
+    p.dropped = true;
+    if (p.state === IN_FLIGHT) {
+      if (p.waiters === 0) this.#abort(p, abortedError(this.#key));
+      // Otherwise its memory is released when it settles.
+    } else {
+      this.#release(p);
+    }
+  }
+
+  #abort(p: Part, err: S3Error): void {
+    if (p.state !== IN_FLIGHT) return;
+    p.state = FAILED;
+    p.error = err;
+    this.#active.delete(p);
+    this.#release(p);
+    p.controller!.abort(err);
+    p.settle!();
+  }
+
+  #release(p: Part): void {
+    if (p.reserved === 0) return;
+    this.#budget.release(p.reserved);
+    p.reserved = 0;
+  }
+
+  /** Rounds `offset` to the part alignment unit (down, or up capped at the object size). */
+  #align(offset: number, up: boolean): number {
+    const unit = this.#unit;
+    if (unit === 1) return Math.min(offset, this.#size);
+    const r = offset % unit;
+    if (r === 0) return Math.min(offset, this.#size);
+    return up ? Math.min(offset - r + unit, this.#size) : offset - r;
+  }
+}
+
+/** Copies cached blocks and the fetched run `body` (starting at `bodyStart`) into one buffer for `p`. */
+function assemble(
+  p: Part,
+  blocks: (Uint8Array | null)[],
+  unit: number,
+  body: Uint8Array | undefined,
+  bodyStart: number,
+): Uint8Array {
+  const out = new Uint8Array(p.end - p.start);
+  for (let i = 0; i < blocks.length; i++) {
+    const b = blocks[i];
+    if (b) out.set(b, i * unit);
+  }
+  if (body) out.set(body, bodyStart - p.start);
+  return out;
+}
+
+/** Waits for `p` to settle, or rejects when the caller's `signal` fires first. */
+function waitFor(p: Part, signal: AbortSignal | undefined, key: string): Promise<void> {
+  if (signal === undefined) return p.done!;
+  if (signal.aborted) return Promise.reject(abortedError(key));
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(abortedError(key));
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.done!.then(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    });
+  });
+}
+
+function abortedError(key: string): S3Error {
+  return new S3Error("Aborted", `Read of "${key}" was cancelled`);
+}
+
+function closedError(key: string): S3Error {
+  return new S3Error("Aborted", `Read of "${key}" failed: the file handle is closed`);
+}
