@@ -1,0 +1,206 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createDataCache, createReader, MemoryBudget } from "./mod.ts";
+import { pattern, RecordingClient } from "./_recording_client.ts";
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const OBJ = { bucket: "bucket", key: "a/b.bin", etag: '"e1"' };
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "s3csi-cache-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function blockFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) if (e.isFile) out.push(join(dir, e.name));
+  return out.sort();
+}
+
+Deno.test("createDataCache() stores blocks that get() returns intact", async () => {
+  await withDir(async (dir) => {
+    const cache = await createDataCache({ dir, maxBytes: 16 * MiB, blockSize: 64 * KiB });
+    const a = pattern(64 * KiB, 1);
+    const b = pattern(1000, 2);
+    await cache.put(OBJ, 0, a);
+    await cache.put(OBJ, 7, b);
+    assert.deepEqual(await cache.get(OBJ, 0), a);
+    assert.deepEqual(await cache.get(OBJ, 7), b);
+    assert.equal(await cache.get(OBJ, 1), null);
+    assert.equal(await cache.get({ ...OBJ, etag: '"e2"' }, 0), null, "another version hit");
+    assert.equal(await cache.get({ ...OBJ, key: "a/c.bin" }, 0), null, "another key hit");
+    const s = cache.stats();
+    assert.equal(s.hits, 2);
+    assert.equal(s.misses, 3);
+    assert.equal(s.blocks, 2);
+    await cache.close();
+  });
+});
+
+Deno.test("DataCache.get() treats a corrupt or truncated block as a miss", async () => {
+  await withDir(async (dir) => {
+    const cache = await createDataCache({ dir, maxBytes: 16 * MiB, blockSize: 64 * KiB });
+    await cache.put(OBJ, 0, pattern(64 * KiB, 1));
+    await cache.put(OBJ, 1, pattern(64 * KiB, 2));
+    const [f0, f1] = await blockFiles(cache.dir);
+    // Flip one data byte in the first file, truncate the second.
+    const bytes = await Deno.readFile(f0!);
+    bytes[bytes.length - 10]! ^= 0xff;
+    await Deno.writeFile(f0!, bytes);
+    await Deno.truncate(f1!, 1000);
+    assert.equal(await cache.get(OBJ, 0), null);
+    assert.equal(await cache.get(OBJ, 1), null);
+    assert.equal(cache.stats().corrupt, 2);
+    assert.equal(cache.stats().blocks, 0, "corrupt blocks stay indexed");
+    await cache.close();
+  });
+});
+
+Deno.test("DataCache evicts least recently used blocks to stay under maxBytes", async () => {
+  await withDir(async (dir) => {
+    const blockSize = 64 * KiB;
+    const cache = await createDataCache({ dir, maxBytes: 4 * blockSize + 512, blockSize });
+    for (let i = 0; i < 4; i++) await cache.put(OBJ, i, pattern(blockSize - 200, i));
+    assert.ok(await cache.get(OBJ, 0), "block 0 missing before eviction");
+    // Block 0 was just used, so block 1 is the oldest.
+    for (let i = 4; i < 6; i++) await cache.put(OBJ, i, pattern(blockSize - 200, i));
+    const s = cache.stats();
+    assert.ok(s.bytes <= 4 * blockSize + 512, `bytes ${s.bytes}`);
+    assert.ok(s.evictions >= 2);
+    assert.equal(await cache.get(OBJ, 1), null);
+    assert.deepEqual(await cache.get(OBJ, 0), pattern(blockSize - 200, 0));
+    assert.deepEqual(await cache.get(OBJ, 5), pattern(blockSize - 200, 5));
+    await cache.close();
+  });
+});
+
+Deno.test("DataCache keeps the bytes on disk under maxBytes", async () => {
+  await withDir(async (dir) => {
+    const blockSize = 32 * KiB;
+    const cache = await createDataCache({ dir, maxBytes: 10 * blockSize, blockSize });
+    await Promise.all(
+      Array.from({ length: 40 }, (_, i) => cache.put(OBJ, i, pattern(blockSize, i))),
+    );
+    let onDisk = 0;
+    for (const f of await blockFiles(cache.dir)) onDisk += (await Deno.stat(f)).size;
+    assert.ok(onDisk <= 10 * blockSize, `on disk ${onDisk}`);
+    assert.equal(onDisk, cache.stats().bytes);
+    await cache.close();
+  });
+});
+
+Deno.test("createDataCache() wipes its mount directory at start and close() removes it", async () => {
+  await withDir(async (dir) => {
+    const first = await createDataCache({ dir, maxBytes: MiB, mountId: "m1" });
+    await first.put(OBJ, 0, pattern(100));
+    assert.equal((await blockFiles(first.dir)).length, 1);
+    // A restart of the same mount (the first one crashed) starts empty.
+    const second = await createDataCache({ dir, maxBytes: MiB, mountId: "m1" });
+    assert.equal(second.dir, first.dir);
+    assert.equal((await blockFiles(second.dir)).length, 0);
+    assert.equal(await second.get(OBJ, 0), null);
+    await second.close();
+    await assert.rejects(Deno.stat(second.dir), Deno.errors.NotFound);
+  });
+});
+
+async function setupObject(size: number) {
+  const client = new RecordingClient();
+  await client.createBucket("bucket");
+  const data = pattern(size, 5);
+  const { etag } = await client.putObject("bucket", "obj", data);
+  return { client, data, etag };
+}
+
+async function readAll(
+  r: { read(o: number, s: number): Promise<Uint8Array> },
+  size: number,
+): Promise<Uint8Array> {
+  const out = new Uint8Array(size);
+  for (let off = 0; off < size; off += 128 * KiB) out.set(await r.read(off, 128 * KiB), off);
+  return out;
+}
+
+Deno.test("createReader() with a cache serves a second read without S3 requests", async () => {
+  await withDir(async (dir) => {
+    const size = 10 * MiB + 1234;
+    const { client, data, etag } = await setupObject(size);
+    const cache = await createDataCache({ dir, maxBytes: 64 * MiB });
+    const budget = new MemoryBudget(64 * MiB);
+    const opts = {
+      client,
+      bucket: "bucket",
+      key: "obj",
+      etag,
+      size,
+      partSize: 4 * MiB,
+      budget,
+      cache,
+    };
+    const first = createReader(opts);
+    assert.deepEqual(await readAll(first, size), data);
+    first.close();
+    // Let the background writes land.
+    await waitFor(() => cache.stats().blocks === 11);
+    const before = client.gets.length;
+    const second = createReader(opts);
+    assert.deepEqual(await readAll(second, size), data);
+    assert.equal(client.gets.length, before, "the cached read went to S3");
+    // A random read is served from the cache too.
+    assert.deepEqual(
+      await second.read(5 * MiB + 77, 4096),
+      data.subarray(5 * MiB + 77, 5 * MiB + 77 + 4096),
+    );
+    assert.equal(client.gets.length, before);
+    second.close();
+    assert.equal(budget.reserved, 0);
+    await cache.close();
+  });
+});
+
+Deno.test("createReader() refetches only the block the cache finds corrupt", async () => {
+  await withDir(async (dir) => {
+    const size = 4 * MiB;
+    const { client, data, etag } = await setupObject(size);
+    const cache = await createDataCache({ dir, maxBytes: 64 * MiB });
+    const budget = new MemoryBudget(64 * MiB);
+    const opts = {
+      client,
+      bucket: "bucket",
+      key: "obj",
+      etag,
+      size,
+      partSize: 4 * MiB,
+      budget,
+      cache,
+    };
+    const first = createReader(opts);
+    assert.deepEqual(await readAll(first, size), data);
+    first.close();
+    await waitFor(() => cache.stats().blocks === 4);
+    // Flip the last data byte of one block file.
+    const [victim] = await blockFiles(cache.dir);
+    const bytes = await Deno.readFile(victim!);
+    bytes[bytes.length - 1]! ^= 1;
+    await Deno.writeFile(victim!, bytes);
+    const before = client.gets.length;
+    const second = createReader(opts);
+    assert.deepEqual(await readAll(second, size), data);
+    const refetched = client.gets.slice(before);
+    assert.equal(refetched.length, 1);
+    assert.equal(refetched[0]!.end - refetched[0]!.start, MiB);
+    assert.equal(cache.stats().corrupt, 1);
+    second.close();
+    await cache.close();
+  });
+});
+
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
+  assert.ok(cond(), "condition not reached");
+}
