@@ -1,0 +1,316 @@
+/**
+ * CSI Node service: publishes S3 volumes into pods.
+ *
+ * NodePublishVolume resolves what to mount (bucket and prefix from the
+ * volume context of a dynamic volume or the attributes of a static PV, mount
+ * options with their policy, read-only, fsGroup, credentials), derives a
+ * sharing key from everything but the credential values, and asks the
+ * Mounter for a healthy FUSE mount on the key's source directory. It then
+ * bind-mounts that source onto the pod's target. Publishes with the same
+ * effective options share one FUSE mount; the credential values are left out
+ * of the key so that a rotated secret updates the running mount instead of
+ * starting a second one.
+ *
+ * No state file: which targets use a source is read from the kernel mount
+ * table (a bind mount has its source's device number), so a restarted node
+ * plugin knows exactly what it had. A source is unmounted when its last
+ * target goes.
+ *
+ * Idempotency: publishing onto a target that already shows the right source
+ * succeeds; a target left behind by a dead mount (ENOTCONN) is cleaned and
+ * published again; unpublishing a missing or unmounted target succeeds and
+ * removes the directory. Calls on one volume run one at a time: an identical
+ * concurrent call joins the running one, a different one gets ABORTED.
+ *
+ * @module
+ */
+import { InternalError, InvalidArgumentError } from "../errors/mod.ts";
+import { log as rootLog } from "../log/mod.ts";
+import { applyFsGroup, type MountOptions, parseMountOptions } from "../mounter/mount_options.ts";
+import type { Mounter, MountSpec } from "../mounter/mounter.ts";
+import { findMount, mountsOfDevice, readMountTable } from "../mounter/mount_table.ts";
+import type { Credentials } from "../s3/object_client.ts";
+import { READER_ONLY_MODES, unsupportedReason, type VolumeCapabilityMsg } from "./capabilities.ts";
+import { credentialsFromSecrets } from "./credentials.ts";
+import type { ServiceImpl } from "./server.ts";
+import { type AuthenticationSource, Ctx } from "./volume_context.ts";
+import { validateBucketName } from "./volume_id.ts";
+import { fingerprint, VolumeLocks } from "./volume_locks.ts";
+import { DRIVER_NAME } from "../version.ts";
+
+const log = rootLog.with({ component: "node" });
+
+/** Bind mounts and target health: the syscalls the node needs besides the Mounter's. */
+export interface TargetOps {
+  bind(source: string, target: string, readOnly: boolean): Promise<void>;
+  unmount(path: string, lazy: boolean): Promise<void>;
+  check(path: string): Promise<"ok" | "not_mounted" | "stale" | "missing">;
+}
+
+export interface NodeConfig {
+  nodeId: string;
+  /** The kubelet's root directory; targets must be inside it. */
+  kubeletPath: string;
+  mounter: Mounter;
+  targets: TargetOps;
+  /** Driver-level credentials, used when a volume does not bring its own. */
+  driverCredentials?: Credentials;
+}
+
+interface PublishRequest {
+  volume_id?: string;
+  target_path?: string;
+  staging_target_path?: string;
+  volume_capability?: VolumeCapabilityMsg | null;
+  readonly?: boolean;
+  secrets?: Record<string, string>;
+  volume_context?: Record<string, string>;
+}
+
+function normalise(p: string): string {
+  const parts: string[] = [];
+  for (const seg of p.split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") parts.pop();
+    else parts.push(seg);
+  }
+  return "/" + parts.join("/");
+}
+
+async function sha256Hex(s: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+  return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+export class NodeServer {
+  readonly #config: NodeConfig;
+  readonly #locks = new VolumeLocks();
+  readonly #pluginDir: string;
+
+  constructor(config: NodeConfig) {
+    this.#config = { ...config, kubeletPath: normalise(config.kubeletPath) };
+    this.#pluginDir = `${this.#config.kubeletPath}/plugins/${DRIVER_NAME}`;
+  }
+
+  /** Where FUSE source mounts live. */
+  get sourceRoot(): string {
+    return `${this.#pluginDir}/mnt`;
+  }
+
+  /** Where per-mount private state lives (credentials, status, logs). */
+  get stateRoot(): string {
+    return `${this.#pluginDir}/state`;
+  }
+
+  /** The only place a `cache` mount option may point to. */
+  get cacheRoot(): string {
+    return `${this.#pluginDir}/cache`;
+  }
+
+  handlers(): ServiceImpl {
+    return {
+      NodePublishVolume: (req: PublishRequest) => this.publish(req),
+      NodeUnpublishVolume: (req: { volume_id?: string; target_path?: string }) =>
+        this.unpublish(req),
+      NodeGetCapabilities: () => Promise.resolve(this.capabilities()),
+      NodeGetInfo: () => Promise.resolve({ node_id: this.#config.nodeId, max_volumes_per_node: 0 }),
+    };
+  }
+
+  capabilities() {
+    return {
+      capabilities: [
+        { rpc: { type: "VOLUME_MOUNT_GROUP" } },
+        { rpc: { type: "SINGLE_NODE_MULTI_WRITER" } },
+      ],
+    };
+  }
+
+  #targetPath(raw: string | undefined): string {
+    if (!raw) throw new InvalidArgumentError("target_path", "Missing target_path");
+    if (!raw.startsWith("/")) {
+      throw new InvalidArgumentError("target_path", `Invalid target_path "${raw}": not absolute`);
+    }
+    const path = normalise(raw);
+    const root = this.#config.kubeletPath;
+    if (!path.startsWith(root + "/") || path.startsWith(this.#pluginDir + "/")) {
+      throw new InvalidArgumentError(
+        "target_path",
+        `Invalid target_path "${raw}": it must be inside the kubelet directory "${root}"`,
+      );
+    }
+    return path;
+  }
+
+  /** Resolves the mount spec of a publish request (no side effects). */
+  async resolve(req: PublishRequest, target: string): Promise<{
+    spec: MountSpec;
+    readOnly: boolean;
+  }> {
+    const volumeId = req.volume_id!;
+    const cap = req.volume_capability;
+    if (!cap) throw new InvalidArgumentError("volume_capability", "Missing volume_capability");
+    const reason = unsupportedReason(cap);
+    if (reason) {
+      throw new InvalidArgumentError("volume_capability", `Invalid volume_capability: ${reason}`);
+    }
+    const ctx = req.volume_context ?? {};
+    const bucket = ctx[Ctx.bucketName] ?? "";
+    if (bucket === "") {
+      throw new InvalidArgumentError(
+        `volume_context.${Ctx.bucketName}`,
+        `Missing volume attribute "${Ctx.bucketName}": a static PersistentVolume must name its bucket in spec.csi.volumeAttributes`,
+      );
+    }
+    const bucketProblem = validateBucketName(bucket);
+    if (bucketProblem) {
+      throw new InvalidArgumentError(
+        `volume_context.${Ctx.bucketName}`,
+        `Invalid volume attribute "${Ctx.bucketName}": "${bucket}" ${bucketProblem}`,
+      );
+    }
+    const authRaw = ctx[Ctx.authenticationSource] ?? "";
+    if (authRaw !== "" && authRaw !== "driver" && authRaw !== "secret") {
+      throw new InvalidArgumentError(
+        `volume_context.${Ctx.authenticationSource}`,
+        `Invalid volume attribute "${Ctx.authenticationSource}": "${authRaw}" is not "driver" or "secret"`,
+      );
+    }
+    let options: MountOptions = parseMountOptions(cap.mount?.mount_flags ?? [], {
+      cacheRoot: this.cacheRoot,
+    });
+    const readOnly = req.readonly === true || READER_ONLY_MODES.has(cap.access_mode?.mode ?? "") ||
+      options.readOnly;
+    options = applyFsGroup({ ...options, readOnly }, cap.mount?.volume_mount_group || undefined);
+    // A dynamic shared-bucket volume lives under its own prefix; a prefix option nests inside it.
+    const volumePrefix = ctx[Ctx.prefix] ?? "";
+    if (volumePrefix !== "" || options.prefix !== undefined) {
+      options = { ...options, prefix: `${volumePrefix}${options.prefix ?? ""}` };
+    }
+    if (ctx[Ctx.region] && options.region === undefined) {
+      options = { ...options, region: ctx[Ctx.region] };
+    }
+    let authenticationSource: AuthenticationSource = "driver";
+    let credentials: Credentials | undefined;
+    if (authRaw === "secret") {
+      credentials = credentialsFromSecrets(req.secrets, "node-publish");
+      if (credentials) authenticationSource = "secret";
+      else {
+        log.warn(
+          "authenticationSource is secret but no node-publish secret was given: using driver credentials",
+          { volume: volumeId, target },
+        );
+      }
+    }
+    credentials ??= this.#config.driverCredentials;
+    const key = fingerprint({ volumeId, bucket, options, authenticationSource });
+    const mountId = (await sha256Hex(key)).slice(0, 32);
+    const spec: MountSpec = {
+      volumeId,
+      bucket,
+      options,
+      authenticationSource,
+      sourceDir: `${this.sourceRoot}/${mountId}`,
+      stateDir: `${this.stateRoot}/${mountId}`,
+      mountId,
+    };
+    if (credentials) spec.credentials = credentials;
+    return { spec, readOnly };
+  }
+
+  async publish(req: PublishRequest) {
+    const volumeId = req.volume_id ?? "";
+    if (volumeId === "") throw new InvalidArgumentError("volume_id", "Missing volume_id");
+    const target = this.#targetPath(req.target_path);
+    if (!req.volume_capability) {
+      throw new InvalidArgumentError("volume_capability", "Missing volume_capability");
+    }
+    const { spec, readOnly } = await this.resolve(req, target);
+    const fp = fingerprint({ target, mountId: spec.mountId, readOnly });
+    return await this.#locks.run(volumeId, "publish", fp, async () => {
+      const vlog = log.with({ volume: volumeId, target, mount: spec.mountId });
+      const state = await this.#config.targets.check(target);
+      if (state === "ok") {
+        const table = await readMountTable();
+        const t = findMount(table, target);
+        const s = findMount(table, spec.sourceDir);
+        if (
+          t && s && t.device === s.device &&
+          (await this.#config.mounter.check(spec.sourceDir)) === "ok"
+        ) {
+          // Already published: refresh credentials (rotation) and succeed.
+          await this.#config.mounter.ensureMounted(spec);
+          vlog.info("target already published");
+          return {};
+        }
+        vlog.warn("target is mounted from something else or a dead mount: remounting");
+        await this.#config.targets.unmount(target, true);
+      } else if (state === "stale") {
+        vlog.warn("target shows a dead mount (transport endpoint is not connected): cleaning");
+        await this.#config.targets.unmount(target, true);
+      }
+      await this.#config.mounter.ensureMounted(spec);
+      try {
+        await Deno.mkdir(target, { recursive: true, mode: 0o750 });
+        await this.#config.targets.bind(spec.sourceDir, target, readOnly);
+      } catch (err) {
+        await this.#releaseSourceIfUnused(spec.sourceDir, spec.stateDir).catch(() => {});
+        await Deno.remove(target).catch(() => {});
+        throw new InternalError(
+          `Cannot publish volume "${volumeId}" at "${target}": ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+      vlog.info("published", {
+        bucket: spec.bucket,
+        prefix: spec.options.prefix ?? "",
+        readOnly,
+        authenticationSource: spec.authenticationSource,
+      });
+      return {};
+    });
+  }
+
+  async unpublish(req: { volume_id?: string; target_path?: string }) {
+    const volumeId = req.volume_id ?? "";
+    if (volumeId === "") throw new InvalidArgumentError("volume_id", "Missing volume_id");
+    const target = this.#targetPath(req.target_path);
+    return await this.#locks.run(volumeId, "unpublish", fingerprint({ target }), async () => {
+      const vlog = log.with({ volume: volumeId, target });
+      const table = await readMountTable();
+      const entry = findMount(table, target);
+      let source: string | undefined;
+      if (entry) {
+        source = table.find((e) =>
+          e.device === entry.device && e.mountPoint.startsWith(this.sourceRoot + "/")
+        )?.mountPoint;
+        const state = await this.#config.targets.check(target);
+        await this.#config.targets.unmount(target, state === "stale");
+        vlog.info("target unmounted");
+      }
+      try {
+        await Deno.remove(target);
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) {
+          throw new InternalError(`Cannot remove target "${target}": ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+      }
+      if (source) {
+        const id = source.slice(this.sourceRoot.length + 1);
+        await this.#releaseSourceIfUnused(source, `${this.stateRoot}/${id}`);
+      }
+      return {};
+    });
+  }
+
+  /** Unmounts a source mount once no target shows it any more. */
+  async #releaseSourceIfUnused(sourceDir: string, stateDir: string): Promise<void> {
+    const table = await readMountTable();
+    const s = findMount(table, sourceDir);
+    if (s && mountsOfDevice(table, s.device, sourceDir).length > 0) return;
+    await this.#config.mounter.unmount(sourceDir, stateDir);
+    log.info("source mount released", { source: sourceDir });
+  }
+}
