@@ -221,19 +221,28 @@ export class PrefetchReader implements ReadSource {
     };
   }
 
-  async read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array> {
+  read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array> {
+    // Not async: a read served from a ready part costs one settled promise, no async frame.
+    try {
+      return this.#read(offset, size, signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array> {
     if (this.#closed) throw closedError(this.#key);
     if (!Number.isInteger(offset) || offset < 0 || !Number.isInteger(size) || size < 0) {
       throw new RangeError(`Cannot read "${this.#key}": invalid range "${offset}+${size}"`);
     }
     const end = Math.min(offset + size, this.#size);
-    if (offset >= end) return EMPTY;
+    if (offset >= end) return Promise.resolve(EMPTY);
     const first = this.#reads++ === 0;
 
     if (!this.#inStream(offset)) {
       const streamStart = this.#parts[0]?.start ?? 0;
       if (this.#window > 0 && offset < streamStart && offset !== this.#sideEnd) {
-        return await this.#sideRead(offset, end, signal);
+        return this.#sideRead(offset, end, signal);
       }
       const sequential = (first && offset === 0) || offset === this.#sideEnd;
       this.#reset(this.#align(offset, false), sequential ? FIRST_REQUEST : 0);
@@ -259,7 +268,7 @@ export class PrefetchReader implements ReadSource {
       this.#maybeExtend();
     }
     this.#pump();
-    return await this.#serve(offset, end, signal);
+    return this.#serve(offset, end, signal);
   }
 
   close(): void {
@@ -467,24 +476,41 @@ export class PrefetchReader implements ReadSource {
   }
 
   /** Serves `[offset, end)` from the stream, which covers it. */
-  async #serve(offset: number, end: number, signal?: AbortSignal): Promise<Uint8Array> {
-    const parts = this.#parts;
-    let i = this.#find(offset);
-    let p = parts[i]!;
+  #serve(offset: number, end: number, signal?: AbortSignal): Promise<Uint8Array> {
+    const i = this.#find(offset);
+    let p = this.#parts[i]!;
     if (p.end >= end) {
       // The common case: one part, returned as a view.
-      if (p.state === PLANNED) p = this.#force(p, offset, end);
-      if (p.state !== READY) {
-        p.waiters++;
-        try {
-          await waitFor(p, signal, this.#key);
-        } finally {
-          p.waiters--;
-        }
-        if (p.state !== READY) throw this.#fail(p);
+      if (p.state === READY) {
+        return Promise.resolve(p.data.subarray(offset - p.start, end - p.start));
       }
-      return p.data.subarray(offset - p.start, end - p.start);
+      if (p.state === PLANNED) p = this.#force(p, offset, end);
+      return this.#serveOne(p, offset, end, signal);
     }
+    return this.#serveSpan(i, offset, end, signal);
+  }
+
+  async #serveOne(p: Part, offset: number, end: number, signal?: AbortSignal): Promise<Uint8Array> {
+    if (p.state !== READY) {
+      p.waiters++;
+      try {
+        await waitFor(p, signal, this.#key);
+      } finally {
+        p.waiters--;
+      }
+      if (p.state !== READY) throw this.#fail(p);
+    }
+    return p.data.subarray(offset - p.start, end - p.start);
+  }
+
+  /** Serves a read spanning parts, copied once into a new buffer. */
+  async #serveSpan(
+    i: number,
+    offset: number,
+    end: number,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
+    let p: Part;
     const needed: Part[] = [];
     while (i < this.#parts.length && this.#parts[i]!.start < end) {
       p = this.#parts[i]!;
