@@ -38,10 +38,12 @@ import {
   CreateMultipartUploadCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
+  GetBucketTaggingCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  PutBucketTaggingCommand,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig as SdkClientConfig,
@@ -251,6 +253,29 @@ export class AwsObjectClient implements ObjectClient {
       bucket,
       notFound: "NoSuchBucket",
     }, (c, o) => c.send(new DeleteBucketCommand({ Bucket: bucket }), o));
+  }
+
+  async putBucketTagging(bucket: string, tags: Record<string, string>): Promise<void> {
+    const TagSet = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
+    await this.#send(
+      { operation: "PutBucketTagging", bucket, notFound: "NoSuchBucket" },
+      (c, o) => c.send(new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet } }), o),
+    );
+  }
+
+  async getBucketTagging(bucket: string): Promise<Record<string, string>> {
+    const out = await this.#send(
+      { operation: "GetBucketTagging", bucket, notFound: "NoSuchBucket" },
+      (c, o) =>
+        c.send(new GetBucketTaggingCommand({ Bucket: bucket }), o).catch((err) => {
+          // S3 answers "no tags" with an error rather than an empty set.
+          if ((err as { name?: string })?.name === "NoSuchTagSet") return { TagSet: [] };
+          throw err;
+        }),
+    );
+    const tags: Record<string, string> = {};
+    for (const t of out.TagSet ?? []) if (t.Key !== undefined) tags[t.Key] = t.Value ?? "";
+    return tags;
   }
 
   async headObject(

@@ -1,7 +1,8 @@
 /**
  * The S3 package entry: the `ObjectClient` contract, the AWS SDK
- * implementation used in production, and `createObjectClient()`, the one
- * place the rest of s3csi turns an `S3ClientConfig` into a client.
+ * implementation used in production, the in-memory double for tests, and
+ * `createObjectClient()`, the one place the rest of s3csi turns an
+ * `S3ClientConfig` into a client.
  *
  * @module
  */
@@ -13,6 +14,11 @@ export {
   createAwsObjectClient,
   toS3Error,
 } from "./aws_object_client.ts";
+export {
+  MemoryObjectClient,
+  type MemoryObjectClientOptions,
+  type MemoryOp,
+} from "./memory_object_client.ts";
 
 import { AwsObjectClient } from "./aws_object_client.ts";
 import type { S3ClientConfig } from "./object_client.ts";
