@@ -277,7 +277,7 @@ export class MemoryObjectClient implements ObjectClient {
     if (opts.ifMatch !== undefined && opts.ifMatch !== obj.etag) {
       throw new S3Error(
         "PreconditionFailed",
-        `Cannot get object "${key}": ETag "${obj.etag}" does not match "${opts.ifMatch}"`,
+        `Cannot get object "${key}": ETag ${obj.etag} does not match ${opts.ifMatch}`,
         412,
       );
     }

@@ -1,0 +1,141 @@
+/**
+ * Configuration of one mounted file system, and the cache lifetimes it
+ * implies. Every TTL the core hands to the kernel or uses internally is
+ * derived here, so SEMANTICS.md can state them from one place.
+ *
+ * @module
+ */
+
+/** How long metadata learnt from S3 may be reused. */
+export type MetadataTtl =
+  | { kind: "minimal" }
+  | { kind: "seconds"; s: number }
+  | { kind: "indefinite" };
+
+export interface FsConfig {
+  bucket: string;
+  /** "" or a key prefix ending with "/": the root of the mount. */
+  prefix: string;
+  allowDelete: boolean;
+  allowOverwrite: boolean;
+  readOnly: boolean;
+  uid: number;
+  gid: number;
+  /** Permission bits of files (default 0o644). */
+  fileMode: number;
+  /** Permission bits of directories (default 0o755). */
+  dirMode: number;
+  metadataTtl: MetadataTtl;
+  /** Size of ranged GETs (default 8 MiB). */
+  readPartSize: number;
+  /** Size of multipart upload parts (default 8 MiB). */
+  writePartSize: number;
+  /** Memory for read buffers and write parts together, in bytes. */
+  maxMemory: number;
+  storageClass?: string;
+  sse?: string;
+  sseKmsKeyId?: string;
+  cacheDir?: string;
+  maxCacheSize?: number;
+}
+
+export const MIB = 1024 * 1024;
+
+/** A configuration with Mountpoint's defaults for everything but the bucket. */
+export function defaultFsConfig(bucket: string, overrides: Partial<FsConfig> = {}): FsConfig {
+  return {
+    bucket,
+    prefix: "",
+    allowDelete: false,
+    allowOverwrite: false,
+    readOnly: false,
+    uid: 0,
+    gid: 0,
+    fileMode: 0o644,
+    dirMode: 0o755,
+    metadataTtl: { kind: "minimal" },
+    readPartSize: 8 * MIB,
+    writePartSize: 8 * MIB,
+    maxMemory: 512 * MIB,
+    ...overrides,
+  };
+}
+
+/** Throws a RangeError naming the first invalid field. */
+export function validateFsConfig(c: FsConfig): void {
+  if (!c.bucket) throw new RangeError("Invalid file system configuration: bucket is empty");
+  if (c.prefix !== "" && !c.prefix.endsWith("/")) {
+    throw new RangeError(
+      `Invalid file system configuration: prefix "${c.prefix}" must end with "/"`,
+    );
+  }
+  if (c.prefix.startsWith("/")) {
+    throw new RangeError(`Invalid file system configuration: prefix "${c.prefix}" starts with "/"`);
+  }
+  for (const f of ["readPartSize", "writePartSize", "maxMemory"] as const) {
+    if (!Number.isInteger(c[f]) || c[f] <= 0) {
+      throw new RangeError(`Invalid file system configuration: ${f} "${c[f]}" is not positive`);
+    }
+  }
+  if (c.metadataTtl.kind === "seconds" && !(c.metadataTtl.s >= 0)) {
+    throw new RangeError(
+      `Invalid file system configuration: metadata TTL "${c.metadataTtl.s}" is negative`,
+    );
+  }
+}
+
+/** The kernel's "forever": a year, small enough for every encoding on the wire. */
+export const INDEFINITE_TTL_MS = 365 * 24 * 3600 * 1000;
+
+/** With `minimal`, what the kernel may cache and how long our own stat cache lives. */
+export const MINIMAL_TTL_MS = 1000;
+
+/** Bounded so a `find` over a huge tree cannot grow it without limit. */
+export const NEGATIVE_CACHE_MAX = 100_000;
+
+export interface Ttls {
+  /** Entry and attribute TTL sent to the kernel. */
+  kernelMs: number;
+  /** How long a stat confirmed by S3 is reused by getattr (and lookup/open when cached). */
+  statMs: number;
+  /** Serve lookups and opens from the stat cache while it is valid. */
+  serveFromCache: boolean;
+  /** Lifetime of a cached ENOENT; 0 disables the negative cache. */
+  negativeMs: number;
+}
+
+export function ttlsOf(t: MetadataTtl): Ttls {
+  switch (t.kind) {
+    case "minimal":
+      return {
+        kernelMs: MINIMAL_TTL_MS,
+        statMs: MINIMAL_TTL_MS,
+        serveFromCache: false,
+        negativeMs: 0,
+      };
+    case "seconds": {
+      const ms = Math.round(t.s * 1000);
+      // Zero kernel TTLs cause lookup storms on every readdir; keep a floor.
+      const kernelMs = Math.max(ms, MINIMAL_TTL_MS);
+      return { kernelMs, statMs: ms, serveFromCache: ms > 0, negativeMs: ms };
+    }
+    case "indefinite":
+      return {
+        kernelMs: INDEFINITE_TTL_MS,
+        statMs: Number.POSITIVE_INFINITY,
+        serveFromCache: true,
+        negativeMs: Number.POSITIVE_INFINITY,
+      };
+  }
+}
+
+/**
+ * How many files may be open for writing at once: each writer may hold two
+ * parts, and the rest of the memory is left to readers (at least one read
+ * part) and overhead (an eighth, at least 64 MiB).
+ */
+export function maxWriters(c: FsConfig): number {
+  const overhead = Math.max(64 * MIB, c.maxMemory / 8);
+  const usable = c.maxMemory - overhead - c.readPartSize;
+  return Math.max(1, Math.floor(usable / (2 * c.writePartSize)));
+}

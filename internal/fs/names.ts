@@ -1,0 +1,61 @@
+/**
+ * Which S3 key components can be file names.
+ *
+ * S3 keys may hold anything; a file name may not. Keys with a component that
+ * is empty (`a//b`), `.` or `..`, contains NUL, or is longer than 255 bytes
+ * are hidden, and so is everything below such a component.
+ *
+ * @module
+ */
+
+export const NAME_MAX = 255;
+
+/** Compares strings in UTF-8 byte order (= code point order), the order S3 lists keys in. */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogate pairs encode code points above U+FFFF, which sort after
+    // every BMP character in UTF-8.
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs !== ys) return xs ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+const encoder = new TextEncoder();
+
+export function utf8Length(s: string): number {
+  // Fast path: ASCII only.
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) > 0x7f) return encoder.encode(s).byteLength;
+  }
+  return s.length;
+}
+
+/** True when `name` can be shown as a directory entry. */
+export function isValidName(name: string): boolean {
+  return name !== "" && name !== "." && name !== ".." && !name.includes("/") &&
+    !name.includes("\0") && utf8Length(name) <= NAME_MAX;
+}
+
+/**
+ * The S3 keys a listing must have passed before `name` can be emitted in
+ * name order: `dirKey + p + "/"` for every proper prefix `p` of `name`
+ * followed by a character that sorts before "/" (such a directory `p` lists
+ * after `name` in S3 order but sorts before it by name), plus, unless the
+ * entry is a remote directory, `dirKey + name + "/"` (a directory of the same
+ * name shadows it).
+ */
+export function blockersOf(dirKey: string, name: string, remoteDir: boolean): string[] {
+  const out: string[] = [];
+  for (let i = 1; i < name.length; i++) {
+    if (name.charCodeAt(i) < 0x2f) out.push(dirKey + name.slice(0, i) + "/");
+  }
+  if (!remoteDir) out.push(dirKey + name + "/");
+  return out;
+}

@@ -1,0 +1,633 @@
+import assert from "node:assert/strict";
+import {
+  type DirEntry,
+  O_DIRECT,
+  O_DSYNC,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+  O_WRONLY,
+  ROOT_INO,
+  S_IFDIR,
+  S_IFREG,
+} from "./api.ts";
+import {
+  BUCKET,
+  ctx,
+  dec,
+  enc,
+  Errno,
+  errnoOf,
+  listDir,
+  mount,
+  overwriteFile,
+  parentOf,
+  readFile,
+  resolve,
+  writeFile,
+} from "./testing.ts";
+import { MemoryObjectClient } from "../s3/memory_object_client.ts";
+
+const names = (l: { name: string; dir: boolean }[]) =>
+  l.map((e) => (e.dir ? e.name + "/" : e.name));
+
+async function put(client: MemoryObjectClient, key: string, body = "") {
+  await client.putObjectOutOfBand(BUCKET, key, body);
+}
+
+// ---- Tree -------------------------------------------------------------------
+
+Deno.test("S1 lookup() and readdir() show implicit directories and zero-byte markers", async () => {
+  const { fs, client } = await mount();
+  await put(client, "a/b/c.txt", "hello");
+  await put(client, "m/");
+  assert.deepEqual(names(await listDir(fs, "")), ["a/", "m/"]);
+  assert.deepEqual(names(await listDir(fs, "a")), ["b/"]);
+  assert.deepEqual(names(await listDir(fs, "a/b")), ["c.txt"]);
+  assert.deepEqual(names(await listDir(fs, "m")), []);
+  const ino = await resolve(fs, "a/b/c.txt");
+  const { attr } = await fs.getattr(ctx(), ino);
+  assert.equal(attr.size, 5);
+  assert.equal(attr.mode, S_IFREG | 0o644);
+  const m = await fs.lookup(ctx(), ROOT_INO, "m");
+  assert.equal(m.attr.mode, S_IFDIR | 0o755);
+});
+
+Deno.test("S2 lookup() lets a directory shadow a file of the same name until it empties", async () => {
+  const { fs, client } = await mount();
+  await put(client, "blue", "file");
+  await put(client, "blue/image.jpg", "img");
+  assert.deepEqual(names(await listDir(fs, "")), ["blue/"]);
+  assert.equal((await fs.lookup(ctx(), ROOT_INO, "blue")).attr.mode & S_IFDIR, S_IFDIR);
+  await client.deleteObject(BUCKET, "blue/image.jpg");
+  assert.deepEqual(names(await listDir(fs, "")), ["blue"]);
+  const e = await fs.lookup(ctx(), ROOT_INO, "blue");
+  assert.equal(e.attr.mode, S_IFREG | 0o644);
+  assert.equal(await readFile(fs, "blue"), "file");
+});
+
+Deno.test("S3 readdir() hides keys that cannot be file names", async () => {
+  const { fs, client } = await mount();
+  for (const k of ["x/./y", "x/../y", "x//y", "x/.", "z", "/lead", "n\0ul"]) await put(client, k);
+  assert.deepEqual(names(await listDir(fs, "")), ["x/", "z"]);
+  assert.deepEqual(names(await listDir(fs, "x")), []);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "n\0ul")), Errno.ENOENT);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "a".repeat(256))), Errno.ENAMETOOLONG);
+});
+
+Deno.test("S4 lookup() prefers a local mkdir to a remote file, and a remote directory to a file being written", async () => {
+  const { fs, client } = await mount();
+  await fs.mkdir(ctx(), ROOT_INO, "d", 0o755, 0);
+  await put(client, "d", "remote file");
+  assert.equal((await fs.lookup(ctx(), ROOT_INO, "d")).attr.mode & S_IFDIR, S_IFDIR);
+  assert.deepEqual(names(await listDir(fs, "")), ["d/"]);
+
+  const f = await fs.mknod(ctx(), ROOT_INO, "f", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(), f.ino, O_WRONLY);
+  await fs.write(ctx(), f.ino, fh, 0, enc("local"));
+  await put(client, "f/x", "remote");
+  assert.deepEqual(names(await listDir(fs, "")), ["d/", "f/"]);
+  assert.equal((await fs.lookup(ctx(), ROOT_INO, "f")).attr.mode & S_IFDIR, S_IFDIR);
+  await fs.flush(ctx(), f.ino, fh);
+  await fs.release(ctx(), f.ino, fh, 0);
+  assert.equal(dec(client.peek(BUCKET, "f")!), "local");
+  assert.deepEqual(names(await listDir(fs, "")), ["d/", "f/"]);
+});
+
+Deno.test("S5 S3FileSystem with a prefix shows only the keys below it", async () => {
+  const client = new MemoryObjectClient({ minPartSize: 1 });
+  await client.createBucket(BUCKET);
+  const { fs } = await mount({ prefix: "p/" }, client);
+  await put(client, "p/a", "1");
+  await put(client, "p/q/b", "2");
+  await put(client, "other", "3");
+  await put(client, "p/", "");
+  assert.deepEqual(names(await listDir(fs, "")), ["a", "q/"]);
+  await writeFile(fs, "q/new", "n");
+  assert.equal(dec(client.peek(BUCKET, "p/q/new")!), "n");
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "other")), Errno.ENOENT);
+});
+
+// ---- Metadata and caching -----------------------------------------------------
+
+Deno.test("S6 minimal TTL: getattr after readdirplus sends no HeadObject; open re-validates", async () => {
+  const { fs, client } = await mount();
+  for (let i = 0; i < 5; i++) await put(client, `f${i}`, "x".repeat(i));
+  const { fh } = await fs.opendir(ctx(), ROOT_INO, 0);
+  const got: DirEntry[] = [];
+  await fs.readdir(ctx(), ROOT_INO, fh, 0, true, (e) => (got.push(e), true));
+  await fs.releasedir(ctx(), ROOT_INO, fh);
+  assert.equal(got.length, 7);
+  const f3 = got.find((e) => e.name === "f3")!;
+  assert.equal(f3.entry?.attrTtlMs, 1000);
+  client.resetCounts();
+  const { attr } = await fs.getattr(ctx(), f3.ino);
+  assert.equal(attr.size, 3);
+  assert.equal(client.requestCount(), 0);
+
+  await put(client, "f3", "changed!");
+  const opened = await fs.open(ctx(), f3.ino, O_RDONLY);
+  assert.equal(client.requestCount("headObject"), 1);
+  assert.equal(dec(await fs.read(ctx(), f3.ino, opened.fh, 0, 100)), "changed!");
+  await fs.release(ctx(), f3.ino, opened.fh, 0);
+});
+
+Deno.test("S7 seconds TTL serves lookups and negative lookups from cache; O_DIRECT re-validates", async () => {
+  const { fs, client } = await mount({ metadataTtl: { kind: "seconds", s: 60 } });
+  await put(client, "f", "one");
+  const e = await fs.lookup(ctx(), ROOT_INO, "f");
+  assert.equal(e.entryTtlMs, 60_000);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "missing")), Errno.ENOENT);
+  client.resetCounts();
+  await fs.lookup(ctx(), ROOT_INO, "f");
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "missing")), Errno.ENOENT);
+  const cached = await fs.open(ctx(), e.ino, O_RDONLY);
+  assert.equal(client.requestCount("headObject") + client.requestCount("listObjects"), 0);
+  await fs.release(ctx(), e.ino, cached.fh, 0);
+
+  await put(client, "f", "two!");
+  const direct = await fs.open(ctx(), e.ino, O_RDONLY | O_DIRECT);
+  assert.equal(direct.directIo, true);
+  assert.equal(dec(await fs.read(ctx(), e.ino, direct.fh, 0, 10)), "two!");
+  await fs.release(ctx(), e.ino, direct.fh, 0);
+});
+
+Deno.test("S8 lookup() replaces the inode when a file becomes a directory; getattr of the old one is ENOENT", async () => {
+  const { fs, client } = await mount();
+  await put(client, "k", "file");
+  const before = await fs.lookup(ctx(), ROOT_INO, "k");
+  await put(client, "k", "new content");
+  const same = await fs.lookup(ctx(), ROOT_INO, "k");
+  assert.equal(same.ino, before.ino);
+  assert.equal(same.attr.size, 11);
+  await client.deleteObject(BUCKET, "k");
+  await put(client, "k/child", "c");
+  const dir = await fs.lookup(ctx(), ROOT_INO, "k");
+  assert.notEqual(dir.ino, before.ino);
+  assert.equal(dir.attr.mode & S_IFDIR, S_IFDIR);
+  assert.equal(await errnoOf(fs.getattr(ctx(), before.ino)), Errno.ENOENT);
+});
+
+// ---- Reading ------------------------------------------------------------------
+
+Deno.test("S9 read() fails with ESTALE after a remote overwrite instead of mixing bytes", async () => {
+  const { fs, client } = await mount();
+  await put(client, "f", "AAAAAAAAAA");
+  const ino = await resolve(fs, "f");
+  const { fh } = await fs.open(ctx(), ino, O_RDONLY);
+  assert.equal(dec(await fs.read(ctx(), ino, fh, 0, 4)), "AAAA");
+  await put(client, "f", "BBBBBBBBBB");
+  assert.equal(await errnoOf(fs.read(ctx(), ino, fh, 4, 4)), Errno.ESTALE);
+  await client.deleteObject(BUCKET, "f");
+  assert.equal(await errnoOf(fs.read(ctx(), ino, fh, 4, 4)), Errno.ESTALE);
+  await fs.release(ctx(), ino, fh, 0);
+});
+
+Deno.test("S10 open() for reading a file being written is EPERM; read() on a write handle is EBADF", async () => {
+  const { fs } = await mount();
+  const f = await fs.mknod(ctx(), ROOT_INO, "w", S_IFREG | 0o644, 0);
+  assert.equal(await errnoOf(fs.open(ctx(), f.ino, O_RDONLY)), Errno.EPERM);
+  const { fh } = await fs.open(ctx(), f.ino, O_RDWR);
+  await fs.write(ctx(), f.ino, fh, 0, enc("data"));
+  assert.equal(await errnoOf(fs.open(ctx(), f.ino, O_RDONLY)), Errno.EPERM);
+  assert.equal(await errnoOf(fs.open(ctx(), f.ino, O_WRONLY)), Errno.EPERM);
+  assert.equal(await errnoOf(fs.read(ctx(), f.ino, fh, 0, 4)), Errno.EBADF);
+  assert.equal((await fs.getattr(ctx(), f.ino)).attr.size, 4);
+  await fs.flush(ctx(), f.ino, fh);
+  await fs.release(ctx(), f.ino, fh, 0);
+  assert.equal(await readFile(fs, "w"), "data");
+});
+
+// ---- Writing ------------------------------------------------------------------
+
+Deno.test("S11 write() at a wrong offset is EINVAL, aborts the upload and removes the file", async () => {
+  const { fs, client } = await mount({ writePartSize: 4 });
+  const f = await fs.mknod(ctx(), ROOT_INO, "f", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(), f.ino, O_WRONLY);
+  await fs.write(ctx(), f.ino, fh, 0, enc("0123456789"));
+  assert.equal(client.pendingUploads().length, 1);
+  assert.equal(await errnoOf(fs.write(ctx(), f.ino, fh, 20, enc("x"))), Errno.EINVAL);
+  assert.equal(await errnoOf(fs.write(ctx(), f.ino, fh, 10, enc("x"))), Errno.EINVAL);
+  assert.equal(await errnoOf(fs.flush(ctx(), f.ino, fh)), Errno.EINVAL);
+  await fs.release(ctx(), f.ino, fh, 0);
+  assert.deepEqual(client.pendingUploads(), []);
+  assert.deepEqual(client.keys(BUCKET), []);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "f")), Errno.ENOENT);
+});
+
+Deno.test("S12 write() streams parts and the object appears only when close completes it", async () => {
+  const { fs, client } = await mount({ writePartSize: 8 });
+  const f = await fs.mknod(ctx(), ROOT_INO, "big", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(), f.ino, O_WRONLY);
+  const data = "abcdefghijklmnopqrstuvwxyz0123456789";
+  for (let at = 0; at < data.length; at += 5) {
+    await fs.write(ctx(), f.ino, fh, at, enc(data.slice(at, at + 5)));
+  }
+  assert.ok(client.requestCount("uploadPart") >= 3);
+  assert.equal(client.peek(BUCKET, "big"), undefined);
+  await fs.flush(ctx(), f.ino, fh);
+  assert.equal(dec(client.peek(BUCKET, "big")!), data);
+  await fs.release(ctx(), f.ino, fh, 0);
+  assert.equal(client.requestCount("completeMultipartUpload"), 1);
+  assert.equal(await readFile(fs, "big", 7), data);
+
+  // Small files are a single PutObject.
+  client.resetCounts();
+  await writeFile(fs, "small", "tiny");
+  assert.equal(client.requestCount("putObject"), 1);
+  assert.equal(client.requestCount("createMultipartUpload"), 0);
+});
+
+Deno.test("S12 a failed part upload leaves no object and close reports EIO", async () => {
+  const { fs, client } = await mount({ writePartSize: 4 });
+  const f = await fs.mknod(ctx(), ROOT_INO, "f", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(), f.ino, O_WRONLY);
+  client.failNext("uploadPart", "ServerError");
+  await fs.write(ctx(), f.ino, fh, 0, enc("0123"));
+  await fs.write(ctx(), f.ino, fh, 4, enc("4567")).catch(() => {});
+  assert.equal(await errnoOf(fs.flush(ctx(), f.ino, fh)), Errno.EIO);
+  await fs.release(ctx(), f.ino, fh, 0);
+  assert.deepEqual(client.keys(BUCKET), []);
+  assert.deepEqual(client.pendingUploads(), []);
+});
+
+Deno.test("S13 flush() from another pid or of an empty file defers the upload to release", async () => {
+  const { fs, client } = await mount();
+  const f = await fs.mknod(ctx(), ROOT_INO, "f", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(1), f.ino, O_WRONLY);
+  await fs.flush(ctx(1), f.ino, fh); // empty: deferred
+  await fs.write(ctx(1), f.ino, fh, 0, enc("data"));
+  await fs.flush(ctx(2), f.ino, fh); // other pid: deferred
+  assert.equal(client.peek(BUCKET, "f"), undefined);
+  await fs.release(ctx(1), f.ino, fh, 0);
+  assert.equal(dec(client.peek(BUCKET, "f")!), "data");
+
+  // touch: an empty file appears at release.
+  const t = await fs.mknod(ctx(), ROOT_INO, "t", S_IFREG | 0o644, 0);
+  const th = await fs.open(ctx(), t.ino, O_WRONLY);
+  await fs.setattr(ctx(), t.ino, { atimeMs: "now", mtimeMs: "now" });
+  await fs.flush(ctx(), t.ino, th.fh);
+  assert.equal(client.peek(BUCKET, "t"), undefined);
+  await fs.release(ctx(), t.ino, th.fh, 0);
+  assert.equal(client.peek(BUCKET, "t")?.byteLength, 0);
+});
+
+Deno.test("S14 fsync() completes the upload and later writes fail with EBADF", async () => {
+  const { fs, client } = await mount();
+  const f = await fs.mknod(ctx(), ROOT_INO, "f", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(), f.ino, O_WRONLY);
+  await fs.write(ctx(), f.ino, fh, 0, enc("synced"));
+  await fs.fsync(ctx(), f.ino, fh, false);
+  assert.equal(dec(client.peek(BUCKET, "f")!), "synced");
+  assert.equal(await errnoOf(fs.write(ctx(), f.ino, fh, 6, enc("more"))), Errno.EBADF);
+  await fs.flush(ctx(), f.ino, fh);
+  await fs.release(ctx(), f.ino, fh, 0);
+  assert.equal(dec(client.peek(BUCKET, "f")!), "synced");
+});
+
+Deno.test("S15 a concurrent remote create wins and close reports EEXIST", async () => {
+  const { fs, client } = await mount();
+  const f = await fs.mknod(ctx(), ROOT_INO, "f", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(), f.ino, O_WRONLY);
+  await fs.write(ctx(), f.ino, fh, 0, enc("mine"));
+  await put(client, "f", "theirs");
+  assert.equal(await errnoOf(fs.flush(ctx(), f.ino, fh)), Errno.EEXIST);
+  await fs.release(ctx(), f.ino, fh, 0);
+  assert.equal(dec(client.peek(BUCKET, "f")!), "theirs");
+  assert.equal(await readFile(fs, "f"), "theirs");
+});
+
+Deno.test("S16 open() overwrites only with allowOverwrite and O_TRUNC", async () => {
+  const denied = await mount();
+  await put(denied.client, "f", "old");
+  const ino = await resolve(denied.fs, "f");
+  assert.equal(await errnoOf(denied.fs.open(ctx(), ino, O_WRONLY | O_TRUNC)), Errno.EPERM);
+  assert.equal(await errnoOf(denied.fs.open(ctx(), ino, O_WRONLY)), Errno.EPERM);
+  assert.equal(await errnoOf(denied.fs.setattr(ctx(), ino, { size: 0 })), Errno.EPERM);
+  const rw = await denied.fs.open(ctx(), ino, O_RDWR);
+  assert.equal(await errnoOf(denied.fs.write(ctx(), ino, rw.fh, 0, enc("x"))), Errno.EBADF);
+  await denied.fs.release(ctx(), ino, rw.fh, 0);
+
+  const { fs, client } = await mount({ allowOverwrite: true });
+  await put(client, "g", "old content");
+  const g = await resolve(fs, "g");
+  const reader = await fs.open(ctx(), g, O_RDONLY);
+  assert.equal(await errnoOf(fs.open(ctx(), g, O_WRONLY | O_TRUNC)), Errno.EPERM);
+  await fs.release(ctx(), g, reader.fh, 0);
+  const { fh } = await fs.open(ctx(), g, O_WRONLY | O_TRUNC);
+  assert.equal((await fs.getattr(ctx(), g)).attr.size, 0);
+  await fs.write(ctx(), g, fh, 0, enc("new"));
+  assert.equal(dec(client.peek(BUCKET, "g")!), "old content");
+  await fs.flush(ctx(), g, fh);
+  await fs.release(ctx(), g, fh, 0);
+  assert.equal(await readFile(fs, "g"), "new");
+  await overwriteFile(fs, "g", "again");
+  assert.equal(dec(client.peek(BUCKET, "g")!), "again");
+});
+
+Deno.test("S17 unlink() needs allowDelete and refuses files being written", async () => {
+  const denied = await mount();
+  await put(denied.client, "f", "x");
+  assert.equal(await errnoOf(denied.fs.unlink(ctx(), ROOT_INO, "f")), Errno.EPERM);
+  assert.ok(denied.client.peek(BUCKET, "f"));
+
+  const { fs, client } = await mount({ allowDelete: true });
+  await put(client, "f", "content");
+  await put(client, "d/x", "");
+  const ino = await resolve(fs, "f");
+  const reader = await fs.open(ctx(), ino, O_RDONLY);
+  await fs.unlink(ctx(), ROOT_INO, "f");
+  assert.equal(client.peek(BUCKET, "f"), undefined);
+  assert.equal(await errnoOf(fs.read(ctx(), ino, reader.fh, 0, 4)), Errno.ESTALE);
+  await fs.release(ctx(), ino, reader.fh, 0);
+  assert.equal(await errnoOf(fs.unlink(ctx(), ROOT_INO, "d")), Errno.EISDIR);
+  assert.equal(await errnoOf(fs.unlink(ctx(), ROOT_INO, "nope")), Errno.ENOENT);
+
+  const w = await fs.mknod(ctx(), ROOT_INO, "w", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(), w.ino, O_WRONLY);
+  assert.equal(await errnoOf(fs.unlink(ctx(), ROOT_INO, "w")), Errno.EPERM);
+  await fs.release(ctx(), w.ino, fh, 0);
+  await fs.unlink(ctx(), ROOT_INO, "w");
+  assert.deepEqual(client.keys(BUCKET), ["d/x"]);
+});
+
+// ---- Directories ----------------------------------------------------------------
+
+Deno.test("S18 mkdir() is local until a file below it is uploaded", async () => {
+  const { fs, client } = await mount();
+  const d = await fs.mkdir(ctx(), ROOT_INO, "d", 0o755, 0);
+  await fs.mkdir(ctx(), d.ino, "e", 0o755, 0);
+  assert.deepEqual(client.keys(BUCKET), []);
+  assert.deepEqual(names(await listDir(fs, "")), ["d/"]);
+  assert.deepEqual(names(await listDir(fs, "d")), ["e/"]);
+  assert.equal(await errnoOf(fs.mkdir(ctx(), ROOT_INO, "d", 0o755, 0)), Errno.EEXIST);
+  await writeFile(fs, "d/e/f", "x");
+  assert.deepEqual(client.keys(BUCKET), ["d/e/f"]);
+  // Now implicit: it disappears with its last key.
+  await client.deleteObject(BUCKET, "d/e/f");
+  assert.deepEqual(names(await listDir(fs, "")), []);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "d")), Errno.ENOENT);
+});
+
+Deno.test("S19 rmdir() removes empty local directories and markers, refuses non-empty ones", async () => {
+  const { fs, client } = await mount();
+  const d = await fs.mkdir(ctx(), ROOT_INO, "d", 0o755, 0);
+  await fs.mkdir(ctx(), d.ino, "e", 0o755, 0);
+  assert.equal(await errnoOf(fs.rmdir(ctx(), ROOT_INO, "d")), Errno.ENOTEMPTY);
+  await fs.rmdir(ctx(), d.ino, "e");
+  await fs.rmdir(ctx(), ROOT_INO, "d");
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "d")), Errno.ENOENT);
+
+  await put(client, "r/x", "");
+  assert.equal(await errnoOf(fs.rmdir(ctx(), ROOT_INO, "r")), Errno.ENOTEMPTY);
+  await put(client, "m/");
+  assert.equal(await errnoOf(fs.rmdir(ctx(), ROOT_INO, "m")), Errno.EPERM);
+  const del = await mount({ allowDelete: true }, client);
+  await del.fs.rmdir(ctx(), ROOT_INO, "m");
+  assert.deepEqual(client.keys(BUCKET), ["r/x"]);
+  assert.equal(await errnoOf(fs.rmdir(ctx(), ROOT_INO, "r/x".split("/")[0]!)), Errno.ENOTEMPTY);
+  await put(client, "file");
+  assert.equal(await errnoOf(fs.rmdir(ctx(), ROOT_INO, "file")), Errno.ENOTDIR);
+});
+
+Deno.test("S20 readdir() sorts by name, re-sorting S3 common prefixes, and merges local entries", async () => {
+  const { fs, client } = await mount();
+  for (const k of ["a", "a-b", "a/x", "a.txt", "b", "b/c", "c-/d", "c/e", "c"]) {
+    await put(client, k);
+  }
+  await fs.mkdir(ctx(), ROOT_INO, "aa", 0o755, 0);
+  const f = await fs.mknod(ctx(), ROOT_INO, "bb", S_IFREG | 0o644, 0);
+  const expected = ["a/", "a-b", "a.txt", "aa/", "b/", "bb", "c/", "c-/"];
+  for (const plus of [false, true]) {
+    for (const perCall of [1, 2, 100]) {
+      assert.deepEqual(names(await listDir(fs, "", { plus, perCall })), expected);
+    }
+  }
+  fs.forget(f.ino, 1);
+});
+
+// ---- Other rules ------------------------------------------------------------------
+
+Deno.test("rename() is EXDEV, and EROFS on a read-only mount", async () => {
+  const { fs, client } = await mount();
+  await put(client, "f", "x");
+  assert.equal(await errnoOf(fs.rename(ctx(), ROOT_INO, "f", ROOT_INO, "g", 0)), Errno.EXDEV);
+  const ro = await mount({ readOnly: true }, client);
+  assert.equal(await errnoOf(ro.fs.rename(ctx(), ROOT_INO, "f", ROOT_INO, "g", 0)), Errno.EROFS);
+});
+
+Deno.test("readOnly mount answers EROFS for every change", async () => {
+  const { fs, client } = await mount({ readOnly: true, allowDelete: true, allowOverwrite: true });
+  await put(client, "f", "x");
+  const ino = await resolve(fs, "f");
+  assert.equal(await errnoOf(fs.mknod(ctx(), ROOT_INO, "n", S_IFREG | 0o644, 0)), Errno.EROFS);
+  assert.equal(await errnoOf(fs.mkdir(ctx(), ROOT_INO, "n", 0o755, 0)), Errno.EROFS);
+  assert.equal(await errnoOf(fs.unlink(ctx(), ROOT_INO, "f")), Errno.EROFS);
+  assert.equal(await errnoOf(fs.rmdir(ctx(), ROOT_INO, "f")), Errno.EROFS);
+  assert.equal(await errnoOf(fs.setattr(ctx(), ino, { mode: 0o600 })), Errno.EROFS);
+  assert.equal(await errnoOf(fs.open(ctx(), ino, O_WRONLY | O_TRUNC)), Errno.EROFS);
+  assert.equal(await readFile(fs, "f"), "x");
+});
+
+Deno.test("setattr() refuses chmod/chown to other values and utimes on uploaded files", async () => {
+  const { fs, client } = await mount();
+  await put(client, "f", "x");
+  const ino = await resolve(fs, "f");
+  assert.equal(await errnoOf(fs.setattr(ctx(), ino, { mode: S_IFREG | 0o600 })), Errno.EPERM);
+  assert.equal(await errnoOf(fs.setattr(ctx(), ino, { uid: 5 })), Errno.EPERM);
+  assert.equal(await errnoOf(fs.setattr(ctx(), ino, { mtimeMs: 0 })), Errno.EPERM);
+  const same = await fs.setattr(ctx(), ino, { mode: S_IFREG | 0o644, uid: 0 });
+  assert.equal(same.attr.size, 1);
+});
+
+Deno.test("open() with O_SYNC or O_DSYNC is EINVAL; mknod of a non-regular file is EINVAL", async () => {
+  const { fs, client } = await mount();
+  await put(client, "f", "x");
+  const ino = await resolve(fs, "f");
+  assert.equal(await errnoOf(fs.open(ctx(), ino, O_RDONLY | O_DSYNC)), Errno.EINVAL);
+  assert.equal(await errnoOf(fs.mknod(ctx(), ROOT_INO, "fifo", 0o010644, 0)), Errno.EINVAL);
+});
+
+Deno.test("errors from S3 map to errno: AccessDenied is EACCES, ServerError is EIO", async () => {
+  const { fs, client } = await mount();
+  client.failNext("listObjects", "AccessDenied");
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "x")), Errno.EACCES);
+  client.failNext("headObject", "ServerError");
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "x")), Errno.EIO);
+});
+
+Deno.test("lookup() answers EINTR when the kernel interrupts it", async () => {
+  const { fs } = await mount();
+  const ac = new AbortController();
+  ac.abort();
+  const c = { ...ctx(), signal: ac.signal };
+  assert.equal(await errnoOf(fs.lookup(c, ROOT_INO, "x")), Errno.EINTR);
+});
+
+Deno.test("statfs() reports huge fake numbers", async () => {
+  const { fs } = await mount();
+  const s = await fs.statfs(ctx(), ROOT_INO);
+  assert.equal(s.blocks, 2 ** 54);
+  assert.equal(s.namelen, 255);
+  assert.ok(Number.isSafeInteger(s.files) || s.files === 2 ** 54);
+});
+
+Deno.test("forget() drops inodes the kernel no longer holds", async () => {
+  const { fs, client } = await mount();
+  for (let i = 0; i < 50; i++) await put(client, `d/f${i}`);
+  const before = fs.inodeCount;
+  await listDir(fs, "d", { plus: true, perCall: 9 });
+  const d = await fs.lookup(ctx(), ROOT_INO, "d");
+  // listDir forgets what readdirplus handed out; resolve() keeps "d" (twice).
+  assert.equal(fs.inodeCount, before + 1);
+  fs.forget(d.ino, 2);
+  assert.equal(fs.inodeCount, before);
+});
+
+Deno.test("readdir() with plus adds a reference only for entries add() accepts", async () => {
+  const { fs, client } = await mount();
+  await put(client, "a");
+  await put(client, "b");
+  const { fh } = await fs.opendir(ctx(), ROOT_INO, 0);
+  const got: DirEntry[] = [];
+  await fs.readdir(
+    ctx(),
+    ROOT_INO,
+    fh,
+    0,
+    true,
+    (e) => got.length < 3 ? (got.push(e), true) : false,
+  );
+  assert.deepEqual(got.map((e) => e.name), [".", "..", "a"]);
+  assert.equal(fs.inodeCount, 2); // root + "a"
+  await fs.readdir(ctx(), ROOT_INO, fh, got[2]!.nextOffset, true, (e) => (got.push(e), true));
+  assert.deepEqual(got.map((e) => e.name), [".", "..", "a", "b"]);
+  // Re-reading from an earlier cookie serves the same entries again.
+  const again: string[] = [];
+  await fs.readdir(
+    ctx(),
+    ROOT_INO,
+    fh,
+    got[1]!.nextOffset,
+    false,
+    (e) => (again.push(e.name), true),
+  );
+  assert.deepEqual(again, ["a", "b"]);
+  await fs.releasedir(ctx(), ROOT_INO, fh);
+  fs.forget(got[2]!.ino, 1);
+  fs.forget(got[3]!.ino, 1);
+  assert.equal(fs.inodeCount, 1);
+});
+
+Deno.test("readdir() lists 100,000 entries sorted across pages", async () => {
+  const { fs, client } = await mount();
+  const n = 100_000;
+  const all: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `f${String(i).padStart(6, "0")}${i % 10 === 0 ? "-x" : ""}`;
+    all.push(name);
+    await put(client, `big/${name}`);
+  }
+  for (let i = 0; i < 100; i++) await put(client, `big/f${String(i * 1000).padStart(6, "0")}/sub`);
+  const listed = await listDir(fs, "big", { perCall: 500 });
+  assert.equal(listed.length, n + 100);
+  const sorted = [...listed.map((e) => e.name)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  assert.deepEqual(listed.map((e) => e.name), sorted);
+  assert.equal(new Set(listed.map((e) => e.name)).size, listed.length);
+});
+
+Deno.test("readdir() survives entries added and removed during the listing", async () => {
+  const { fs, client } = await mount();
+  for (let i = 0; i < 30; i++) await put(client, `k${String(i).padStart(2, "0")}`);
+  const ino = ROOT_INO;
+  const { fh } = await fs.opendir(ctx(), ino, 0);
+  const seen: string[] = [];
+  let offset = 0;
+  let round = 0;
+  for (;;) {
+    const batch: DirEntry[] = [];
+    await fs.readdir(
+      ctx(),
+      ino,
+      fh,
+      offset,
+      false,
+      (e) => batch.length < 4 ? (batch.push(e), true) : false,
+    );
+    if (batch.length === 0) break;
+    seen.push(...batch.map((e) => e.name));
+    offset = batch.at(-1)!.nextOffset;
+    round++;
+    await put(client, `k${String(round).padStart(2, "0")}x`); // behind and ahead of the cursor
+    await client.deleteObject(BUCKET, `k${String(29 - round).padStart(2, "0")}`);
+  }
+  await fs.releasedir(ctx(), ino, fh);
+  const entries = seen.filter((s) => s !== "." && s !== "..");
+  assert.equal(new Set(entries).size, entries.length);
+  assert.deepEqual(entries, [...entries].sort());
+  assert.ok(entries.includes("k00"));
+});
+
+Deno.test("readdir() in a directory with many names blocked on a later prefix probes instead of buffering", async () => {
+  const { fs, client } = await mount();
+  for (let i = 0; i < 2500; i++) await put(client, `p/a-${String(i).padStart(4, "0")}`);
+  await put(client, "p/a/inner");
+  await put(client, "p/a");
+  const listed = names(await listDir(fs, "p", { perCall: 100 }));
+  assert.equal(listed[0], "a/");
+  assert.equal(listed.length, 2501);
+  assert.equal(listed.filter((n) => n.startsWith("a/") || n === "a").length, 1);
+});
+
+Deno.test("destroy() completes closed-but-deferred uploads and aborts open ones", async () => {
+  const { fs, client } = await mount({ writePartSize: 4 });
+  const a = await fs.mknod(ctx(), ROOT_INO, "a", S_IFREG | 0o644, 0);
+  const ah = await fs.open(ctx(1), a.ino, O_WRONLY);
+  await fs.write(ctx(1), a.ino, ah.fh, 0, enc("closed"));
+  await fs.flush(ctx(2), a.ino, ah.fh); // deferred
+  const b = await fs.mknod(ctx(), ROOT_INO, "b", S_IFREG | 0o644, 0);
+  const bh = await fs.open(ctx(1), b.ino, O_WRONLY);
+  await fs.write(ctx(1), b.ino, bh.fh, 0, enc("still open"));
+  await fs.destroy();
+  assert.equal(dec(client.peek(BUCKET, "a")!), "closed");
+  assert.equal(client.peek(BUCKET, "b"), undefined);
+  assert.deepEqual(client.pendingUploads(), []);
+});
+
+Deno.test("open() for writing is ENOMEM past the writer cap", async () => {
+  const mib = 1024 * 1024;
+  const { fs } = await mount({
+    maxMemory: 100 * mib,
+    writePartSize: 8 * mib,
+    readPartSize: 8 * mib,
+  });
+  // (100 - 64 - 8) / 16 = 1 writer.
+  const a = await fs.mknod(ctx(), ROOT_INO, "a", S_IFREG | 0o644, 0);
+  const b = await fs.mknod(ctx(), ROOT_INO, "b", S_IFREG | 0o644, 0);
+  const ah = await fs.open(ctx(), a.ino, O_WRONLY);
+  assert.equal(await errnoOf(fs.open(ctx(), b.ino, O_WRONLY)), Errno.ENOMEM);
+  await fs.release(ctx(), a.ino, ah.fh, 0);
+  const bh = await fs.open(ctx(), b.ino, O_WRONLY);
+  await fs.release(ctx(), b.ino, bh.fh, 0);
+});
+
+Deno.test("concurrent mknod() of one name creates it once", async () => {
+  const { fs } = await mount();
+  const results = await Promise.all(
+    [1, 2, 3].map((i) => errnoOf(fs.mknod(ctx(i), ROOT_INO, "same", S_IFREG | 0o644, 0))),
+  );
+  assert.deepEqual(results.sort(), [0, Errno.EEXIST, Errno.EEXIST]);
+});
+
+Deno.test("write() with a large file keeps parts flowing and reads back intact", async () => {
+  const { fs, client } = await mount({ writePartSize: 64 * 1024 });
+  const data = new Uint8Array(1024 * 1024 + 123);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+  await writeFile(fs, "bin", data, 100_000);
+  const stored = client.peek(BUCKET, "bin")!;
+  assert.equal(stored.byteLength, data.byteLength);
+  assert.deepEqual(stored, data);
+  const [parent, name] = await parentOf(fs, "bin");
+  const e = await fs.lookup(ctx(), parent, name);
+  assert.equal(e.attr.size, data.byteLength);
+});

@@ -1,0 +1,230 @@
+/**
+ * The upload behind one write handle.
+ *
+ * Writes must be sequential from offset 0. Data fills a part buffer (grown
+ * by doubling, so small files never allocate a whole part); when a buffer
+ * reaches `partSize` it is sent as the next part of a multipart upload while
+ * the following part fills, and a new full part waits for the previous send:
+ * at most two parts per handle are in memory. A file smaller than one part
+ * is sent as a single PutObject at completion. Nothing is visible in S3
+ * before `complete()`, and a failed upload is aborted, so a partial object
+ * never appears.
+ *
+ * Failures are sticky: once the upload failed every later call fails with
+ * the same errno.
+ *
+ * @module
+ */
+
+import { Errno, FsError } from "./api.ts";
+import { errnoOf } from "./errno.ts";
+import type { CompletedPart, ObjectClient, PutOptions } from "../s3/object_client.ts";
+import { log } from "../log/mod.ts";
+
+export const MAX_PARTS = 10_000;
+const INITIAL_BUFFER = 64 * 1024;
+
+export type UploadState = "open" | "completing" | "done" | "failed";
+
+export interface UploadOptions {
+  client: ObjectClient;
+  bucket: string;
+  key: string;
+  partSize: number;
+  /** Fail instead of replacing an object created meanwhile (new files). */
+  ifNoneMatch: boolean;
+  put: Omit<PutOptions, "ifNoneMatch" | "signal">;
+}
+
+export class Upload {
+  readonly #o: UploadOptions;
+  #state: UploadState = "open";
+  #size = 0;
+  #buf: Uint8Array | null = null;
+  #fill = 0;
+  #uploadId: Promise<string> | null = null;
+  #parts: Promise<CompletedPart>[] = [];
+  #inflight: Promise<unknown> = Promise.resolve();
+  #queue: Promise<unknown> = Promise.resolve();
+  #failure: FsError | null = null;
+  #completion: Promise<{ etag: string; size: number }> | null = null;
+
+  constructor(opts: UploadOptions) {
+    this.#o = opts;
+  }
+
+  get state(): UploadState {
+    return this.#state;
+  }
+
+  /** Bytes accepted so far. */
+  get size(): number {
+    return this.#size;
+  }
+
+  get failure(): FsError | null {
+    return this.#failure;
+  }
+
+  /** Appends `data` at `offset`; writes on one handle are serialized. */
+  write(offset: number, data: Uint8Array): Promise<number> {
+    const run = this.#queue.then(() => this.#write(offset, data));
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+
+  async #write(offset: number, data: Uint8Array): Promise<number> {
+    if (this.#failure) throw this.#failure;
+    if (this.#state !== "open") {
+      throw new FsError(Errno.EBADF, `Cannot write "${this.#o.key}": upload already completed`);
+    }
+    if (offset !== this.#size) {
+      await this.#fail(
+        new FsError(
+          Errno.EINVAL,
+          `Cannot write "${this.#o.key}": out-of-order write, expected offset "${this.#size}" but got "${offset}"`,
+        ),
+      );
+      throw this.#failure!;
+    }
+    if (offset + data.byteLength > MAX_PARTS * this.#o.partSize) {
+      await this.#fail(
+        new FsError(
+          Errno.EFBIG,
+          `Cannot write "${this.#o.key}": object would exceed "${MAX_PARTS}" parts of "${this.#o.partSize}" bytes`,
+        ),
+      );
+      throw this.#failure!;
+    }
+    let at = 0;
+    while (at < data.byteLength) {
+      const room = this.#ensureRoom(data.byteLength - at);
+      const n = Math.min(room, data.byteLength - at);
+      this.#buf!.set(data.subarray(at, at + n), this.#fill);
+      this.#fill += n;
+      this.#size += n;
+      at += n;
+      if (this.#fill === this.#o.partSize) await this.#sendPart();
+      if (this.#failure) throw this.#failure;
+    }
+    return data.byteLength;
+  }
+
+  /** Makes room for up to `want` more bytes in the part buffer; returns the room. */
+  #ensureRoom(want: number): number {
+    const part = this.#o.partSize;
+    if (!this.#buf) this.#buf = new Uint8Array(Math.min(part, Math.max(INITIAL_BUFFER, want)));
+    if (this.#buf.byteLength - this.#fill < want && this.#buf.byteLength < part) {
+      let cap = this.#buf.byteLength;
+      while (cap - this.#fill < want && cap < part) cap *= 2;
+      const grown = new Uint8Array(Math.min(cap, part));
+      grown.set(this.#buf.subarray(0, this.#fill));
+      this.#buf = grown;
+    }
+    return this.#buf.byteLength - this.#fill;
+  }
+
+  /** Sends the full buffer as the next part, after the previous part finished. */
+  async #sendPart(): Promise<void> {
+    const body = this.#buf!.subarray(0, this.#fill);
+    this.#buf = null;
+    this.#fill = 0;
+    // Backpressure: never more than one part in flight plus one filling.
+    await this.#inflight;
+    if (this.#failure) return;
+    if (!this.#uploadId) {
+      const { client, bucket, key, put } = this.#o;
+      this.#uploadId = client.createMultipartUpload(bucket, key, put);
+    }
+    const partNumber = this.#parts.length + 1;
+    const part = this.#uploadPart(partNumber, body);
+    this.#parts.push(part);
+    this.#inflight = part.catch((err) => this.#fail(err));
+  }
+
+  async #uploadPart(partNumber: number, body: Uint8Array): Promise<CompletedPart> {
+    const { client, bucket, key } = this.#o;
+    const uploadId = await this.#uploadId!;
+    const etag = await client.uploadPart(bucket, key, uploadId, partNumber, body);
+    return { partNumber, etag };
+  }
+
+  /**
+   * Makes the object visible (idempotent: later calls share the result).
+   * Throws the sticky failure if the upload failed.
+   */
+  complete(): Promise<{ etag: string; size: number }> {
+    if (!this.#completion) {
+      this.#completion = this.#queue.then(() => this.#complete());
+      this.#completion.catch(() => {});
+    }
+    return this.#completion;
+  }
+
+  async #complete(): Promise<{ etag: string; size: number }> {
+    if (this.#failure) throw this.#failure;
+    this.#state = "completing";
+    const { client, bucket, key, put, ifNoneMatch } = this.#o;
+    try {
+      let etag: string;
+      if (!this.#uploadId) {
+        const body = this.#buf ? this.#buf.subarray(0, this.#fill) : new Uint8Array(0);
+        this.#buf = null;
+        ({ etag } = await client.putObject(bucket, key, body, { ...put, ifNoneMatch }));
+      } else {
+        if (this.#fill > 0) await this.#sendPart();
+        await this.#inflight;
+        if (this.#failure) throw this.#failure;
+        const parts = await Promise.all(this.#parts);
+        const uploadId = await this.#uploadId;
+        ({ etag } = await client.completeMultipartUpload(bucket, key, uploadId, parts, {
+          ifNoneMatch,
+        }));
+      }
+      this.#state = "done";
+      this.#parts = [];
+      return { etag, size: this.#size };
+    } catch (err) {
+      await this.#fail(err);
+      throw this.#failure!;
+    }
+  }
+
+  /** Abandons the upload (no object is created). */
+  async abort(reason: string): Promise<void> {
+    if (this.#state === "done" || this.#failure) return;
+    await this.#fail(new FsError(Errno.EIO, `Upload of "${this.#o.key}" aborted: ${reason}`));
+  }
+
+  async #fail(err: unknown): Promise<void> {
+    if (this.#failure) return;
+    const errno = errnoOf(err, "upload");
+    this.#failure = err instanceof FsError ? err : new FsError(
+      errno,
+      `Cannot upload "${this.#o.key}": ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+    this.#state = "failed";
+    this.#buf = null;
+    this.#fill = 0;
+    log.with({ component: "fs" }).warn("Upload failed", {
+      key: this.#o.key,
+      errno,
+      error: err,
+    });
+    if (this.#uploadId) {
+      const { client, bucket, key } = this.#o;
+      try {
+        const uploadId = await this.#uploadId;
+        // Parts still in flight would otherwise outlive the abort.
+        await Promise.allSettled(this.#parts);
+        await client.abortMultipartUpload(bucket, key, uploadId);
+      } catch (abortErr) {
+        log.with({ component: "fs" }).warn("Cannot abort multipart upload", {
+          key,
+          error: abortErr,
+        });
+      }
+    }
+  }
+}
