@@ -409,7 +409,7 @@ export interface OpcodeInfo {
   readonly names: 0 | 1 | 2;
   /** The reply payload after the out header (null: header only or raw data). */
   readonly reply: StructName | "data" | "dirents" | "direntplus" | null;
-  /** FORGET and BATCH_FORGET get no reply at all. */
+  /** FORGET, BATCH_FORGET (and NOTIFY_REPLY, which we never solicit) get no reply at all. */
   readonly noReply: boolean;
 }
 

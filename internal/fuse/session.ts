@@ -367,9 +367,14 @@ export class FuseSession {
         continue;
       }
       const n = l.read(fd, slot.buf, slot.size);
-      if (n >= 0) {
+      if (n > 0) {
         this.#dispatch(slot, n);
         continue;
+      }
+      if (n === 0) {
+        // /dev/fuse never returns 0; a socket standing in for it (tests) does at EOF.
+        this.#free.push(slot);
+        return "eof";
       }
       const e = errno();
       this.#free.push(slot);

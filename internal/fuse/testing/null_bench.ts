@@ -1,0 +1,145 @@
+/**
+ * Throughput probe of the FUSE protocol layer alone (not a test): mounts a
+ * file system with one large file whose reads return a preallocated buffer,
+ * then `dd`s it through the mount in a child process, with and without
+ * `tuneReadahead(…, 1024)`, and with O_DIRECT.
+ *
+ *   deno run -A internal/fuse/testing/null_bench.ts [GiB=2]
+ *
+ * Run as root. Prints one line per case: request sizes seen and GB/s.
+ *
+ * @module
+ */
+
+import {
+  type Attr,
+  Errno,
+  type FileSystem,
+  FsError,
+  ROOT_INO,
+  S_IFDIR,
+  S_IFREG,
+} from "../../fs/api.ts";
+import { FuseSession } from "../session.ts";
+import { mountFuse, tuneReadahead, unmount } from "../mount.ts";
+
+const GIB = 1024 ** 3;
+const sizeGiB = Number(Deno.args[0] ?? "2");
+const FILE_SIZE = sizeGiB * GIB;
+const FILE_INO = 2;
+const chunk = new Uint8Array(1024 * 1024).fill(0x61);
+
+function attr(ino: number): Attr {
+  const now = Date.now();
+  const dir = ino === ROOT_INO;
+  return {
+    ino,
+    size: dir ? 0 : FILE_SIZE,
+    blocks: dir ? 0 : FILE_SIZE / 512,
+    atimeMs: now,
+    mtimeMs: now,
+    ctimeMs: now,
+    mode: dir ? S_IFDIR | 0o755 : S_IFREG | 0o444,
+    nlink: dir ? 2 : 1,
+    uid: 0,
+    gid: 0,
+    blksize: 4096,
+  };
+}
+
+/** Read sizes seen, to show what the kernel sent. */
+const sizes = new Map<number, number>();
+
+const nullFs: FileSystem = {
+  lookup(_c, parent, name) {
+    if (parent !== ROOT_INO || name !== "big") throw new FsError(Errno.ENOENT, "no");
+    return Promise.resolve({
+      ino: FILE_INO,
+      generation: 0,
+      attr: attr(FILE_INO),
+      entryTtlMs: 60_000,
+      attrTtlMs: 60_000,
+    });
+  },
+  forget() {},
+  getattr: (_c, ino) => Promise.resolve({ attr: attr(ino), ttlMs: 60_000 }),
+  setattr: () => Promise.reject(new FsError(Errno.EPERM, "ro")),
+  mknod: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
+  mkdir: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
+  unlink: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
+  rmdir: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
+  rename: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
+  open: () => Promise.resolve({ fh: 1, keepCache: false }),
+  read(_c, _ino, _fh, offset, size) {
+    sizes.set(size, (sizes.get(size) ?? 0) + 1);
+    const n = Math.max(0, Math.min(size, FILE_SIZE - offset, chunk.byteLength));
+    return Promise.resolve(chunk.subarray(0, n));
+  },
+  write: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
+  flush: () => Promise.resolve(),
+  release: () => Promise.resolve(),
+  fsync: () => Promise.resolve(),
+  opendir: () => Promise.resolve({ fh: 1 }),
+  readdir(_c, _ino, _fh, offset, _plus, add) {
+    const all = [
+      { name: ".", ino: ROOT_INO, type: S_IFDIR, nextOffset: 1 },
+      { name: "..", ino: ROOT_INO, type: S_IFDIR, nextOffset: 2 },
+      { name: "big", ino: FILE_INO, type: S_IFREG, nextOffset: 3 },
+    ];
+    for (const e of all.slice(offset)) if (!add(e)) break;
+    return Promise.resolve();
+  },
+  releasedir: () => Promise.resolve(),
+  statfs: () =>
+    Promise.resolve({
+      blocks: 0,
+      bfree: 0,
+      bavail: 0,
+      files: 0,
+      ffree: 0,
+      bsize: 4096,
+      namelen: 255,
+      frsize: 4096,
+    }),
+};
+
+async function dd(path: string, direct: boolean): Promise<number> {
+  const args = [`if=${path}`, "of=/dev/null", "bs=1M", `count=${sizeGiB * 1024}`];
+  if (direct) args.push("iflag=direct");
+  // Drop the file's cached pages so every run goes through FUSE.
+  await new Deno.Command("sh", { args: ["-c", "echo 1 > /proc/sys/vm/drop_caches"] }).output();
+  const t0 = performance.now();
+  const out = await new Deno.Command("dd", { args, stdout: "null", stderr: "piped" }).output();
+  const secs = (performance.now() - t0) / 1000;
+  if (!out.success) throw new Error(`dd failed: ${new TextDecoder().decode(out.stderr)}`);
+  return FILE_SIZE / secs / 1e9;
+}
+
+function seen(): string {
+  const parts = [...sizes.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3)
+    .map(([s, n]) => `${s / 1024} KiB×${n}`);
+  sizes.clear();
+  return parts.join(", ");
+}
+
+const dir = await Deno.makeTempDir({ prefix: "s3csi-null-bench-" });
+const fd = await mountFuse({ target: dir, fsname: "nullfs", subtype: "nullfs" });
+const session = new FuseSession(fd, nullFs);
+const running = session.run();
+try {
+  const file = `${dir}/big`;
+  const results: string[] = [];
+  results.push(
+    `page cache, default readahead: ${(await dd(file, false)).toFixed(2)} GB/s (${seen()})`,
+  );
+  await tuneReadahead(dir, 1024);
+  results.push(
+    `page cache, read_ahead_kb=1024: ${(await dd(file, false)).toFixed(2)} GB/s (${seen()})`,
+  );
+  results.push(`O_DIRECT, bs=1M: ${(await dd(file, true)).toFixed(2)} GB/s (${seen()})`);
+  for (const r of results) console.log(r);
+} finally {
+  unmount(dir);
+  await running;
+  await Deno.remove(dir);
+}
