@@ -129,13 +129,21 @@ export function ttlsOf(t: MetadataTtl): Ttls {
   }
 }
 
+/** Memory left after a fixed overhead reserve (an eighth, at least 64 MiB). */
+function usableMemory(c: FsConfig): number {
+  return Math.max(0, c.maxMemory - Math.max(64 * MIB, c.maxMemory / 8));
+}
+
 /**
- * How many files may be open for writing at once: each writer may hold two
- * parts, and the rest of the memory is left to readers (at least one read
- * part) and overhead (an eighth, at least 64 MiB).
+ * How many files may be open for writing at once: half of the usable memory
+ * goes to writers, and each writer may hold two parts (one uploading, one
+ * filling). At least one.
  */
 export function maxWriters(c: FsConfig): number {
-  const overhead = Math.max(64 * MIB, c.maxMemory / 8);
-  const usable = c.maxMemory - overhead - c.readPartSize;
-  return Math.max(1, Math.floor(usable / (2 * c.writePartSize)));
+  return Math.max(1, Math.floor(usableMemory(c) / 2 / (2 * c.writePartSize)));
+}
+
+/** The read buffers' share (the other half of the usable memory), at least two read parts. */
+export function readBudgetBytes(c: FsConfig): number {
+  return Math.max(2 * c.readPartSize, Math.floor(usableMemory(c) / 2));
 }

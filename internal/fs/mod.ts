@@ -16,4 +16,4 @@ export {
   validateFsConfig,
 } from "./config.ts";
 export { errnoOf, toFsError } from "./errno.ts";
-export type { ReadSource } from "./direct_reader.ts";
+export type { ReadSource } from "./prefetch/mod.ts";

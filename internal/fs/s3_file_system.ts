@@ -47,12 +47,20 @@ import {
 import {
   type FsConfig,
   maxWriters,
+  MIB,
   NEGATIVE_CACHE_MAX,
+  readBudgetBytes,
   type Ttls,
   ttlsOf,
   validateFsConfig,
 } from "./config.ts";
-import { createDirectReader, type ReadSource } from "./direct_reader.ts";
+import {
+  createDataCache,
+  createReader,
+  type DataCache,
+  MemoryBudget,
+  type ReadSource,
+} from "./prefetch/mod.ts";
 import { DirStream, type ListedEntry } from "./dir_stream.ts";
 import { type FsOp, toFsError } from "./errno.ts";
 import { KeyedMutex } from "./mutex.ts";
@@ -111,6 +119,8 @@ const DIR_WINDOW = 1024;
 const FIRST_ENTRY_COOKIE = 2;
 /** statfs numbers, as large as Mountpoint's (u64::MAX / 1024 rounded to 2^54), exact in a double. */
 const STATFS_HUGE = 2 ** 54;
+/** Disk cache size when `cacheDir` is set without `maxCacheSize`. */
+const DEFAULT_CACHE_BYTES = 1024 * MIB;
 
 function isLocal(i: Inode): boolean {
   return i.local !== "none" || i.upload !== null || (i.localChildren?.size ?? 0) > 0;
@@ -132,16 +142,24 @@ export class S3FileSystem implements FileSystem {
   readonly #mountTimeMs = Date.now();
   readonly #maxWriters: number;
   readonly #log = log.with({ component: "fs" });
+  readonly #budget: MemoryBudget;
+  #cache: DataCache | undefined;
   #nextIno = ROOT_INO + 1;
   #nextFh = 1;
   #writers = 0;
 
-  constructor(client: ObjectClient, config: FsConfig) {
+  /**
+   * `deps.cache` injects a ready disk cache; otherwise `init()` creates one
+   * when `config.cacheDir` is set.
+   */
+  constructor(client: ObjectClient, config: FsConfig, deps: { cache?: DataCache } = {}) {
     validateFsConfig(config);
     this.#client = client;
     this.#c = config;
     this.#ttl = ttlsOf(config.metadataTtl);
     this.#maxWriters = maxWriters(config);
+    this.#budget = new MemoryBudget(readBudgetBytes(config));
+    this.#cache = deps.cache;
     const root = {
       ino: ROOT_INO,
       kind: "dir",
@@ -174,7 +192,22 @@ export class S3FileSystem implements FileSystem {
     return this.#handles.size;
   }
 
+  /** The read memory budget shared by all open files (for tests and metrics). */
+  get readBudget(): MemoryBudget {
+    return this.#budget;
+  }
+
   // ---- Lifecycle -----------------------------------------------------------
+
+  /** Creates the disk data cache when `cacheDir` is configured. */
+  async init(): Promise<void> {
+    if (this.#c.cacheDir && !this.#cache) {
+      this.#cache = await createDataCache({
+        dir: this.#c.cacheDir,
+        maxBytes: this.#c.maxCacheSize ?? DEFAULT_CACHE_BYTES,
+      });
+    }
+  }
 
   /**
    * Completes uploads whose handle the application already closed (their
@@ -193,6 +226,7 @@ export class S3FileSystem implements FileSystem {
       this.#handles.delete(fh);
     }
     await Promise.all(work);
+    await this.#cache?.close();
   }
 
   // ---- Lookup and attributes -----------------------------------------------
@@ -498,12 +532,15 @@ export class S3FileSystem implements FileSystem {
 
   /** The one place that decides how an open handle reads. */
   #createReader(inode: Inode): ReadSource {
-    return createDirectReader({
+    return createReader({
       client: this.#client,
       bucket: this.#c.bucket,
       key: inode.key,
       etag: inode.etag!,
       size: inode.size,
+      partSize: this.#c.readPartSize,
+      budget: this.#budget,
+      cache: this.#cache,
     });
   }
 
