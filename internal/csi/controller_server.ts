@@ -216,7 +216,8 @@ export class ControllerServer {
       ? dedicatedVolume(uuid)
       : sharedVolume(params.bucketName!, uuid);
     const capacity = required > 0 ? required : limit;
-    const paramsKey = fingerprint({ mode: params.mode, region: params.region ?? "" });
+    // Tag values allow only letters, digits, spaces and _ . : / = + - @.
+    const paramsKey = `bucketNaming=${params.mode} s3Region=${params.region ?? ""}`;
     const fp = fingerprint({
       name,
       required,
@@ -284,7 +285,7 @@ export class ControllerServer {
     }
     if (!client.putBucketTagging || !client.getBucketTagging) return;
     const tags = {
-      [Tag.name]: want.name.slice(0, MAX_TAG_VALUE),
+      [Tag.name]: await tagSafeName(want.name),
       [Tag.capacity]: String(want.capacity),
       [Tag.params]: want.paramsKey.slice(0, MAX_TAG_VALUE),
     };
@@ -296,7 +297,7 @@ export class ControllerServer {
         throw s3Failure(`read the tags of bucket "${vol.bucket}"`, err);
       }
       if (existing[Tag.name] !== undefined) {
-        this.#checkCompatible(vol, want, existing);
+        await this.#checkCompatible(vol, want, existing);
         return;
       }
       // A bucket without tags: an earlier attempt died between the two calls. Adopt it.
@@ -304,7 +305,7 @@ export class ControllerServer {
     try {
       await client.putBucketTagging(vol.bucket, tags);
     } catch (err) {
-      if (isS3Error(err) && err.code === "Other") {
+      if (isS3Error(err) && err.httpStatus === 501) {
         clog.warn(
           "bucket tagging is not supported by this S3 store: compatibility checks disabled",
           {
@@ -317,12 +318,12 @@ export class ControllerServer {
     }
   }
 
-  #checkCompatible(
+  async #checkCompatible(
     vol: VolumeRef,
     want: { name: string; required: number; limit: number; paramsKey: string },
     tags: Record<string, string>,
-  ): void {
-    if (tags[Tag.name] !== want.name.slice(0, MAX_TAG_VALUE)) {
+  ): Promise<void> {
+    if (tags[Tag.name] !== await tagSafeName(want.name)) {
       throw new AlreadyExistsError(
         `Cannot create volume "${want.name}": bucket "${vol.bucket}" belongs to volume "${
           tags[Tag.name]
@@ -515,6 +516,13 @@ async function countObjects(
   } catch {
     return count > 0 ? `${count}+` : "unknown";
   }
+}
+
+/** The volume name as a tag value: itself when the tag charset allows it, else a digest. */
+async function tagSafeName(name: string): Promise<string> {
+  if (name.length <= MAX_TAG_VALUE && /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u.test(name)) return name;
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(name)));
+  return "sha256:" + Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 /** A short digest that tells credential sets apart without revealing them. */
