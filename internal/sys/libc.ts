@@ -416,3 +416,19 @@ function keepAlive(...arrays: unknown[]): void {
   retained.last = arrays;
   retained.last = null;
 }
+
+const F_GETFD = 1;
+const F_SETFD = 2;
+const FD_CLOEXEC = 1;
+
+/**
+ * Sets or clears close-on-exec on `fd`. The node role clears it on a
+ * /dev/fuse fd just for the moment a mount process is spawned, so that the
+ * child inherits exactly that fd (Deno.Command cannot pass extra fds).
+ */
+export function setCloexec(fd: number, on: boolean): void {
+  const l = libc();
+  const flags = check("fcntl(F_GETFD)", l.fcntl(fd, F_GETFD, 0n));
+  const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+  if (next !== flags) check("fcntl(F_SETFD)", l.fcntl(fd, F_SETFD, BigInt(next)));
+}
