@@ -41,7 +41,11 @@ export interface Sink {
 
 const stderrSink: Sink = {
   write(line: string) {
-    Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+    try {
+      Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+    } catch {
+      // stderr is gone (a daemonised mount whose parent exited): logging must never crash.
+    }
   },
 };
 

@@ -1,0 +1,244 @@
+/**
+ * The `s3csi mount` process: checks, mounts, serves, and cleans up.
+ *
+ * Order matters for users: everything that can fail cheaply is checked
+ * before anything is mounted (mount point, credentials, bucket reachable and
+ * accessible), and each failure is one clear line and a non-zero exit. Only
+ * then is the FUSE file system mounted (or, with `/dev/fd/N`, the already
+ * mounted connection handed over by the CSI node adopted) and served.
+ *
+ * When the file system is ready, one line goes to stdout ("mounted …"): the
+ * CSI node waits for it, and the daemonising parent relays it.
+ *
+ * SIGINT/SIGTERM: a self-mounted file system is detached (lazy unmount, so
+ * open files finish) and the session ends when the kernel lets go; pending
+ * uploads are completed by the file system's `destroy()`. With `/dev/fd/N`
+ * the node owns the mount point, so the session simply stops.
+ *
+ * @module
+ */
+import { FuseSession } from "../fuse/session.ts";
+import { checkMount, mountFuse, serveFd, tuneReadahead, unmount } from "../fuse/mount.ts";
+import { S3FileSystem } from "../fs/mod.ts";
+import type { FsConfig } from "../fs/config.ts";
+import { createDataCache } from "../fs/prefetch/mod.ts";
+import { log as rootLog, logToFile, setLevel } from "../log/mod.ts";
+import { AwsObjectClient } from "../s3/aws_object_client.ts";
+import { isS3Error, type S3ClientConfig } from "../s3/object_client.ts";
+import { resolveCredentials } from "./credentials.ts";
+import { VERSION } from "../version.ts";
+
+const log = rootLog.with({ component: "mount" });
+
+export interface MountConfig {
+  bucket: string;
+  /** A directory, or "/dev/fd/N" for a connection mounted by the caller. */
+  mountPoint: string;
+  fs: Omit<FsConfig, "bucket">;
+  s3: Omit<S3ClientConfig, "credentials" | "credentialsProvider">;
+  allowOther: boolean;
+  allowRoot: boolean;
+  /** Mount owner (user_id=) and, with allow-root, the one non-root user allowed in. */
+  ownerUid: number;
+  ownerGid: number;
+  debug: boolean;
+  logFile?: string;
+  /** FUSE requests handled at once (--max-threads). */
+  maxInFlight: number;
+}
+
+/** A startup failure: printed as one line, exit code 1, nothing left mounted. */
+export class StartupError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StartupError";
+  }
+}
+
+async function preflightMountPoint(path: string): Promise<void> {
+  if (path.startsWith("/dev/fd/")) return;
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.stat(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new StartupError(`Mount point "${path}" does not exist`);
+    }
+    if ((err as { code?: string }).code === "ENOTCONN") {
+      throw new StartupError(
+        `Mount point "${path}" is a dead FUSE mount (transport endpoint is not connected): unmount it first (umount -l)`,
+      );
+    }
+    throw new StartupError(`Cannot use mount point "${path}": ${(err as Error).message}`);
+  }
+  if (!st.isDirectory) throw new StartupError(`Mount point "${path}" is not a directory`);
+  const health = await checkMount(path);
+  if (health === "ok") {
+    throw new StartupError(`Mount point "${path}" is busy: something is already mounted there`);
+  }
+}
+
+async function preflightBucket(client: AwsObjectClient, cfg: MountConfig): Promise<void> {
+  try {
+    await client.headBucket(cfg.bucket);
+    // A listing proves read access to the prefix the mount will show.
+    await client.listObjects(cfg.bucket, { prefix: cfg.fs.prefix, delimiter: "/", maxKeys: 1 });
+  } catch (err) {
+    const where = cfg.s3.endpointUrl ?? "AWS S3";
+    if (isS3Error(err, "NoSuchBucket")) {
+      throw new StartupError(`Bucket "${cfg.bucket}" does not exist at ${where}`, { cause: err });
+    }
+    if (isS3Error(err, "AccessDenied")) {
+      throw new StartupError(
+        `Access denied to bucket "${cfg.bucket}" at ${where}: check the credentials and the bucket policy`,
+        { cause: err },
+      );
+    }
+    if (isS3Error(err, "NetworkError")) {
+      throw new StartupError(`Cannot reach the S3 endpoint ${where}: ${err.message}`, {
+        cause: err,
+      });
+    }
+    throw new StartupError(
+      `Cannot access bucket "${cfg.bucket}" at ${where}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}
+
+/** Runs a mount in the foreground until it is unmounted or signalled. Returns the exit code. */
+export async function runMount(cfg: MountConfig): Promise<number> {
+  setLevel(cfg.debug ? "debug" : "info");
+  if (cfg.logFile) logToFile(cfg.logFile);
+  await preflightMountPoint(cfg.mountPoint);
+  let creds;
+  try {
+    creds = await resolveCredentials();
+  } catch (err) {
+    throw new StartupError((err as Error).message, { cause: err });
+  }
+  const s3: S3ClientConfig = {
+    ...cfg.s3,
+    userAgentPrefix: [cfg.s3.userAgentPrefix, `s3csi-mount/${VERSION}`].filter(Boolean).join(" "),
+  };
+  if (creds.kind === "env") s3.credentials = creds.credentials;
+  if (creds.kind === "file") s3.credentialsProvider = creds.provider;
+  const client = new AwsObjectClient(s3);
+  await preflightBucket(client, cfg);
+
+  const fsConfig: FsConfig = { ...cfg.fs, bucket: cfg.bucket };
+  const cache = fsConfig.cacheDir
+    ? await createDataCache({ dir: fsConfig.cacheDir, maxBytes: fsConfig.maxCacheSize ?? 0 })
+    : undefined;
+  const fs = new S3FileSystem(client, fsConfig, cache ? { cache } : {});
+
+  const handedOver = cfg.mountPoint.startsWith("/dev/fd/");
+  let fd: number;
+  try {
+    fd = handedOver ? await serveFd(cfg.mountPoint) : await mountFuse({
+      target: cfg.mountPoint,
+      fsname: "s3csi",
+      subtype: "s3csi",
+      uid: cfg.ownerUid,
+      gid: cfg.ownerGid,
+      allowOther: cfg.allowOther || cfg.allowRoot,
+      readOnly: fsConfig.readOnly,
+      defaultPermissions: true,
+    });
+  } catch (err) {
+    throw new StartupError(`Cannot mount on "${cfg.mountPoint}": ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  const session = new FuseSession(fd, fs, {
+    allowRoot: cfg.allowRoot,
+    ownerUid: cfg.ownerUid,
+    maxInFlight: cfg.maxInFlight,
+  });
+  const running = session.run();
+  const signals = (name: Deno.Signal) => () => {
+    log.info("signal received: unmounting", { signal: name, mountPoint: cfg.mountPoint });
+    if (handedOver) session.stop();
+    else {
+      try {
+        unmount(cfg.mountPoint, { lazy: true });
+      } catch (err) {
+        log.warn("unmount failed: stopping the session", { error: err });
+        session.stop();
+      }
+    }
+  };
+  const onInt = signals("SIGINT");
+  const onTerm = signals("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  try {
+    // INIT is already queued by the kernel; wait for the handshake before declaring readiness.
+    for (let i = 0; i < 1000 && session.negotiated === null; i++) {
+      await Promise.race([running, new Promise((r) => setTimeout(r, 10))]);
+    }
+    if (session.negotiated === null) {
+      throw new StartupError("The kernel did not start the FUSE session");
+    }
+    if (!handedOver) {
+      await tuneReadahead(cfg.mountPoint, 1024).catch((err) =>
+        log.warn("cannot raise readahead: sequential reads use 128 KiB requests", { error: err })
+      );
+    }
+    log.info("mounted", {
+      bucket: cfg.bucket,
+      prefix: fsConfig.prefix,
+      mountPoint: cfg.mountPoint,
+      readOnly: fsConfig.readOnly,
+      flags: session.negotiated.flagNames.join(","),
+    });
+    const readyLine = `mounted bucket "${cfg.bucket}"${
+      fsConfig.prefix ? ` prefix "${fsConfig.prefix}"` : ""
+    } at ${cfg.mountPoint}\n`;
+    await Deno.stdout.write(new TextEncoder().encode(readyLine)).catch(() => 0);
+    await running;
+    log.info("unmounted: session ended", { mountPoint: cfg.mountPoint });
+    return 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
+}
+
+/**
+ * Daemon mode: runs this same command again with `--foreground`, relays its
+ * ready line (or its error) and exits, leaving the child serving the mount.
+ */
+export async function daemonize(args: string[]): Promise<number> {
+  const self = Deno.mainModule.startsWith("file:")
+    ? ["run", "-A", new URL(Deno.mainModule).pathname]
+    : [];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...self, "mount", ...args, "--foreground"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const errText = (async () => {
+    let s = "";
+    for await (const c of child.stderr) s += new TextDecoder().decode(c);
+    return s;
+  })();
+  let out = "";
+  while (!out.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+  }
+  if (out.includes("\n")) {
+    console.log(out.trim());
+    reader.releaseLock();
+    child.unref();
+    return 0;
+  }
+  const status = await child.status;
+  const lines = (await errText).trim().split("\n").filter((l) => !l.startsWith("{"));
+  console.error(lines.join("\n") || `s3csi mount exited with code ${status.code}`);
+  return status.code || 1;
+}
