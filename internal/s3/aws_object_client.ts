@@ -80,7 +80,7 @@ const RESPONSE_TIMEOUT_MS = 120_000;
 /** A request whose socket sees no traffic this long is failed as a network error. */
 const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 /** How long credentials from `credentialsProvider` are reused. */
-const DEFAULT_CREDENTIALS_CACHE_MS = 5_000;
+const DEFAULT_CREDENTIALS_CACHE_MS = 3_000;
 
 export interface AwsObjectClientOptions {
   /** Reuse window for `credentialsProvider` results; 0 calls the provider for every request. */

@@ -28,18 +28,24 @@ export interface MinioServer {
   accessKeyId: string;
   secretAccessKey: string;
   dataDir: string;
+  /** With `tls: true`: the PEM file of the self-signed CA the server's certificate chains to. */
+  caCertPath?: string;
   stop(): Promise<void>;
 }
 
 export interface StartMinioOptions {
   /** Do not echo the server's output on failure (it is always captured). */
   quiet?: boolean;
+  /** Serve HTTPS with a freshly generated self-signed certificate for 127.0.0.1. */
+  tls?: boolean;
 }
 
 const REGION = "us-east-1";
 const START_ATTEMPTS = 5;
-const READY_TIMEOUT_MS = 60_000;
-const STOP_GRACE_MS = 5_000;
+/** Per attempt; a start that stalls (seen rarely under heavy load) is retried on new ports. */
+const READY_TIMEOUT_MS = 20_000;
+/** Test data is disposable: a short grace period, then SIGKILL. */
+const STOP_GRACE_MS = 1_000;
 /** How much of the server's output is kept for error messages. */
 const OUTPUT_TAIL_BYTES = 16 * 1024;
 
@@ -77,7 +83,7 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
       return await startOnce(binary, opts);
     } catch (err) {
       lastError = err;
-      if (!(err instanceof PortConflictError)) throw err;
+      if (!(err instanceof RetryableStartError)) throw err;
     }
   }
   throw new Error(`Cannot start MinIO after ${START_ATTEMPTS} attempts`, { cause: lastError });
@@ -85,16 +91,60 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
 
 /** The client configuration for talking to `m` as its root user. */
 export function minioClientConfig(m: MinioServer): S3ClientConfig {
-  return {
+  const config: S3ClientConfig = {
     endpointUrl: m.endpoint,
     region: m.region,
     forcePathStyle: true,
     credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
     maxAttempts: 2,
   };
+  if (m.caCertPath) config.caBundlePath = m.caCertPath;
+  return config;
 }
 
-class PortConflictError extends Error {}
+/**
+ * Writes a throwaway CA and a server certificate for 127.0.0.1 signed by it,
+ * laid out as MinIO expects (public.crt, private.key); returns the CA's path.
+ * (rustls, behind Deno's fetch, refuses a self-signed CA used as the server
+ * certificate, so the chain has two links.)
+ */
+async function makeCertificates(dir: string): Promise<string> {
+  await Deno.mkdir(dir, { recursive: true });
+  const ext = `${dir}/server.ext`;
+  await Deno.writeTextFile(
+    ext,
+    "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n" +
+      "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+  );
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const steps = [
+    ["req", "-x509", ...ec, "-days", "2", "-subj", "/CN=s3csi test CA"]
+      .concat(["-keyout", `${dir}/ca.key`, "-out", `${dir}/ca.crt`]),
+    ["req", ...ec, "-subj", "/CN=127.0.0.1", "-keyout", `${dir}/private.key`]
+      .concat(["-out", `${dir}/server.csr`]),
+    ["x509", "-req", "-in", `${dir}/server.csr`, "-CA", `${dir}/ca.crt`, "-CAkey"]
+      .concat([`${dir}/ca.key`, "-CAcreateserial", "-days", "2", "-extfile", ext])
+      .concat(["-out", `${dir}/public.crt`]),
+  ];
+  for (const args of steps) {
+    const out = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" })
+      .output();
+    if (!out.success) {
+      const detail = new TextDecoder().decode(out.stderr).trim();
+      throw new Error(`Cannot generate test certificates with openssl: ${detail}`);
+    }
+  }
+  // MinIO would treat ca.crt in the certs dir as trusted; keep it outside.
+  const caPath = `${dir}.ca.crt`;
+  await Deno.rename(`${dir}/ca.crt`, caPath);
+  for (const f of ["ca.key", "server.csr", "server.ext", "ca.srl"]) {
+    await Deno.remove(`${dir}/${f}`).catch(() => {});
+  }
+  return caPath;
+}
+
+/** A failed start worth retrying with fresh ports: a bind conflict or a stalled startup. */
+class RetryableStartError extends Error {}
 
 /** Keeps the last bytes of a stream, draining it so the child never blocks on a full pipe. */
 class OutputTail {
@@ -132,7 +182,16 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
   const consolePort = freePort();
   const accessKeyId = `s3csi${randomHex(6)}`;
   const secretAccessKey = randomHex(20);
-  const endpoint = `http://127.0.0.1:${port}`;
+  const certsDir = opts.tls ? `${dataDir}.certs` : undefined;
+  const caCertPath = certsDir
+    ? await makeCertificates(certsDir).catch(async (err) => {
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      await Deno.remove(certsDir, { recursive: true }).catch(() => {});
+      await Deno.remove(`${certsDir}.ca.crt`).catch(() => {});
+      throw err;
+    })
+    : undefined;
+  const endpoint = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
 
   const child = new Deno.Command(binary, {
     args: [
@@ -143,6 +202,7 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
       "--console-address",
       `127.0.0.1:${consolePort}`,
       "--quiet",
+      ...(certsDir ? ["--certs-dir", certsDir] : []),
     ],
     env: {
       MINIO_ROOT_USER: accessKeyId,
@@ -195,6 +255,8 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
       await status;
       await Promise.all([stdout.done, stderr.done]);
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      if (certsDir) await Deno.remove(certsDir, { recursive: true }).catch(() => {});
+      if (caCertPath) await Deno.remove(caCertPath).catch(() => {});
     })();
     return stopping;
   };
@@ -211,34 +273,62 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
   globalThis.addEventListener("unload", killOnUnload);
 
   try {
-    await waitReady(endpoint, () => exited);
+    await waitReady(endpoint, caCertPath, () => exited);
   } catch (err) {
+    const exitedEarly = exited;
     await stop();
     const output = `${stdout.text()}\n${stderr.text()}`.trim();
-    if (exited && /address already in use|bind/i.test(output)) {
-      throw new PortConflictError(`MinIO could not bind port ${port} or ${consolePort}`);
+    if (exitedEarly && /address already in use|bind/i.test(output)) {
+      throw new RetryableStartError(`MinIO could not bind port ${port} or ${consolePort}`);
+    }
+    if (err instanceof StalledError) {
+      throw new RetryableStartError(`MinIO stalled during startup: ${output.slice(-2000)}`);
     }
     if (!opts.quiet && output) console.error(output);
     throw new Error(`MinIO did not become ready at "${endpoint}"`, { cause: err });
   }
 
-  return { endpoint, region: REGION, accessKeyId, secretAccessKey, dataDir, stop };
+  const server: MinioServer = {
+    endpoint,
+    region: REGION,
+    accessKeyId,
+    secretAccessKey,
+    dataDir,
+    stop,
+  };
+  if (caCertPath) server.caCertPath = caCertPath;
+  return server;
 }
 
-async function waitReady(endpoint: string, hasExited: () => boolean): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    if (hasExited()) throw new Error("MinIO exited during startup");
-    try {
-      const res = await fetch(`${endpoint}/minio/health/ready`);
-      await res.body?.cancel();
-      if (res.ok) return;
-      lastError = new Error(`Health check answered ${res.status}`);
-    } catch (err) {
-      lastError = err;
+class StalledError extends Error {}
+
+async function waitReady(
+  endpoint: string,
+  caCertPath: string | undefined,
+  hasExited: () => boolean,
+): Promise<void> {
+  const client = Deno.createHttpClient(
+    caCertPath ? { caCerts: [await Deno.readTextFile(caCertPath)] } : {},
+  );
+  try {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let lastError: unknown;
+    while (Date.now() < deadline) {
+      if (hasExited()) throw new Error("MinIO exited during startup");
+      try {
+        const res = await fetch(`${endpoint}/minio/health/ready`, { client });
+        await res.body?.cancel();
+        if (res.ok) return;
+        lastError = new Error(`Health check answered ${res.status}`);
+      } catch (err) {
+        lastError = err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    throw new StalledError(`MinIO was not ready within ${READY_TIMEOUT_MS} ms`, {
+      cause: lastError,
+    });
+  } finally {
+    client.close();
   }
-  throw new Error(`MinIO was not ready within ${READY_TIMEOUT_MS} ms`, { cause: lastError });
 }
