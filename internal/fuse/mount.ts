@@ -22,8 +22,8 @@
  * (128 KiB by default) whatever INIT negotiated; `tuneReadahead` raises it
  * for one mount, which turns buffered sequential reads into 1 MiB requests.
  *
- * Requires `--allow-ffi`, `--allow-read` (/proc, /dev/fuse) and
- * `--allow-write` (/sys/class/bdi).
+ * Requires `--allow-ffi`, `--allow-read` (/proc, /dev/fuse), `--allow-write`
+ * (/sys/class/bdi) and `--allow-sys` (uid/gid defaults).
  *
  * @module
  */

@@ -206,6 +206,8 @@ class Slot {
 class Call implements RequestContext {
   replied = false;
   aborted = false;
+  /** The errno answered, 0 for success (for the debug log). */
+  errno = 0;
   #ac: AbortController | null = null;
 
   constructor(
@@ -252,6 +254,10 @@ export class FuseSession {
   #idleWaiter: (() => void) | null = null;
 
   #wakeFd = -1;
+  #polling = false;
+  #draining = false;
+  #endReason: string | null = null;
+  #loopError: unknown = null;
   readonly #pollfds = new Uint8Array(16);
   readonly #pollView = new DataView(this.#pollfds.buffer);
   readonly #iov = new BigUint64Array(4);
@@ -357,38 +363,73 @@ export class FuseSession {
   }
 
   async #loop(): Promise<string> {
-    const l = libc();
-    const fd = this.#fd;
-    while (!this.#stopping) {
-      const slot = this.#takeSlot();
-      if (slot === null) {
+    while (true) {
+      const r = this.#drain();
+      if (r === "end") return this.#endReason ?? "stopped";
+      if (r === "full") {
         await new Promise<void>((resolve) => (this.#slotWaiter = resolve));
         this.#slotWaiter = null;
-        continue;
-      }
-      const n = l.read(fd, slot.buf, slot.size);
-      if (n > 0) {
-        this.#dispatch(slot, n);
-        continue;
-      }
-      if (n === 0) {
-        // /dev/fuse never returns 0; a socket standing in for it (tests) does at EOF.
-        this.#free.push(slot);
-        return "eof";
-      }
-      const e = errno();
-      this.#free.push(slot);
-      if (e === E.EAGAIN) {
-        await this.#poll();
-      } else if (e === E.ENOENT || e === E.EINTR) {
-        continue;
-      } else if (e === E.ENODEV || e === E.ECONNABORTED) {
-        return "unmounted";
       } else {
+        this.#polling = true;
+        await this.#poll();
+        this.#polling = false;
+      }
+      if (this.#loopError !== null) throw this.#loopError;
+    }
+  }
+
+  /**
+   * Reads and dispatches requests until the device has none ("idle"), every
+   * buffer is busy ("full") or the session ends ("end", see #endReason).
+   */
+  #drain(): "idle" | "full" | "end" {
+    if (this.#draining) return "idle";
+    this.#draining = true;
+    try {
+      const l = libc();
+      const fd = this.#fd;
+      while (!this.#stopping && this.#endReason === null) {
+        const slot = this.#takeSlot();
+        if (slot === null) return "full";
+        const n = l.read(fd, slot.buf, slot.size);
+        if (n > 0) {
+          this.#dispatch(slot, n);
+          continue;
+        }
+        this.#free.push(slot);
+        if (n === 0) {
+          // /dev/fuse never returns 0; a socket standing in for it (tests) does at EOF.
+          this.#endReason = "eof";
+          break;
+        }
+        const e = errno();
+        if (e === E.EAGAIN) return "idle";
+        if (e === E.ENOENT || e === E.EINTR) continue;
+        if (e === E.ENODEV || e === E.ECONNABORTED) {
+          this.#endReason = "unmounted";
+          break;
+        }
         throw new SysError("read", e, "/dev/fuse");
       }
+      return "end";
+    } finally {
+      this.#draining = false;
     }
-    return "stopped";
+  }
+
+  /**
+   * Called when a handler finishes while the loop waits in poll: the kernel
+   * often has the next request queued already (readahead keeps several in
+   * flight), and reading it now saves the round trip through the poll thread.
+   */
+  #drainAfterReply(): void {
+    if (!this.#polling || this.#draining || this.#ending) return;
+    try {
+      if (this.#drain() === "end") eventfdSignal(this.#wakeFd);
+    } catch (err) {
+      this.#loopError = err;
+      eventfdSignal(this.#wakeFd);
+    }
   }
 
   /** Waits until the device (or the stop eventfd) is readable. */
@@ -530,11 +571,13 @@ export class FuseSession {
           op: opName(call.opcode),
           nodeid: req.nodeid,
           unique: call.unique,
+          errno: call.errno,
           ms: Math.round((performance.now() - call.started) * 1000) / 1000,
         });
       }
       this.#inflight.delete(call.unique);
       this.#releaseSlot(call.slot);
+      this.#drainAfterReply();
       if (--this.#active === 0 && this.#idleWaiter) {
         const w = this.#idleWaiter;
         this.#idleWaiter = null;
@@ -779,6 +822,7 @@ export class FuseSession {
   #replyError(call: Call, errnoValue: number): void {
     if (call.replied) throw new Error(`Reply sent twice for request "${call.unique}"`);
     call.replied = true;
+    call.errno = errnoValue;
     this.#sendError(call.slot, call.unique, errnoValue);
   }
 
@@ -805,7 +849,8 @@ export class FuseSession {
     iov[1] = BigInt(OUT_HEADER_SIZE);
     iov[2] = pointerValue(data);
     iov[3] = BigInt(size);
-    // `data` stays referenced by this frame during the synchronous call.
+    // SAFETY: iov[2] points into `data`, which the FS handed us and still
+    // references; no JS (hence no GC) runs during the synchronous call.
     const r = libc().writev(this.#fd, this.#iovBytes, 2);
     this.#checkWrite(r, len, call.opcode);
   }

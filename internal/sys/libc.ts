@@ -254,9 +254,9 @@ export function pointerValue(a: Uint8Array): bigint {
 }
 
 /**
- * poll(2) off the JS thread. Resolves with the `revents` of each fd, or
- * throws a SysError with errno EINVAL-free "unknown" (-1) when poll fails:
- * errno is not readable after a nonblocking call.
+ * poll(2) off the JS thread. Resolves with the `revents` of each fd. When
+ * poll fails it throws a SysError with errno -1: errno is not readable after
+ * a nonblocking call (it belongs to the worker thread).
  */
 export async function poll(
   fds: readonly { fd: number; events: number }[],

@@ -27,6 +27,7 @@ const GIB = 1024 ** 3;
 const sizeGiB = Number(Deno.args[0] ?? "2");
 const FILE_SIZE = sizeGiB * GIB;
 const FILE_INO = 2;
+const SINK_INO = 3;
 const chunk = new Uint8Array(1024 * 1024).fill(0x61);
 
 function attr(ino: number): Attr {
@@ -61,10 +62,21 @@ const nullFs: FileSystem = {
       attrTtlMs: 60_000,
     });
   },
+  mknod: () =>
+    Promise.resolve({
+      ino: SINK_INO,
+      generation: 0,
+      attr: { ...attr(SINK_INO), size: 0, mode: S_IFREG | 0o644 },
+      entryTtlMs: 0,
+      attrTtlMs: 0,
+    }),
   forget() {},
-  getattr: (_c, ino) => Promise.resolve({ attr: attr(ino), ttlMs: 60_000 }),
+  getattr: (_c, ino) =>
+    Promise.resolve({
+      attr: ino === SINK_INO ? { ...attr(ino), size: 0 } : attr(ino),
+      ttlMs: ino === SINK_INO ? 0 : 60_000,
+    }),
   setattr: () => Promise.reject(new FsError(Errno.EPERM, "ro")),
-  mknod: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
   mkdir: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
   unlink: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
   rmdir: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
@@ -75,7 +87,10 @@ const nullFs: FileSystem = {
     const n = Math.max(0, Math.min(size, FILE_SIZE - offset, chunk.byteLength));
     return Promise.resolve(chunk.subarray(0, n));
   },
-  write: () => Promise.reject(new FsError(Errno.EROFS, "ro")),
+  write(_c, _ino, _fh, _offset, data) {
+    sizes.set(data.byteLength, (sizes.get(data.byteLength) ?? 0) + 1);
+    return Promise.resolve(data.byteLength);
+  },
   flush: () => Promise.resolve(),
   release: () => Promise.resolve(),
   fsync: () => Promise.resolve(),
@@ -115,6 +130,15 @@ async function dd(path: string, direct: boolean): Promise<number> {
   return FILE_SIZE / secs / 1e9;
 }
 
+async function ddWrite(path: string): Promise<number> {
+  const args = ["if=/dev/zero", `of=${path}`, "bs=1M", `count=${sizeGiB * 1024}`];
+  const t0 = performance.now();
+  const out = await new Deno.Command("dd", { args, stdout: "null", stderr: "piped" }).output();
+  const secs = (performance.now() - t0) / 1000;
+  if (!out.success) throw new Error(`dd failed: ${new TextDecoder().decode(out.stderr)}`);
+  return FILE_SIZE / secs / 1e9;
+}
+
 function seen(): string {
   const parts = [...sizes.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3)
     .map(([s, n]) => `${s / 1024} KiB×${n}`);
@@ -137,6 +161,7 @@ try {
     `page cache, read_ahead_kb=1024: ${(await dd(file, false)).toFixed(2)} GB/s (${seen()})`,
   );
   results.push(`O_DIRECT, bs=1M: ${(await dd(file, true)).toFixed(2)} GB/s (${seen()})`);
+  results.push(`write, bs=1M: ${(await ddWrite(`${dir}/sink`)).toFixed(2)} GB/s (${seen()})`);
   for (const r of results) console.log(r);
 } finally {
   unmount(dir);
