@@ -1,8 +1,147 @@
-/** `s3csi node`: wiring only (see internal/). */
-import { UsageError } from "../../internal/cli/mod.ts";
+/**
+ * `s3csi node`: CSI Identity + Node on a unix socket (optionally Controller
+ * too, for single-process setups). Wiring only: flags → NodeConfig.
+ *
+ * @module
+ */
+import {
+  bool,
+  type FlagSpecs,
+  int,
+  parseFlags,
+  shutdownSignal,
+  str,
+  usage,
+  UsageError,
+} from "../../internal/cli/mod.ts";
+import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/mod.ts";
+import { credentialsFromEnv } from "../../internal/csi/credentials.ts";
+import { NodeServer } from "../../internal/csi/node_server.ts";
+import { type Level, log, setLevel } from "../../internal/log/mod.ts";
+import { ProcessMounter, selfCommand } from "../../internal/mounter/process_mounter.ts";
+import { BindTargetOps } from "../../internal/mounter/target_ops.ts";
+import { ClientCache } from "../../internal/s3/client_cache.ts";
 
-export const summary = "Node (not yet implemented)";
+export const summary = "Serve CSI Identity + Node (mount volumes into pods)";
 
-export function main(_args: string[]): Promise<number> {
-  return Promise.reject(new UsageError("the node role is not implemented yet"));
+const FLAGS: FlagSpecs = {
+  endpoint: {
+    type: "string",
+    default: "unix:///csi/csi.sock",
+    env: "CSI_ENDPOINT",
+    help: "CSI socket to listen on",
+  },
+  "node-id": {
+    type: "string",
+    env: "CSI_NODE_ID",
+    help: "This node's name (default: KUBE_NODE_NAME or the hostname)",
+  },
+  "kubelet-path": {
+    type: "string",
+    default: "/var/lib/kubelet",
+    env: "KUBELET_PATH",
+    help: "The kubelet root directory",
+  },
+  "s3-endpoint-url": {
+    type: "string",
+    env: "AWS_ENDPOINT_URL",
+    help: "S3 endpoint URL (AWS endpoints when unset)",
+  },
+  region: { type: "string", default: "us-east-1", env: "AWS_REGION", help: "Default S3 region" },
+  "virtual-hosted-style": {
+    type: "boolean",
+    help: "Use virtual-hosted-style addressing instead of path-style",
+  },
+  "ca-bundle": { type: "string", env: "AWS_CA_BUNDLE", help: "PEM file of extra trusted CAs" },
+  mounter: {
+    type: "string",
+    default: "process",
+    env: "S3CSI_MOUNTER",
+    help: "How mounts are served: process",
+  },
+  "mount-timeout": {
+    type: "string",
+    default: "60",
+    help: "Seconds a mount may take to become ready",
+  },
+  controller: { type: "boolean", help: "Also serve the Controller service on the same socket" },
+  "log-level": {
+    type: "string",
+    default: "info",
+    env: "S3CSI_LOG_LEVEL",
+    help: "debug, info, warn or error",
+  },
+  help: { type: "boolean", short: "h", help: "Show this help" },
+};
+
+function fuseAvailable(): Promise<boolean> {
+  return Deno.stat("/dev/fuse").then((s) => s.isCharDevice ?? true, () => false);
+}
+
+export async function main(args: string[]): Promise<number> {
+  const { values } = parseFlags(args, FLAGS);
+  if (bool(values, "help")) {
+    console.log(usage("s3csi node [options]", FLAGS));
+    return 0;
+  }
+  const level = str(values, "log-level")!;
+  if (!["debug", "info", "warn", "error"].includes(level)) {
+    throw new UsageError(`Invalid value for --log-level: "${level}"`);
+  }
+  setLevel(level as Level);
+  if (str(values, "mounter") !== "process") {
+    throw new UsageError(
+      `Invalid value for --mounter: "${str(values, "mounter")}" (supported: process)`,
+    );
+  }
+  const nodeId = str(values, "node-id") ?? Deno.env.get("KUBE_NODE_NAME") ?? Deno.hostname();
+  const region = str(values, "region")!;
+  const endpointUrl = str(values, "s3-endpoint-url");
+  const forcePathStyle = !bool(values, "virtual-hosted-style");
+  const caBundlePath = str(values, "ca-bundle");
+  const driverCredentials = credentialsFromEnv();
+  const mounter = new ProcessMounter({
+    command: selfCommand(),
+    region,
+    forcePathStyle,
+    startTimeoutMs: int(values, "mount-timeout", { min: 1, max: 3600 })! * 1000,
+    ...(endpointUrl ? { endpointUrl } : {}),
+    ...(caBundlePath ? { caBundlePath } : {}),
+  });
+  const node = new NodeServer({
+    nodeId,
+    kubeletPath: str(values, "kubelet-path")!,
+    mounter,
+    targets: new BindTargetOps(),
+    ...(driverCredentials ? { driverCredentials } : {}),
+  });
+  const withController = bool(values, "controller");
+  let controller: ControllerServer | undefined;
+  if (withController) {
+    const clients = new ClientCache({
+      forcePathStyle,
+      driverCredentials,
+      ...(endpointUrl ? { endpointUrl } : {}),
+      ...(caBundlePath ? { caBundlePath } : {}),
+    });
+    controller = new ControllerServer({ region, clientFactory: clients.factory() });
+  }
+  const identity = new IdentityServer({ controllerService: withController, ready: fuseAvailable });
+  const server = new CsiServer({
+    identity: identity.handlers(),
+    node: node.handlers(),
+    ...(controller ? { controller: controller.handlers() } : {}),
+  });
+  const { done } = shutdownSignal();
+  await server.listen(str(values, "endpoint")!);
+  log.info("node started", {
+    nodeId,
+    kubeletPath: str(values, "kubelet-path"),
+    controller: withController,
+  });
+  const signal = await done;
+  // Mounts stay up: pods keep their volumes while the node plugin restarts.
+  log.info("shutting down (mounts are left running)", { signal });
+  await server.stop();
+  return 0;
 }

@@ -43,26 +43,37 @@ async function sanityBinary(): Promise<string> {
 
 interface JunitResult {
   total: number;
-  failed: string[];
-  skipped: string[];
   passed: number;
+  failed: string[];
+  /** Skipped specs with csi-sanity's message. */
+  skipped: Array<{ name: string; message: string }>;
+}
+
+function unescapeXml(s: string): string {
+  return s.replaceAll("&#34;", '"').replaceAll("&quot;", '"').replaceAll("&amp;", "&")
+    .replaceAll("&#39;", "'").replaceAll("&lt;", "<").replaceAll("&gt;", ">");
 }
 
 function parseJunit(xml: string): JunitResult {
   const failed: string[] = [];
-  const skipped: string[] = [];
+  const skipped: Array<{ name: string; message: string }> = [];
   let total = 0;
   const re = /<testcase name="([^"]*)"[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g;
   for (const m of xml.matchAll(re)) {
-    const name = m[1].replaceAll("&#34;", '"').replaceAll("&amp;", "&").replaceAll("&#39;", "'");
+    const name = unescapeXml(m[1]);
     const body = m[3] ?? "";
-    // Ginkgo adds synthetic [BeforeSuite]/[AfterSuite] cases: count them like any spec.
     total++;
     if (/<failure|<error/.test(body)) failed.push(name);
-    else if (/<skipped/.test(body)) skipped.push(name);
+    else {
+      const sk = /<skipped(?: message="([^"]*)")?/.exec(body);
+      if (sk) skipped.push({ name, message: unescapeXml(sk[1] ?? "") });
+    }
   }
   return { total, failed, skipped, passed: total - failed.length - skipped.length };
 }
+
+/** csi-sanity skips specs of optional capabilities the driver does not advertise. */
+const NOT_APPLICABLE = /^skipped - .* not supported$/;
 
 export async function runSanity(opts: {
   tier: string;
@@ -110,46 +121,127 @@ export async function runSanity(opts: {
   }
   if (Deno.env.get("S3CSI_KEEP_SANITY")) await Deno.writeTextFile("/tmp/sanity-last.xml", xml);
   const result = parseJunit(xml);
-  console.log(
-    `csi-sanity [${opts.tier}]: ${result.total} specs, ${result.passed} passed, ${result.failed.length} failed, ${result.skipped.length} skipped`,
+  const byList = result.skipped.filter((s) => skips.some((k) => new RegExp(k.regex).test(s.name)));
+  const notApplicable = result.skipped.filter((s) =>
+    !byList.includes(s) && NOT_APPLICABLE.test(s.message)
   );
-  for (const s of skips) console.log(`  skip list: /${s.regex}/ (${s.reason})`);
+  const pending = result.skipped.filter((s) => !byList.includes(s) && s.message === "pending");
+  const unexplained = result.skipped.filter((s) =>
+    !byList.includes(s) && !notApplicable.includes(s) && !pending.includes(s)
+  ).map((s) => `${s.name} (${s.message})`);
+  console.log(
+    `csi-sanity [${opts.tier}]: ${result.total} specs: ${result.passed} passed, ${result.failed.length} failed, ` +
+      `${byList.length} skipped by skips.txt, ${notApplicable.length} not applicable (optional capability not advertised), ${pending.length} pending upstream`,
+  );
+  for (const s of skips) console.log(`  skips.txt: /${s.regex}/ (${s.reason})`);
   if (result.failed.length > 0) {
     console.log(`csi-sanity output (tail):\n${text.slice(-6000)}`);
   }
-  // Every skipped spec must be explained by the skip list.
-  const unexplained = result.skipped.filter((name) =>
-    !skips.some((s) => new RegExp(s.regex.replace(/^\^/, "")).test(name))
-  );
   assert.deepEqual(result.failed, [], "csi-sanity specs failed");
   assert.deepEqual(unexplained, [], "specs skipped without a reason in skips.txt");
   return result;
 }
 
-Deno.test("csi-sanity: every Identity and Controller spec passes against s3csi controller and MinIO", async () => {
+function s3Env(minio: { accessKeyId: string; secretAccessKey: string; region: string }) {
+  return {
+    AWS_ACCESS_KEY_ID: minio.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
+    AWS_REGION: minio.region,
+  };
+}
+
+async function leftoverMounts(dir: string): Promise<string[]> {
+  const text = await Deno.readTextFile("/proc/self/mountinfo");
+  return text.split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m.startsWith(dir));
+}
+
+Deno.test("csi-sanity (split): s3csi controller and s3csi node as separate processes, real MinIO and FUSE", async () => {
   const minio = await startMinio();
   const dir = await tempDir("s3csi-sanity-");
-  const socket = `${dir}/controller.sock`;
-  const driver = await spawnDriver({
-    socket,
-    args: ["controller", "--endpoint", socket, "--s3-endpoint-url", minio.endpoint],
-    env: {
-      AWS_ACCESS_KEY_ID: minio.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-      AWS_REGION: minio.region,
-    },
+  await Deno.mkdir(`${dir}/pods`);
+  const ctlSock = `${dir}/controller.sock`;
+  const nodeSock = `${dir}/node.sock`;
+  const common = ["--s3-endpoint-url", minio.endpoint];
+  const controller = await spawnDriver({
+    socket: ctlSock,
+    args: ["controller", "--endpoint", ctlSock, ...common],
+    env: s3Env(minio),
+  });
+  const node = await spawnDriver({
+    socket: nodeSock,
+    args: [
+      "node",
+      "--endpoint",
+      nodeSock,
+      "--kubelet-path",
+      dir,
+      "--node-id",
+      "sanity-node",
+      ...common,
+    ],
+    env: s3Env(minio),
   });
   try {
     const r = await runSanity({
-      tier: "controller-only",
-      endpoint: `unix://${socket}`,
-      dir,
+      tier: "split",
+      endpoint: `unix://${nodeSock}`,
+      controllerEndpoint: `unix://${ctlSock}`,
+      dir: `${dir}/pods`,
       secrets: minio,
     });
-    assert.ok(r.passed >= 15, `expected the Identity and Controller specs to run, got ${r.passed}`);
+    assert.ok(
+      r.passed >= 25,
+      `expected the Identity, Controller and Node specs to run, got ${r.passed}`,
+    );
+    for (const d of [controller, node]) {
+      assert.ok(!d.output().includes(minio.secretAccessKey), "a secret reached a log");
+    }
+    assert.deepEqual(await leftoverMounts(dir), [], "mounts left behind");
+  } finally {
+    await controller.stop();
+    await node.stop();
+    for (const m of await leftoverMounts(dir)) {
+      await new Deno.Command("umount", { args: ["-l", m] }).output();
+    }
+    await minio.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("csi-sanity (combined): s3csi node --controller on one socket runs every spec, real MinIO and FUSE", async () => {
+  const minio = await startMinio();
+  const dir = await tempDir("s3csi-sanity-");
+  await Deno.mkdir(`${dir}/pods`);
+  const sock = `${dir}/csi.sock`;
+  const driver = await spawnDriver({
+    socket: sock,
+    args: [
+      "node",
+      "--controller",
+      "--endpoint",
+      sock,
+      "--kubelet-path",
+      dir,
+      "--s3-endpoint-url",
+      minio.endpoint,
+    ],
+    env: s3Env(minio),
+  });
+  try {
+    const r = await runSanity({
+      tier: "combined",
+      endpoint: `unix://${sock}`,
+      dir: `${dir}/pods`,
+      secrets: minio,
+    });
+    assert.ok(r.passed >= 28, `expected every applicable spec to run, got ${r.passed}`);
     assert.ok(!driver.output().includes(minio.secretAccessKey), "a secret reached the log");
+    assert.deepEqual(await leftoverMounts(dir), [], "mounts left behind");
   } finally {
     await driver.stop();
+    for (const m of await leftoverMounts(dir)) {
+      await new Deno.Command("umount", { args: ["-l", m] }).output();
+    }
     await minio.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
