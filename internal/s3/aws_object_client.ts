@@ -296,7 +296,8 @@ export class AwsObjectClient implements ObjectClient {
         size: out.ContentLength ?? 0,
         etag: out.ETag ?? "",
         lastModified: out.LastModified ?? new Date(0),
-        ...(out.StorageClass ? { storageClass: out.StorageClass } : {}),
+        // S3 sends the header only for classes other than STANDARD; list always names it.
+        storageClass: out.StorageClass ?? "STANDARD",
       };
     } catch (err) {
       if (err instanceof S3Error && err.code === "NoSuchKey") return null;
@@ -430,7 +431,7 @@ export class AwsObjectClient implements ObjectClient {
       size: o.Size ?? 0,
       etag: o.ETag ?? "",
       lastModified: o.LastModified ?? new Date(0),
-      ...(o.StorageClass ? { storageClass: o.StorageClass } : {}),
+      storageClass: o.StorageClass ?? "STANDARD",
     }));
     const commonPrefixes = (out.CommonPrefixes ?? []).map((p) => decode(p.Prefix ?? ""));
     const page: ListPage = { objects, commonPrefixes };
