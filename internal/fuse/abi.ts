@@ -377,6 +377,17 @@ export const STRUCTS = {
     ["dummy3", "u64"],
     ["dummy4", "u64"],
   ]),
+  notify_inval_inode_out: layout("fuse_notify_inval_inode_out", [
+    ["ino", "u64"],
+    ["off", "i64"], // < 0: attributes only
+    ["len", "i64"], // 0: to the end
+  ]),
+  notify_inval_entry_out: layout("fuse_notify_inval_entry_out", [
+    ["parent", "u64"],
+    ["namelen", "u32"],
+    ["flags", "u32"], // FUSE_EXPIRE_ONLY (7.38)
+    // the name and a NUL follow
+  ]),
   dirent: layout("fuse_dirent", DIRENT_FIELDS),
   direntplus: layout("fuse_direntplus", [
     ...nested("entry_out", ENTRY_OUT_FIELDS),
@@ -667,6 +678,19 @@ export const FUSE_READ_LOCKOWNER = 2;
 export const RENAME_NOREPLACE = 1;
 export const RENAME_EXCHANGE = 2;
 export const RENAME_WHITEOUT = 4;
+
+/** fuse_notify_code: sent as the out header's positive `error` with unique 0. */
+export const NOTIFY = {
+  POLL: 1,
+  INVAL_INODE: 2,
+  INVAL_ENTRY: 3,
+  STORE: 4,
+  RETRIEVE: 5,
+  DELETE: 6,
+  RESEND: 7, // 7.40
+  INC_EPOCH: 8, // 7.44
+  PRUNE: 9, // 7.45
+} as const;
 
 /** Dirent records are padded to this alignment. */
 export const DIRENT_ALIGN = 8;

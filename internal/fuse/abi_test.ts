@@ -6,6 +6,7 @@ import {
   INIT_FLAGS,
   InitFlag,
   initFlagNames,
+  NOTIFY,
   offsetOf,
   Op,
   OPCODE_BY_CODE,
@@ -65,6 +66,8 @@ const C_SIZES: Partial<Record<StructName, number>> = {
   syncfs_in: 8,
   statx_in: 24,
   notify_retrieve_in: 40,
+  notify_inval_inode_out: 24,
+  notify_inval_entry_out: 16,
   dirent: 24,
   direntplus: 152,
 };
@@ -197,6 +200,10 @@ Deno.test("abi tables agree with /usr/include/linux/fuse.h", async (t) => {
   const defined = [...initSection.matchAll(/#define FUSE_([A-Z0-9_]+)\s/g)].map((m) => m[1]);
   for (const name of defined) {
     assert.ok(INIT_FLAGS.some((f) => f.name === name), `INIT flag FUSE_${name} missing`);
+  }
+  const notifyBody = /enum fuse_notify_code \{([\s\S]*?)\};/.exec(header)![1]!;
+  for (const m of notifyBody.matchAll(/FUSE_NOTIFY_([A-Z_]+)\s*=\s*(\d+)/g)) {
+    assert.equal(NOTIFY[m[1] as keyof typeof NOTIFY], Number(m[2]), `FUSE_NOTIFY_${m[1]}`);
   }
   for (const m of header.matchAll(/#define FOPEN_([A-Z_]+)\s+(\(1 << \d+\))/g)) {
     assert.equal(FOPEN[m[1] as keyof typeof FOPEN], 1 << bit(m[2]!)!, `FOPEN_${m[1]}`);

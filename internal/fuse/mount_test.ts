@@ -61,10 +61,10 @@ interface Mounted {
 
 async function withMount(
   fn: (m: Mounted) => Promise<void>,
-  options: { mount?: Partial<MountFuseOptions>; session?: SessionOptions } = {},
+  options: { mount?: Partial<MountFuseOptions>; session?: SessionOptions; fs?: MemFs } = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "s3csi-fuse-test-" });
-  const fs = new MemFs();
+  const fs = options.fs ?? new MemFs();
   const fd = await mountFuse({
     target: dir,
     fsname: "memfs",
@@ -290,6 +290,25 @@ test("FuseSession aborts the handler of a read interrupted by a signal", async (
     setSink(prev);
   }
   assert.ok(!lines.some((l) => l.includes('"level":"error"')), "an interrupt is not an error");
+});
+
+test("FuseSession.invalidateInode() and invalidateEntry() drop the kernel's caches", async () => {
+  const fs = new MemFs({ ttlMs: 600_000 });
+  await withMount(async ({ dir, session }) => {
+    const ino = fs.addFile(ROOT_INO, "f", new TextEncoder().encode("old"));
+    assert.equal(await ok(`stat -c %s ${dir}/f`), "3\n");
+    fs.replaceContent(ino, new TextEncoder().encode("newer"));
+    assert.equal(await ok(`stat -c %s ${dir}/f`), "3\n", "attributes are cached for 10 min");
+    assert.equal(await session.invalidateInode(ino, -1, 0), true);
+    assert.equal(await ok(`stat -c %s ${dir}/f`), "5\n");
+    assert.equal(await ok(`cat ${dir}/f`), "newer");
+    fs.removeName(ROOT_INO, "f");
+    await ok(`stat ${dir}/f`); // the dentry is cached too
+    assert.equal(await session.invalidateEntry(ROOT_INO, "f"), true);
+    const r = await sh(`stat ${dir}/f`);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /No such file or directory/);
+  }, { fs });
 });
 
 test("serveFd() accepts /dev/fd/N of a /dev/fuse fd and refuses other files", async () => {

@@ -35,6 +35,11 @@
  * ENOSYS (the kernel then falls back or stops asking; see the protocol notes).
  * CREATE is mknod + open in one round trip.
  *
+ * Notifications. `invalidateInode` / `invalidateEntry` push cache
+ * invalidations to the kernel (for changes made behind its back, e.g. in S3).
+ * They are written off the JS thread because the kernel may wait on requests
+ * this very loop has to answer.
+ *
  * allow_root. The kernel knows only allow_other, so with `allowRoot` the
  * mount is made with allow_other and this session refuses, with EACCES,
  * requests from uids other than the mount owner and root.
@@ -73,6 +78,7 @@ import {
   FUSE_OUR_MINOR,
   InitFlag,
   initFlagNames,
+  NOTIFY,
   Op,
   opName,
 } from "./abi.ts";
@@ -81,6 +87,7 @@ import {
   DirentPacker,
   INIT_OUT_SIZE,
   OUT_HEADER_SIZE,
+  setU64,
   writeAttrOut,
   writeEntryOut,
   writeInitOut,
@@ -298,6 +305,52 @@ export class FuseSession {
   /** The INIT outcome, once the kernel's INIT has been answered. */
   get negotiated(): Negotiated | null {
     return this.#negotiated;
+  }
+
+  /**
+   * Tells the kernel to drop its cached attributes of `ino` and its cached
+   * data from `offset` for `length` bytes (0 = to the end; offset -1 =
+   * attributes only). Resolves false if the kernel refused (typically: the
+   * inode is not cached, or the session has not finished INIT).
+   *
+   * The write happens off the JS thread: the kernel may wait for requests
+   * this session is still handling (it locks the inode), and a blocking write
+   * on the JS thread would deadlock.
+   */
+  async invalidateInode(ino: Ino, offset = 0, length = 0): Promise<boolean> {
+    const b = new Uint8Array(OUT_HEADER_SIZE + 24);
+    const v = new DataView(b.buffer);
+    writeOutHeader(v, 0, b.byteLength, 0, 0);
+    v.setInt32(4, NOTIFY.INVAL_INODE, true); // notifications carry a positive code
+    setU64(v, OUT_HEADER_SIZE, ino);
+    setU64(v, OUT_HEADER_SIZE + 8, offset);
+    setU64(v, OUT_HEADER_SIZE + 16, length);
+    return await this.#notify(b);
+  }
+
+  /**
+   * Tells the kernel to forget the dentry `name` in directory `parent` (and
+   * so look it up again). Resolves false if the kernel refused (typically:
+   * not cached). Written off the JS thread, see `invalidateInode`.
+   */
+  async invalidateEntry(parent: Ino, name: string): Promise<boolean> {
+    const nameBytes = new TextEncoder().encode(name);
+    const b = new Uint8Array(OUT_HEADER_SIZE + 16 + nameBytes.byteLength + 1);
+    const v = new DataView(b.buffer);
+    writeOutHeader(v, 0, b.byteLength, 0, 0);
+    v.setInt32(4, NOTIFY.INVAL_ENTRY, true);
+    setU64(v, OUT_HEADER_SIZE, parent);
+    v.setUint32(OUT_HEADER_SIZE + 8, nameBytes.byteLength, true);
+    v.setUint32(OUT_HEADER_SIZE + 12, 0, true); // flags
+    b.set(nameBytes, OUT_HEADER_SIZE + 16);
+    return await this.#notify(b);
+  }
+
+  async #notify(b: Uint8Array<ArrayBuffer>): Promise<boolean> {
+    if (!this.#initDone || this.#ending) return false;
+    const r = await libc().writeOffThread(this.#fd, b, BigInt(b.byteLength));
+    // `b` is used after the await, so it outlives the off-thread write.
+    return r === b.byteLength;
   }
 
   /** Requests being handled right now. */

@@ -8,8 +8,9 @@
  *   this file but never call it need no `--allow-ffi`.
  * - errno is thread-local. It is read through `__errno_location()` right
  *   after a *synchronous* call, which runs on the JS thread. It is never read
- *   after a `nonblocking` call (those run on a worker thread): `poll` is the
- *   only nonblocking symbol and its errors are reported as a plain -1.
+ *   after a `nonblocking` call (those run on a worker thread): `poll` and
+ *   `writeOffThread` are the nonblocking symbols, and their errors are
+ *   reported as a plain -1.
  * - `read`/`write`/`writev` return `ssize_t`, but are declared here as `i32`:
  *   a 64-bit FFI result comes back as a BigInt (an allocation per call on the
  *   hot path), and every buffer we pass is far below 2 GiB, so the low 32 bits
@@ -34,6 +35,16 @@ const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "i32" },
   /** ssize_t write(int fd, const void *buf, size_t count); (result narrowed to i32) */
   write: { parameters: ["i32", "buffer", "usize"], result: "i32" },
+  /**
+   * ssize_t write(int fd, const void *buf, size_t count); off the JS thread,
+   * for writes that may block on the kernel (FUSE notifications).
+   */
+  writeOffThread: {
+    name: "write",
+    parameters: ["i32", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   /** ssize_t writev(int fd, const struct iovec *iov, int iovcnt); (result narrowed to i32) */
   writev: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   /** int poll(struct pollfd *fds, nfds_t nfds, int timeout); runs off the JS thread */

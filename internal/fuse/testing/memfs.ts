@@ -122,6 +122,20 @@ export class MemFs implements FileSystem {
     return ino;
   }
 
+  /** Replaces a file's content behind the kernel's back (a "remote" change). */
+  replaceContent(ino: Ino, content: Uint8Array): void {
+    const n = this.#node(ino);
+    n.data = content.slice();
+    n.attr.size = content.byteLength;
+    n.attr.blocks = Math.ceil(content.byteLength / 512);
+    n.attr.mtimeMs = Date.now();
+  }
+
+  /** Removes a name behind the kernel's back. */
+  removeName(parent: Ino, name: string): void {
+    this.#dir(parent).delete(name);
+  }
+
   init(): Promise<void> {
     this.inited = true;
     return Promise.resolve();
