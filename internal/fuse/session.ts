@@ -265,6 +265,7 @@ export class FuseSession {
   #draining = false;
   #endReason: string | null = null;
   #loopError: unknown = null;
+  readonly #notifying = new Set<Promise<number>>();
   readonly #pollfds = new Uint8Array(16);
   readonly #pollView = new DataView(this.#pollfds.buffer);
   readonly #iov = new BigUint64Array(4);
@@ -348,9 +349,16 @@ export class FuseSession {
 
   async #notify(b: Uint8Array<ArrayBuffer>): Promise<boolean> {
     if (!this.#initDone || this.#ending) return false;
-    const r = await libc().writeOffThread(this.#fd, b, BigInt(b.byteLength));
-    // `b` is used after the await, so it outlives the off-thread write.
-    return r === b.byteLength;
+    const pending = libc().writeOffThread(this.#fd, b, BigInt(b.byteLength));
+    // The fd must stay open until the write returns: #run waits for these.
+    this.#notifying.add(pending);
+    try {
+      const r = await pending;
+      // `b` is used after the await, so it outlives the off-thread write.
+      return r === b.byteLength;
+    } finally {
+      this.#notifying.delete(pending);
+    }
   }
 
   /** Requests being handled right now. */
@@ -396,6 +404,7 @@ export class FuseSession {
       await new Promise<void>((resolve) => (this.#idleWaiter = resolve));
     }
     await this.#destroyFs();
+    await Promise.allSettled([...this.#notifying]);
     try {
       if (this.#closeFd) sysClose(this.#fd);
     } finally {
