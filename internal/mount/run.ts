@@ -123,7 +123,8 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   };
   if (creds.kind === "env") s3.credentials = creds.credentials;
   if (creds.kind === "file") s3.credentialsProvider = creds.provider;
-  const client = new AwsObjectClient(s3);
+  // The file watcher already rate-limits re-reads; a second cache would delay rotation.
+  const client = new AwsObjectClient(s3, creds.kind === "file" ? { credentialsCacheMs: 0 } : {});
   await preflightBucket(client, cfg);
 
   const fsConfig: FsConfig = { ...cfg.fs, bucket: cfg.bucket };

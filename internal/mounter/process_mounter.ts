@@ -94,16 +94,17 @@ export class ProcessMounter implements Mounter {
   async ensureMounted(spec: MountSpec): Promise<void> {
     await Deno.mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
     await Deno.chmod(spec.stateDir, 0o700);
-    await Deno.mkdir(spec.sourceDir, { recursive: true, mode: 0o755 });
     const credsFile = `${spec.stateDir}/credentials`;
     if (spec.credentials) await writeCredentialsFile(credsFile, PROFILE, spec.credentials);
     const health = await checkMount(spec.sourceDir);
     if (health === "ok") return;
     if (health === "stale") {
+      // Clear the dead mount before touching the directory: stat/mkdir on it fail with ENOTCONN.
       log.warn("source mount is dead: remounting", { source: spec.sourceDir });
       unmount(spec.sourceDir, { lazy: true });
       await this.#killRecorded(spec.stateDir);
     }
+    await Deno.mkdir(spec.sourceDir, { recursive: true, mode: 0o755 });
     await this.#start(spec, spec.credentials ? credsFile : undefined);
   }
 
