@@ -1,6 +1,7 @@
 /**
  * The local end-to-end demo behind `scripts/demo`: real MinIO, real driver
- * processes talking CSI over unix sockets, printed step by step.
+ * processes talking CSI over unix sockets, a real FUSE mount, printed step
+ * by step. Needs root (it mounts file systems).
  *
  * @module
  */
@@ -64,16 +65,86 @@ async function main(): Promise<void> {
     })`,
   );
 
-  step("Writing an object into the bucket, then DeleteVolume: the bucket is kept");
-  await s3.putObject(volume.volume_id, "hello.txt", new TextEncoder().encode("hello from s3csi\n"));
+  step("Starting s3csi node (kubelet directory: a temporary directory)");
+  const kubelet = `${dir}/kubelet`;
+  await Deno.mkdir(kubelet);
+  const nodeSocket = `${dir}/node.sock`;
+  const node: DriverProcess = await spawnDriver({
+    socket: nodeSocket,
+    args: [
+      "node",
+      "--endpoint",
+      `unix://${nodeSocket}`,
+      "--kubelet-path",
+      kubelet,
+      "--node-id",
+      "demo-node",
+      "--s3-endpoint-url",
+      minio.endpoint,
+    ],
+    env: {
+      AWS_ACCESS_KEY_ID: minio.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
+      AWS_REGION: minio.region,
+    },
+  });
+  started.push(() => node.stop());
+  const nodeCsi = new CsiClient(nodeSocket);
+  started.push(() => Promise.resolve(nodeCsi.close()));
+  console.log(`    listening on unix://${nodeSocket}`);
+
+  const target = `${kubelet}/pods/demo-pod-uid/volumes/kubernetes.io~csi/pvc-demo/mount`;
+  step("NodePublishVolume: mount the volume at a pod's target directory (what kubelet asks for)");
+  const publish = {
+    volume_id: volume.volume_id,
+    target_path: target,
+    volume_capability: mountCapability("MULTI_NODE_MULTI_WRITER", ["allow-delete"]),
+    volume_context: volume.volume_context,
+  };
+  await nodeCsi.call("Node", "NodePublishVolume", publish);
+  console.log(`    mounted at ${target}`);
+  const mountLine = (await Deno.readTextFile("/proc/self/mounts")).split("\n").find((l) =>
+    l.includes(target)
+  );
+  console.log(`    /proc/mounts: ${mountLine}`);
+
+  step("Writing a file through the mount, then reading it back");
+  const text = `hello from a pod, written at ${new Date().toISOString()}\n`;
+  await Deno.mkdir(`${target}/reports`);
+  await Deno.writeTextFile(`${target}/reports/hello.txt`, text);
+  console.log(`    wrote   reports/hello.txt (${text.length} bytes)`);
+  const back = await Deno.readTextFile(`${target}/reports/hello.txt`);
+  console.log(`    read    ${JSON.stringify(back)} (same: ${back === text})`);
+  const listing = await new Deno.Command("ls", { args: ["-l", `${target}/reports`] }).output();
+  console.log(new TextDecoder().decode(listing.stdout).trimEnd().replace(/^/gm, "    "));
+
+  step("The object in the bucket, seen directly through S3");
+  const head = await s3.headObject(volume.volume_id, "reports/hello.txt");
+  console.log(
+    `    s3://${volume.volume_id}/reports/hello.txt: ${head?.size} bytes, ETag ${head?.etag}`,
+  );
+  const obj = await s3.getObject(volume.volume_id, "reports/hello.txt");
+  console.log(`    content: ${JSON.stringify(new TextDecoder().decode(obj.body))}`);
+
+  step("NodeUnpublishVolume: the target is unmounted and removed, the FUSE mount stops");
+  await nodeCsi.call("Node", "NodeUnpublishVolume", {
+    volume_id: volume.volume_id,
+    target_path: target,
+  });
+  const still = (await Deno.readTextFile("/proc/self/mounts")).includes(kubelet);
+  console.log(
+    `    mounts left under the kubelet directory: ${still ? "some (unexpected)" : "none"}`,
+  );
+
+  step("DeleteVolume while the bucket holds data: the bucket is kept (data is never deleted)");
   await csi.call("Controller", "DeleteVolume", { volume_id: volume.volume_id });
   await s3.headBucket(volume.volume_id);
   console.log(
-    `    DeleteVolume returned OK; bucket and hello.txt are still there (data is never deleted)`,
+    `    DeleteVolume returned OK; bucket "${volume.volume_id}" and its object are still there`,
   );
 
   step("Emptying the bucket, then DeleteVolume: the bucket is removed");
-  await s3.deleteObject(volume.volume_id, "hello.txt");
+  await s3.deleteObject(volume.volume_id, "reports/hello.txt");
   await csi.call("Controller", "DeleteVolume", { volume_id: volume.volume_id });
   try {
     await s3.headBucket(volume.volume_id);
