@@ -9,6 +9,7 @@ import {
   type FlagSpecs,
   int,
   parseFlags,
+  selfCommand,
   shutdownSignal,
   str,
   usage,
@@ -18,7 +19,7 @@ import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/
 import { credentialsFromEnv } from "../../internal/csi/credentials.ts";
 import { NodeServer } from "../../internal/csi/node_server.ts";
 import { type Level, log, setLevel } from "../../internal/log/mod.ts";
-import { ProcessMounter, selfCommand } from "../../internal/mounter/process_mounter.ts";
+import { ProcessMounter } from "../../internal/mounter/process_mounter.ts";
 import { BindTargetOps } from "../../internal/mounter/target_ops.ts";
 import { ClientCache } from "../../internal/s3/client_cache.ts";
 

@@ -135,3 +135,16 @@ export function shutdownSignal(): { signal: AbortSignal; done: Promise<string> }
   });
   return { signal: ctl.signal, done };
 }
+
+/**
+ * The argv prefix that runs this very program again: the binary itself when
+ * compiled with `deno compile`, or `deno run -A <main.ts>` in development.
+ */
+export function selfCommand(): string[] {
+  const exe = Deno.execPath();
+  const isDenoCli = /(^|\/)deno$/.test(exe);
+  if (isDenoCli && Deno.mainModule.startsWith("file:")) {
+    return [exe, "run", "-A", new URL(Deno.mainModule).pathname];
+  }
+  return [exe];
+}

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { selfCommand } from "../cli/mod.ts";
 import { FuseSession } from "../fuse/session.ts";
 import { checkMount, mountFuse, serveFd, tuneReadahead, unmount } from "../fuse/mount.ts";
 import { S3FileSystem } from "../fs/mod.ts";
@@ -211,11 +212,9 @@ export async function runMount(cfg: MountConfig): Promise<number> {
  * ready line (or its error) and exits, leaving the child serving the mount.
  */
 export async function daemonize(args: string[]): Promise<number> {
-  const self = Deno.mainModule.startsWith("file:")
-    ? ["run", "-A", new URL(Deno.mainModule).pathname]
-    : [];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...self, "mount", ...args, "--foreground"],
+  const [exe, ...pre] = selfCommand();
+  const child = new Deno.Command(exe, {
+    args: [...pre, "mount", ...args, "--foreground"],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

@@ -43,15 +43,6 @@ export interface ProcessMounterConfig {
   startTimeoutMs?: number;
 }
 
-/** The command that runs this very program, for spawning roles. */
-export function selfCommand(): string[] {
-  const main = Deno.mainModule;
-  if (main.startsWith("file:") && !Deno.execPath().endsWith("/s3csi")) {
-    return [Deno.execPath(), "run", "-A", new URL(main).pathname];
-  }
-  return [Deno.execPath()];
-}
-
 async function readTail(path: string, maxLines: number): Promise<string[]> {
   try {
     const lines = (await Deno.readTextFile(path)).trim().split("\n");
