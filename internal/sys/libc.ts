@@ -152,8 +152,11 @@ export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
 
 // fcntl(2) commands.
+export const F_GETFD = 1;
+export const F_SETFD = 2;
 export const F_GETFL = 3;
 export const F_SETFL = 4;
+export const FD_CLOEXEC = 1;
 
 // poll(2) events.
 export const POLLIN = 0x1;
@@ -293,6 +296,23 @@ export function setNonBlocking(fd: number): void {
   }
 }
 
+/**
+ * Sets or clears close-on-exec on `fd`. The node role clears it on a
+ * /dev/fuse fd just for the moment a mount process is spawned, so that the
+ * child inherits exactly that fd (Deno.Command cannot pass extra fds).
+ */
+export function setCloexec(fd: number, on: boolean): void {
+  const l = libc();
+  const flags = check("fcntl(F_GETFD)", l.fcntl(fd, F_GETFD, 0n));
+  const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
+  if (next !== flags) check("fcntl(F_SETFD)", l.fcntl(fd, F_SETFD, BigInt(next)));
+}
+
+/** Whether close-on-exec is set on `fd`. */
+export function getCloexec(fd: number): boolean {
+  return (check("fcntl(F_GETFD)", libc().fcntl(fd, F_GETFD, 0n)) & FD_CLOEXEC) !== 0;
+}
+
 /** fcntl(fd, F_GETFL): the file status flags. */
 export function getFileFlags(fd: number): number {
   return check("fcntl(F_GETFL)", libc().fcntl(fd, F_GETFL, 0n));
@@ -426,20 +446,4 @@ const retained: { last: unknown } = { last: null };
 function keepAlive(...arrays: unknown[]): void {
   retained.last = arrays;
   retained.last = null;
-}
-
-const F_GETFD = 1;
-const F_SETFD = 2;
-const FD_CLOEXEC = 1;
-
-/**
- * Sets or clears close-on-exec on `fd`. The node role clears it on a
- * /dev/fuse fd just for the moment a mount process is spawned, so that the
- * child inherits exactly that fd (Deno.Command cannot pass extra fds).
- */
-export function setCloexec(fd: number, on: boolean): void {
-  const l = libc();
-  const flags = check("fcntl(F_GETFD)", l.fcntl(fd, F_GETFD, 0n));
-  const next = on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC;
-  if (next !== flags) check("fcntl(F_SETFD)", l.fcntl(fd, F_SETFD, BigInt(next)));
 }

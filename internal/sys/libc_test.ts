@@ -5,6 +5,7 @@ import {
   E,
   eventfd,
   eventfdSignal,
+  getCloexec,
   getFileFlags,
   MNT_DETACH,
   mount,
@@ -19,6 +20,7 @@ import {
   readRaw,
   recvFd,
   sendFd,
+  setCloexec,
   setNonBlocking,
   SOCK_CLOEXEC,
   SOCK_SEQPACKET,
@@ -163,3 +165,27 @@ Deno.test(
     }
   },
 );
+
+Deno.test("setCloexec() clears and sets FD_CLOEXEC so a child can inherit the fd", async () => {
+  const fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  try {
+    assert.equal(getCloexec(fd), true);
+    setCloexec(fd, false);
+    assert.equal(getCloexec(fd), false);
+    const inherited = await new Deno.Command("sh", {
+      args: ["-c", `readlink /proc/self/fd/${fd}`],
+      stdout: "piped",
+    }).output();
+    assert.equal(dec.decode(inherited.stdout).trim(), "/dev/null");
+    setCloexec(fd, true);
+    assert.equal(getCloexec(fd), true);
+    const closed = await new Deno.Command("sh", {
+      args: ["-c", `readlink /proc/self/fd/${fd} || echo none`],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    assert.equal(dec.decode(closed.stdout).trim(), "none");
+  } finally {
+    close(fd);
+  }
+});
