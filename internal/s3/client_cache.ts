@@ -26,7 +26,7 @@ export interface ClientCacheOptions {
 }
 
 interface Entry {
-  client: ObjectClient;
+  client: AwsObjectClient;
   lastUsed: number;
 }
 
@@ -72,14 +72,25 @@ export class ClientCache {
   #evict(now: number): void {
     const idle = this.#opts.idleMs ?? 10 * 60_000;
     for (const [k, e] of this.#entries) {
-      if (now - e.lastUsed > idle) this.#entries.delete(k);
+      if (now - e.lastUsed > idle) this.#drop(k, e);
     }
     const max = this.#opts.maxEntries ?? 256;
     while (this.#entries.size >= max) {
-      const oldest = this.#entries.keys().next().value;
+      const oldest = this.#entries.entries().next().value;
       if (oldest === undefined) break;
-      this.#entries.delete(oldest);
+      this.#drop(oldest[0], oldest[1]);
     }
+  }
+
+  /** Forgets a client and releases its connection pool. */
+  #drop(key: string, entry: Entry): void {
+    this.#entries.delete(key);
+    entry.client.close();
+  }
+
+  /** Releases every client (shutdown). */
+  close(): void {
+    for (const [k, e] of this.#entries) this.#drop(k, e);
   }
 }
 
