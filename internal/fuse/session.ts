@@ -277,6 +277,7 @@ export class FuseSession {
   #stopping = false;
   #ending = false;
   #running: Promise<void> | null = null;
+  readonly #ready = Promise.withResolvers<Negotiated>();
 
   constructor(fd: number, fs: FileSystem, options: SessionOptions = {}) {
     this.#fd = fd;
@@ -301,11 +302,21 @@ export class FuseSession {
     // Bits 32..63 travel in flags2, which the kernel reads only with INIT_EXT.
     if (want >> 32n) want |= InitFlag.INIT_EXT!;
     this.#wantFlags = want;
+    // `ready` may have no listener; its rejection must not count as unhandled.
+    this.#ready.promise.catch(() => {});
   }
 
   /** The INIT outcome, once the kernel's INIT has been answered. */
   get negotiated(): Negotiated | null {
     return this.#negotiated;
+  }
+
+  /**
+   * Resolves with the INIT outcome once the kernel's INIT is answered (the
+   * mount is usable from then on); rejects if the session ends first.
+   */
+  get ready(): Promise<Negotiated> {
+    return this.#ready.promise;
   }
 
   /**
@@ -398,6 +409,7 @@ export class FuseSession {
       why = "failed";
     }
     this.#ending = true;
+    this.#ready.reject(new Error(`FUSE session ended before INIT: ${why}`, { cause: failure }));
     this.#log.debug("FUSE session ending", { reason: why, inFlight: this.#active });
     for (const call of this.#inflight.values()) call.abort("FUSE session ended");
     if (this.#active > 0) {
@@ -857,6 +869,7 @@ export class FuseSession {
     this.#negotiated = n;
     this.#initDone = true;
     this.#replyOk(call, INIT_OUT_SIZE);
+    this.#ready.resolve(n);
     this.#log.debug("FUSE session initialized", {
       protocol: `${n.major}.${n.minor}`,
       kernel: `${req.major}.${req.minor}`,

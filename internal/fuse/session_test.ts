@@ -282,6 +282,7 @@ Deno.test("FuseSession negotiates INIT: our minor, wanted flags, 1 MiB writes", 
     assert.deepEqual(fs.log, ["init"]);
     assert.equal(s.negotiated?.minor, 38);
     assert.equal(s.negotiated?.kernelMinor, 45);
+    assert.equal((await s.ready).maxPages, 256);
   } finally {
     k.close();
     await running;
@@ -647,6 +648,15 @@ Deno.test("FuseSession packs READDIR entries into the size the kernel asked for"
     }
     assert.deepEqual(seen, names);
   });
+});
+
+Deno.test("FuseSession.ready rejects when the session ends before INIT", async () => {
+  const k = new FakeKernel();
+  const s = new FuseSession(k.serverFd, stubFs());
+  const running = s.run();
+  k.close();
+  await running;
+  await assert.rejects(s.ready, /FUSE session ended before INIT: eof/);
 });
 
 Deno.test("FuseSession.stop() ends run() and calls destroy once", async () => {
