@@ -6,6 +6,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { MemoryObjectClient } from "../../s3/memory_object_client.ts";
 import { type GetOptions, type GetResult, S3Error } from "../../s3/object_client.ts";
 
@@ -102,4 +103,12 @@ export function pattern(size: number, seed = 1): Uint8Array {
 /** Lets pending microtasks and timers run. */
 export function tick(ms = 0): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Compares bytes, reporting the first difference (deepEqual's diff of large arrays takes forever). */
+export function assertBytes(actual: Uint8Array, expected: Uint8Array, what = "bytes"): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    if (actual[i] !== expected[i]) assert.fail(`${what}: first difference at byte ${i}`);
+  }
 }

@@ -134,6 +134,8 @@ class Part {
   waiters = 0;
   /** No longer in the stream: release its memory as soon as it settles. */
   dropped = false;
+  /** Reserved over the budget for a waiting read: not kept for backward seeks. */
+  forced = false;
   constructor(readonly start: number, readonly end: number) {}
 }
 
@@ -264,7 +266,7 @@ export class PrefetchReader implements ReadSource {
     }
     if (end > this.#pos) {
       this.#pos = end;
-      this.#dropBehind();
+      this.#dropBehind(offset);
       this.#maybeExtend();
     }
     this.#pump();
@@ -323,13 +325,19 @@ export class PrefetchReader implements ReadSource {
     this.#window = Math.min(this.#window * 2, cap);
   }
 
-  /** Drops parts the read position has left more than the back window behind. */
-  #dropBehind(): void {
+  /**
+   * Drops parts the read position has left more than the back window behind
+   * (forced parts as soon as it has passed them), never one ending after
+   * `offset`, where the current read starts.
+   */
+  #dropBehind(offset: number): void {
     let n = 0;
     const parts = this.#parts;
     // Keep the last part so the stream always knows where it stands.
-    while (n < parts.length - 1 && parts[n]!.end + BACK_WINDOW <= this.#pos) {
-      this.#drop(parts[n]!);
+    while (n < parts.length - 1) {
+      const p = parts[n]!;
+      if (p.end > offset || p.end + (p.forced ? 0 : BACK_WINDOW) > this.#pos) break;
+      this.#drop(p);
       n++;
     }
     if (n > 0) parts.splice(0, n);
@@ -373,6 +381,7 @@ export class PrefetchReader implements ReadSource {
     if (b < p.end) pieces.push(new Part(b, p.end));
     this.#parts.splice(this.#parts.indexOf(p), 1, ...pieces);
     this.#budget.forceReserve(b - a);
+    mid.forced = true;
     this.#issue(mid, b - a);
     return mid;
   }
