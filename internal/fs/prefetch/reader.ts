@@ -102,6 +102,8 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** First request of a sequential stream: 1 MiB plus the kernel's 128 KiB readahead tail. */
 const FIRST_REQUEST = MiB + 128 * KiB;
+/** Smallest GET prefetch splits a part into to use the last of the budget. */
+const MIN_PREFETCH_SPLIT = 256 * KiB;
 /** Smallest GET for a random read. */
 const MIN_RANDOM_REQUEST = 128 * KiB;
 /** How far behind the read position parts are kept for backward seeks. */
@@ -157,7 +159,8 @@ export class PrefetchReader implements ReadSource {
   readonly #unit: number;
   readonly #maxConcurrency: number;
   readonly #maxWindow: number;
-  readonly #unregister: () => void;
+  /** Set while the reader streams sequentially: only those count for the budget's fair share. */
+  #unregister: (() => void) | undefined = undefined;
 
   /** The stream: contiguous parts in offset order. */
   #parts: Part[] = [];
@@ -200,7 +203,6 @@ export class PrefetchReader implements ReadSource {
     this.#unit = opts.cache ? opts.cache.blockSize : 1;
     this.#maxConcurrency = Math.max(1, opts.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY);
     this.#maxWindow = Math.max(FIRST_REQUEST, opts.maxWindow ?? DEFAULT_MAX_WINDOW);
-    this.#unregister = this.#budget.registerReader();
   }
 
   get size(): number {
@@ -260,7 +262,7 @@ export class PrefetchReader implements ReadSource {
         );
       } else if (this.#window === 0) {
         // Reading on past a random fetch: this is a sequential reader after all.
-        this.#window = FIRST_REQUEST;
+        this.#setWindow(FIRST_REQUEST);
       }
       this.#plan(this.#align(want, true));
     }
@@ -280,7 +282,7 @@ export class PrefetchReader implements ReadSource {
     for (const p of this.#active) this.#abort(p, closedError(this.#key));
     for (const p of this.#parts) this.#release(p);
     this.#parts = [];
-    this.#unregister();
+    this.#setWindow(0);
   }
 
   /** Whether a read at `offset` continues the current stream. */
@@ -296,10 +298,21 @@ export class PrefetchReader implements ReadSource {
     this.#parts = [];
     this.#fetchEnd = offset;
     this.#pos = offset;
-    this.#window = window;
+    this.#setWindow(window);
     this.#starved = false;
     this.#sideEnd = -1;
     this.#resets++;
+  }
+
+  /** Sets the window, registering with the budget while streaming (idle or random readers do not shrink others' share). */
+  #setWindow(window: number): void {
+    this.#window = window;
+    if (window > 0 && this.#unregister === undefined) {
+      this.#unregister = this.#budget.registerReader();
+    } else if (window === 0 && this.#unregister !== undefined) {
+      this.#unregister();
+      this.#unregister = undefined;
+    }
   }
 
   /** Appends planned parts from the stream's end to `end`, split at part-size boundaries. */
@@ -351,7 +364,14 @@ export class PrefetchReader implements ReadSource {
       if (p.state !== PLANNED) continue;
       const len = p.end - p.start;
       if (!this.#budget.tryReserve(len)) {
-        if (!this.#starved) {
+        // Use what is left of the budget for a smaller GET rather than none.
+        const head = this.#align(p.start + this.#budget.available, false) - p.start;
+        if (head >= MIN_PREFETCH_SPLIT && head < len && this.#budget.tryReserve(head)) {
+          const left = new Part(p.start, p.start + head);
+          this.#parts.splice(this.#parts.indexOf(p), 1, left, new Part(left.end, p.end));
+          this.#issue(left, head);
+        }
+        if (!this.#starved && this.#window > 0) {
           this.#starved = true;
           this.#window = Math.max(FIRST_REQUEST, Math.floor(this.#window / 2));
         }

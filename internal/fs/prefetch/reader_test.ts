@@ -418,3 +418,31 @@ Deno.test("read() keeps the parts a large read starts in when it passes forced p
   reader.close();
   assert.equal(budget.reserved, 0);
 });
+
+Deno.test("MemoryBudget counts only streaming readers toward the fair share", async () => {
+  const size = 16 * MiB;
+  const { client, etag } = await setup(size);
+  const budget = new MemoryBudget(64 * MiB);
+  const idle = open(client, etag, size, { budget });
+  const random = open(client, etag, size, { budget });
+  const sequential = open(client, etag, size, { budget });
+  await random.read(5 * MiB, 4096);
+  for (let off = 0; off < 2 * MiB; off += 128 * KiB) await sequential.read(off, 128 * KiB);
+  assert.equal(budget.readers, 1);
+  sequential.close();
+  assert.equal(budget.readers, 0);
+  idle.close();
+  random.close();
+});
+
+Deno.test("read() prefetches in smaller GETs when the budget cannot hold a whole part", async () => {
+  const size = 64 * MiB;
+  const { client, data, etag } = await setup(size);
+  const budget = new MemoryBudget(3 * MiB);
+  const reader = open(client, etag, size, { partSize: 8 * MiB, budget });
+  assertBytes(await readAll(reader, size, 128 * KiB), data);
+  const small = client.gets.filter((g) => g.end - g.start <= 128 * KiB).length;
+  assert.ok(small <= client.gets.length / 4, `${small} of ${client.gets.length} GETs are tiny`);
+  assert.ok(budget.peak <= 3 * MiB + 128 * KiB, `peak ${budget.peak}`);
+  reader.close();
+});
