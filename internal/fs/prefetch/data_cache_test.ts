@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { setSink } from "../../log/mod.ts";
 import { createDataCache, createReader, MemoryBudget } from "./mod.ts";
 import { pattern, RecordingClient } from "./_recording_client.ts";
 
@@ -7,11 +8,17 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const OBJ = { bucket: "bucket", key: "a/b.bin", etag: '"e1"' };
 
+/** Log lines written during the current test. */
+let logged: string[] = [];
+
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "s3csi-cache-test-" });
+  logged = [];
+  const prev = setSink({ write: (line) => logged.push(line) });
   try {
     await fn(dir);
   } finally {
+    setSink(prev);
     await Deno.remove(dir, { recursive: true });
   }
 }
@@ -56,6 +63,7 @@ Deno.test("DataCache.get() treats a corrupt or truncated block as a miss", async
     assert.equal(await cache.get(OBJ, 0), null);
     assert.equal(await cache.get(OBJ, 1), null);
     assert.equal(cache.stats().corrupt, 2);
+    assert.equal(logged.filter((l) => l.includes("integrity check")).length, 2);
     assert.equal(cache.stats().blocks, 0, "corrupt blocks stay indexed");
     await cache.close();
   });
