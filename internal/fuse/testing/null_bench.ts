@@ -118,11 +118,21 @@ const nullFs: FileSystem = {
     }),
 };
 
+/** CPU seconds (user + system, all threads) this process has used so far. */
+async function cpuSeconds(): Promise<number> {
+  const stat = await Deno.readTextFile("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+}
+
+let cpuStart = 0;
+
 async function dd(path: string, direct: boolean): Promise<number> {
   const args = [`if=${path}`, "of=/dev/null", "bs=1M", `count=${sizeGiB * 1024}`];
   if (direct) args.push("iflag=direct");
   // Drop the file's cached pages so every run goes through FUSE.
   await new Deno.Command("sh", { args: ["-c", "echo 1 > /proc/sys/vm/drop_caches"] }).output();
+  cpuStart = await cpuSeconds();
   const t0 = performance.now();
   const out = await new Deno.Command("dd", { args, stdout: "null", stderr: "piped" }).output();
   const secs = (performance.now() - t0) / 1000;
@@ -132,6 +142,7 @@ async function dd(path: string, direct: boolean): Promise<number> {
 
 async function ddWrite(path: string): Promise<number> {
   const args = ["if=/dev/zero", `of=${path}`, "bs=1M", `count=${sizeGiB * 1024}`];
+  cpuStart = await cpuSeconds();
   const t0 = performance.now();
   const out = await new Deno.Command("dd", { args, stdout: "null", stderr: "piped" }).output();
   const secs = (performance.now() - t0) / 1000;
@@ -139,11 +150,13 @@ async function ddWrite(path: string): Promise<number> {
   return FILE_SIZE / secs / 1e9;
 }
 
-function seen(): string {
+/** Request sizes seen and the server's CPU time per GiB since the last dd started. */
+async function seen(): Promise<string> {
+  const cpu = (await cpuSeconds()) - cpuStart;
   const parts = [...sizes.entries()].sort((a, b) => b[1] - a[1]).slice(0, 3)
     .map(([s, n]) => `${s / 1024} KiB×${n}`);
   sizes.clear();
-  return parts.join(", ");
+  return `${parts.join(", ")}; server CPU ${(cpu / sizeGiB).toFixed(2)} s/GiB`;
 }
 
 const dir = await Deno.makeTempDir({ prefix: "s3csi-null-bench-" });
@@ -154,14 +167,14 @@ try {
   const file = `${dir}/big`;
   const results: string[] = [];
   results.push(
-    `page cache, default readahead: ${(await dd(file, false)).toFixed(2)} GB/s (${seen()})`,
+    `page cache, default readahead: ${(await dd(file, false)).toFixed(2)} GB/s (${await seen()})`,
   );
   await tuneReadahead(dir, 1024);
   results.push(
-    `page cache, read_ahead_kb=1024: ${(await dd(file, false)).toFixed(2)} GB/s (${seen()})`,
+    `page cache, read_ahead_kb=1024: ${(await dd(file, false)).toFixed(2)} GB/s (${await seen()})`,
   );
-  results.push(`O_DIRECT, bs=1M: ${(await dd(file, true)).toFixed(2)} GB/s (${seen()})`);
-  results.push(`write, bs=1M: ${(await ddWrite(`${dir}/sink`)).toFixed(2)} GB/s (${seen()})`);
+  results.push(`O_DIRECT, bs=1M: ${(await dd(file, true)).toFixed(2)} GB/s (${await seen()})`);
+  results.push(`write, bs=1M: ${(await ddWrite(`${dir}/sink`)).toFixed(2)} GB/s (${await seen()})`);
   for (const r of results) console.log(r);
 } finally {
   unmount(dir);
