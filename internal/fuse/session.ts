@@ -5,7 +5,9 @@
  * Loop. The fd is O_NONBLOCK. The loop reads synchronously until EAGAIN,
  * then awaits a nonblocking `poll(POLLIN)` (which runs off the JS thread)
  * on the fd and on an eventfd that `stop()` signals. errno is read only after
- * the synchronous calls. read() errors: EAGAIN → poll; ENOENT (the request
+ * the synchronous calls. When a handler finishes while the loop sits in poll,
+ * the device is read again right away: the kernel often has the next request
+ * queued already. read() errors: EAGAIN → poll; ENOENT (the request
  * was interrupted before we read it) and EINTR → read again; ENODEV (the
  * file system was unmounted) and ECONNABORTED (the connection was aborted,
  * with ABORT_ERROR) → clean end of the session.
