@@ -175,13 +175,13 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   try {
-    // INIT is already queued by the kernel; wait for the handshake before declaring readiness.
-    for (let i = 0; i < 1000 && session.negotiated === null; i++) {
-      await Promise.race([running, new Promise((r) => setTimeout(r, 10))]);
-    }
-    if (session.negotiated === null) {
-      throw new StartupError("The kernel did not start the FUSE session");
-    }
+    // INIT is already queued by the kernel; readiness means the handshake is done.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const negotiated = await Promise.race([
+      session.ready,
+      new Promise<null>((r) => timer = setTimeout(() => r(null), 10_000)),
+    ]).finally(() => clearTimeout(timer));
+    if (negotiated === null) throw new StartupError("The kernel did not start the FUSE session");
     if (!handedOver) {
       await tuneReadahead(cfg.mountPoint, 1024).catch((err) =>
         log.warn("cannot raise readahead: sequential reads use 128 KiB requests", { error: err })
@@ -192,7 +192,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       prefix: fsConfig.prefix,
       mountPoint: cfg.mountPoint,
       readOnly: fsConfig.readOnly,
-      flags: session.negotiated.flagNames.join(","),
+      flags: negotiated.flagNames.join(","),
     });
     const readyLine = `mounted bucket "${cfg.bucket}"${
       fsConfig.prefix ? ` prefix "${fsConfig.prefix}"` : ""
