@@ -38,6 +38,8 @@ export interface DataCacheStats {
   /** Blocks found on disk but rejected by the integrity check. */
   corrupt: number;
   writes: number;
+  /** Blocks not cached because too many writes were already in flight. */
+  skippedWrites: number;
   evictions: number;
   /** Bytes on disk, headers included. */
   bytes: number;
@@ -78,6 +80,8 @@ const DEFAULT_BLOCK_SIZE = 1024 * 1024;
 const MAGIC = 0x53334342; // "S3CB"
 const VERSION = 1;
 const FIXED_HEADER = 16;
+/** Bytes of block writes allowed in flight; beyond it blocks are not cached (a slow disk must not hoard memory). */
+const MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024;
 
 export async function createDataCache(opts: DataCacheOptions): Promise<DataCache> {
   const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
@@ -118,6 +122,8 @@ class DiskDataCache implements DataCache {
   #misses = 0;
   #corrupt = 0;
   #writes = 0;
+  #skippedWrites = 0;
+  #pendingWriteBytes = 0;
   #evictions = 0;
   readonly #log = log.with({ component: "data_cache" });
 
@@ -160,10 +166,15 @@ class DiskDataCache implements DataCache {
 
   put(object: CachedObjectId, index: number, data: Uint8Array): Promise<void> {
     if (this.#closed || data.length > this.blockSize) return Promise.resolve();
+    if (this.#pendingWriteBytes + data.length > MAX_PENDING_WRITE_BYTES) {
+      this.#skippedWrites++;
+      return Promise.resolve();
+    }
     const id = identity(object, index);
     const file = encodeBlock(id, data);
     if (file.length > this.#maxBytes) return Promise.resolve();
-    const p = this.#write(id, file);
+    this.#pendingWriteBytes += file.length;
+    const p = this.#write(id, file).finally(() => this.#pendingWriteBytes -= file.length);
     this.#track(p);
     return p;
   }
@@ -174,6 +185,7 @@ class DiskDataCache implements DataCache {
       misses: this.#misses,
       corrupt: this.#corrupt,
       writes: this.#writes,
+      skippedWrites: this.#skippedWrites,
       evictions: this.#evictions,
       bytes: this.#bytes,
       blocks: this.#index.size,

@@ -117,6 +117,22 @@ Deno.test("createDataCache() wipes its mount directory at start and close() remo
   });
 });
 
+Deno.test("DataCache.put() skips blocks while too many writes are in flight", async () => {
+  await withDir(async (dir) => {
+    const cache = await createDataCache({ dir, maxBytes: 256 * MiB });
+    const block = pattern(MiB, 3);
+    // Not awaited one by one: a disk slower than the network.
+    await Promise.all(Array.from({ length: 80 }, (_, i) => cache.put(OBJ, i, block)));
+    const s = cache.stats();
+    assert.ok(s.skippedWrites >= 16, `skipped ${s.skippedWrites}`);
+    assert.equal(s.writes + s.skippedWrites, 80);
+    // Once the writes land, new blocks are accepted again.
+    await cache.put(OBJ, 100, block);
+    assert.deepEqual(await cache.get(OBJ, 100), block);
+    await cache.close();
+  });
+});
+
 async function setupObject(size: number) {
   const client = new RecordingClient();
   await client.createBucket("bucket");
