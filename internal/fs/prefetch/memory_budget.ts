@@ -10,9 +10,26 @@
  *
  * The budget also counts the readers sharing it, so each reader can cap its
  * window at a fair share instead of one sequential reader starving the rest.
+ * When a reservation is refused, readers that have not read for a while
+ * (`idleMs`) are asked to give back their prefetched data, so handles left
+ * open and unused do not hold memory others need (at most one such sweep per
+ * `reclaimIntervalMs`).
  *
  * @module
  */
+
+/** A reader that can give back prefetched memory when it has been idle. */
+export interface Reclaimable {
+  /** Drops prefetched data if the last read was at or before `cutoff` (a `performance.now()` time). */
+  reclaimIdle(cutoff: number): void;
+}
+
+export interface MemoryBudgetOptions {
+  /** How long a reader must go without reading before its memory may be reclaimed; 2 s by default. */
+  idleMs?: number;
+  /** Minimum time between two reclaim sweeps; 100 ms by default. */
+  reclaimIntervalMs?: number;
+}
 
 /** Counters for tests, benchmarks and metrics. */
 export interface MemoryBudgetStats {
@@ -24,6 +41,8 @@ export interface MemoryBudgetStats {
   refusals: number;
   /** Bytes reserved by `forceReserve()` while over the limit. */
   forcedOverLimitBytes: number;
+  /** Sweeps that asked idle readers for memory. */
+  reclaimSweeps: number;
 }
 
 export class MemoryBudget {
@@ -33,12 +52,19 @@ export class MemoryBudget {
   #readers = 0;
   #refusals = 0;
   #forcedOverLimit = 0;
+  readonly #members = new Set<Reclaimable>();
+  readonly #idleMs: number;
+  readonly #reclaimIntervalMs: number;
+  #lastSweep = -Infinity;
+  #sweeps = 0;
 
-  constructor(maxBytes: number) {
+  constructor(maxBytes: number, opts: MemoryBudgetOptions = {}) {
     if (!Number.isFinite(maxBytes) || maxBytes <= 0) {
       throw new RangeError(`Cannot create memory budget: invalid size "${maxBytes}"`);
     }
     this.maxBytes = Math.floor(maxBytes);
+    this.#idleMs = opts.idleMs ?? 2000;
+    this.#reclaimIntervalMs = opts.reclaimIntervalMs ?? 100;
   }
 
   /** Bytes currently reserved. */
@@ -66,9 +92,13 @@ export class MemoryBudget {
     return Math.floor(this.maxBytes / Math.max(1, this.#readers));
   }
 
-  /** Reserves `bytes` if that keeps the total within the limit; returns whether it did. */
-  tryReserve(bytes: number): boolean {
-    if (this.#reserved + bytes > this.maxBytes) {
+  /**
+   * Reserves `bytes` if that keeps the total within the limit; returns whether
+   * it did. When it does not fit, idle readers other than `requester` are
+   * asked to give memory back first.
+   */
+  tryReserve(bytes: number, requester?: Reclaimable): boolean {
+    if (this.#reserved + bytes > this.maxBytes && !this.#reclaim(bytes, requester)) {
       this.#refusals++;
       return false;
     }
@@ -92,14 +122,19 @@ export class MemoryBudget {
     }
   }
 
-  /** Registers a reader for fair-share computation; returns the function that unregisters it. */
-  registerReader(): () => void {
+  /**
+   * Registers a reader for fair-share computation and, when `member` is given,
+   * for idle reclaim; returns the function that unregisters it.
+   */
+  registerReader(member?: Reclaimable): () => void {
     this.#readers++;
+    if (member) this.#members.add(member);
     let done = false;
     return () => {
       if (done) return;
       done = true;
       this.#readers--;
+      if (member) this.#members.delete(member);
     };
   }
 
@@ -116,7 +151,23 @@ export class MemoryBudget {
       readers: this.#readers,
       refusals: this.#refusals,
       forcedOverLimitBytes: this.#forcedOverLimit,
+      reclaimSweeps: this.#sweeps,
     };
+  }
+
+  /** Asks idle members for memory; returns whether `bytes` fit afterwards. */
+  #reclaim(bytes: number, requester: Reclaimable | undefined): boolean {
+    if (this.#members.size === 0) return false;
+    const now = performance.now();
+    if (now - this.#lastSweep < this.#reclaimIntervalMs) return false;
+    this.#lastSweep = now;
+    this.#sweeps++;
+    const cutoff = now - this.#idleMs;
+    // A member may unregister itself while giving memory back: iterate a copy.
+    for (const m of [...this.#members]) {
+      if (m !== requester) m.reclaimIdle(cutoff);
+    }
+    return this.#reserved + bytes <= this.maxBytes;
   }
 
   #add(bytes: number): void {

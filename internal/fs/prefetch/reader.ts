@@ -49,7 +49,7 @@
 
 import { type ObjectClient, S3Error } from "../../s3/object_client.ts";
 import { log } from "../../log/mod.ts";
-import type { MemoryBudget } from "./memory_budget.ts";
+import type { MemoryBudget, Reclaimable } from "./memory_budget.ts";
 import type { CachedObjectId, DataCache } from "./data_cache.ts";
 
 /** What the file system core reads an open file through. */
@@ -90,6 +90,8 @@ export interface ReaderStats {
   resets: number;
   /** One-off GETs for late reads behind the stream. */
   sideReads: number;
+  /** Times the budget took back this reader's prefetched data while it was idle. */
+  reclaims: number;
   /** The current prefetch window in bytes (0 while reading randomly). */
   window: number;
   /** GETs in flight now. */
@@ -145,7 +147,7 @@ export function createReader(opts: ReaderOptions): PrefetchReader {
   return new PrefetchReader(opts);
 }
 
-export class PrefetchReader implements ReadSource {
+export class PrefetchReader implements ReadSource, Reclaimable {
   readonly #client: ObjectClient;
   readonly #bucket: string;
   readonly #key: string;
@@ -177,12 +179,15 @@ export class PrefetchReader implements ReadSource {
   /** Every part with a GET in flight, in or out of the stream. */
   readonly #active = new Set<Part>();
   #reads = 0;
+  /** `performance.now()` of the last read, for idle reclaim. */
+  #lastReadAt = 0;
   #closed = false;
   #requests = 0;
   #bytesRequested = 0;
   #cacheParts = 0;
   #resets = 0;
   #sideReads = 0;
+  #reclaims = 0;
 
   constructor(opts: ReaderOptions) {
     if (!Number.isInteger(opts.partSize) || opts.partSize <= 0) {
@@ -219,6 +224,7 @@ export class PrefetchReader implements ReadSource {
       cacheParts: this.#cacheParts,
       resets: this.#resets,
       sideReads: this.#sideReads,
+      reclaims: this.#reclaims,
       window: this.#window,
       inFlight: this.#active.size,
       reserved,
@@ -242,6 +248,7 @@ export class PrefetchReader implements ReadSource {
     const end = Math.min(offset + size, this.#size);
     if (offset >= end) return Promise.resolve(EMPTY);
     const first = this.#reads++ === 0;
+    this.#lastReadAt = performance.now();
 
     if (!this.#inStream(offset)) {
       const streamStart = this.#parts[0]?.start ?? 0;
@@ -285,6 +292,19 @@ export class PrefetchReader implements ReadSource {
     this.#setWindow(0);
   }
 
+  /** Gives back prefetched memory when idle since `cutoff`; the next read starts a new stream. */
+  reclaimIdle(cutoff: number): void {
+    if (this.#closed || this.#lastReadAt > cutoff || this.#parts.length === 0) return;
+    // A read still waiting on S3 is not idle, however long it takes.
+    if (this.#parts.some((p) => p.waiters > 0)) return;
+    log.debug("Dropping the prefetched data of an idle reader", {
+      bucket: this.#bucket,
+      key: this.#key,
+    });
+    this.#reset(this.#pos, 0);
+    this.#reclaims++;
+  }
+
   /** Whether a read at `offset` continues the current stream. */
   #inStream(offset: number): boolean {
     const first = this.#parts[0];
@@ -308,7 +328,7 @@ export class PrefetchReader implements ReadSource {
   #setWindow(window: number): void {
     this.#window = window;
     if (window > 0 && this.#unregister === undefined) {
-      this.#unregister = this.#budget.registerReader();
+      this.#unregister = this.#budget.registerReader(this);
     } else if (window === 0 && this.#unregister !== undefined) {
       this.#unregister();
       this.#unregister = undefined;
@@ -363,7 +383,7 @@ export class PrefetchReader implements ReadSource {
       if (this.#active.size >= this.#maxConcurrency) return;
       if (p.state !== PLANNED) continue;
       const len = p.end - p.start;
-      if (!this.#budget.tryReserve(len)) {
+      if (!this.#budget.tryReserve(len, this)) {
         // Use what is left of the budget for a smaller GET rather than none.
         const head = this.#align(p.start + this.#budget.available, false) - p.start;
         if (head >= MIN_PREFETCH_SPLIT && head < len && this.#budget.tryReserve(head)) {
@@ -388,7 +408,7 @@ export class PrefetchReader implements ReadSource {
    */
   #force(p: Part, offset: number, end: number): Part {
     const len = p.end - p.start;
-    if (this.#budget.tryReserve(len)) {
+    if (this.#budget.tryReserve(len, this)) {
       this.#issue(p, len);
       return p;
     }

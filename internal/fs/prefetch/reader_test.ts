@@ -446,3 +446,24 @@ Deno.test("read() prefetches in smaller GETs when the budget cannot hold a whole
   assert.ok(budget.peak <= 3 * MiB + 128 * KiB, `peak ${budget.peak}`);
   reader.close();
 });
+
+Deno.test("MemoryBudget takes back the prefetched data of an idle reader for an active one", async () => {
+  const size = 64 * MiB;
+  const { client, data, etag } = await setup(size);
+  // Every other reader counts as idle, and sweeps are not rate-limited.
+  const budget = new MemoryBudget(16 * MiB, { idleMs: -1, reclaimIntervalMs: 0 });
+  const idle = open(client, etag, size, { partSize: MiB, budget });
+  for (let off = 0; off < 8 * MiB; off += 128 * KiB) await idle.read(off, 128 * KiB);
+  assert.ok(idle.stats().reserved >= 4 * MiB, `idle holds ${idle.stats().reserved}`);
+  const active = open(client, etag, size, { partSize: MiB, budget });
+  for (let off = 0; off < 32 * MiB; off += 128 * KiB) {
+    assertBytes(await active.read(off, 128 * KiB), data.subarray(off, off + 128 * KiB));
+  }
+  assert.ok(idle.stats().reclaims >= 1, "the idle reader kept its memory");
+  assert.ok(budget.stats().reclaimSweeps >= 1);
+  // The idle reader carries on where it stopped.
+  assertBytes(await idle.read(8 * MiB, 128 * KiB), data.subarray(8 * MiB, 8 * MiB + 128 * KiB));
+  idle.close();
+  active.close();
+  assert.equal(budget.reserved, 0);
+});
