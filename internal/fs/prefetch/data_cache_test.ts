@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { setSink } from "../../log/mod.ts";
 import { createDataCache, createReader, MemoryBudget } from "./mod.ts";
-import { pattern, RecordingClient } from "./_recording_client.ts";
+import { assertBytes, pattern, RecordingClient } from "./_recording_client.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -220,6 +220,51 @@ Deno.test("createReader() refetches only the block the cache finds corrupt", asy
     assert.equal(refetched[0]!.end - refetched[0]!.start, MiB);
     assert.equal(cache.stats().corrupt, 1);
     second.close();
+    await cache.close();
+  });
+});
+
+Deno.test("createReader() with a small evicting cache returns the right bytes for any reads", async () => {
+  const fc = (await import("fast-check")).default;
+  await withDir(async (dir) => {
+    const size = 2 * MiB + 999;
+    const { client, data, etag } = await setupObject(size);
+    const cache = await createDataCache({ dir, maxBytes: 512 * KiB, blockSize: 64 * KiB });
+    const read = fc.record({
+      offset: fc.integer({ min: 0, max: size }),
+      size: fc.integer({ min: 0, max: 400_000 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.array(read, { minLength: 1, maxLength: 3 }), { minLength: 1, maxLength: 15 }),
+        fc.constantFrom(64 * KiB, 100 * KiB, 256 * KiB),
+        async (groups, partSize) => {
+          const budget = new MemoryBudget(4 * MiB);
+          const r = createReader({
+            client,
+            bucket: "bucket",
+            key: "obj",
+            etag,
+            size,
+            partSize,
+            budget,
+            cache,
+          });
+          for (const group of groups) {
+            const got = await Promise.all(group.map((g) => r.read(g.offset, g.size)));
+            got.forEach((b, i) => {
+              const { offset, size: n } = group[i]!;
+              assertBytes(b, data.subarray(offset, offset + n), `read ${offset}+${n}`);
+            });
+          }
+          r.close();
+          assert.equal(budget.reserved, 0);
+        },
+      ),
+      { numRuns: 60 },
+    );
+    assert.ok(cache.stats().hits > 0, "the cache never hit");
+    assert.ok(cache.stats().bytes <= 512 * KiB);
     await cache.close();
   });
 });
