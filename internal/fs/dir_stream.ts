@@ -36,11 +36,10 @@ interface Pending {
   blockers: string[];
 }
 
-const RANK = { dir: 0, local: 1, file: 2 } as const;
-
+/** Precedence for one name, lowest wins: remote dir, local dir, local file, remote file. */
 function rank(e: ListedEntry): number {
-  if (e.source === "local") return RANK.local;
-  return e.kind === "dir" ? RANK.dir : RANK.file;
+  if (e.source === "local") return e.kind === "dir" ? 1 : 2;
+  return e.kind === "dir" ? 0 : 3;
 }
 
 export interface DirStreamOptions {

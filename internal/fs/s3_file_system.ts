@@ -10,7 +10,9 @@
  *   dropped at once, so memory follows what the kernel holds. Inode numbers
  *   only grow, so none is ever reused. A name whose kind changes gets a new
  *   inode; the old one is detached and lingers until forgotten.
- * - Local state is tracked per directory (`localChildren`), so "does this
+ * - Local state is tracked per directory (`localChildren`, keyed by kind and
+ *   name), so a file being written that a remote directory shadows is still
+ *   found when the directory goes away, and "does this
  *   directory exist only locally" is O(1) and propagates upwards.
  * - Namespace changes in one directory (create, mkdir, unlink, rmdir) are
  *   serialized with a keyed mutex; lookups run concurrently and apply their
@@ -93,8 +95,8 @@ interface Inode {
   /** Whether the parent's name maps to this inode. */
   attached: boolean;
   children: Map<string, Inode> | null;
-  /** Names of children with local state (directories only). */
-  localChildren: Set<string> | null;
+  /** Children with local state, keyed by `localKey()` (directories only). */
+  localChildren: Map<string, Inode> | null;
 }
 
 type Handle =
@@ -121,6 +123,16 @@ const FIRST_ENTRY_COOKIE = 2;
 const STATFS_HUGE = 2 ** 54;
 /** Disk cache size when `cacheDir` is set without `maxCacheSize`. */
 const DEFAULT_CACHE_BYTES = 1024 * MIB;
+
+/** Local directories and files of one name may coexist (a dir always wins). */
+function localKey(kind: Kind, name: string): string {
+  return (kind === "dir" ? "d:" : "f:") + name;
+}
+
+function localOf(parent: Inode, name: string): Inode | undefined {
+  const l = parent.localChildren!;
+  return l.get(localKey("dir", name)) ?? l.get(localKey("file", name));
+}
 
 function isLocal(i: Inode): boolean {
   return i.local !== "none" || i.upload !== null || (i.localChildren?.size ?? 0) > 0;
@@ -175,7 +187,7 @@ export class S3FileSystem implements FileSystem {
       upload: null,
       attached: true,
       children: new Map(),
-      localChildren: new Set(),
+      localChildren: new Map(),
     } as Omit<Inode, "parent"> as Inode;
     (root as { parent: Inode }).parent = root;
     this.#root = root;
@@ -733,10 +745,7 @@ export class S3FileSystem implements FileSystem {
 
   #restartListing(dir: Inode, s: DirHandleState): void {
     const local: { name: string; kind: Kind }[] = [];
-    for (const name of dir.localChildren ?? []) {
-      const c = dir.children!.get(name);
-      if (c) local.push({ name, kind: c.kind });
-    }
+    for (const c of dir.localChildren!.values()) local.push({ name: c.name, kind: c.kind });
     s.stream = new DirStream({
       client: this.#client,
       bucket: this.#c.bucket,
@@ -757,8 +766,8 @@ export class S3FileSystem implements FileSystem {
     add: (e: DirEntry) => boolean,
   ): boolean {
     if (!plus) {
-      const existing = dir.children!.get(e.name);
-      if (e.source === "local" && !(existing && isLocal(existing))) return true;
+      const existing = e.source === "local" ? localOf(dir, e.name) : dir.children!.get(e.name);
+      if (e.source === "local" && !existing) return true;
       if (existing && existing.kind === "file" && e.source === "remote" && e.kind === "file") {
         if (!isLocal(existing)) this.#setStat(existing, e.info);
       }
@@ -780,21 +789,15 @@ export class S3FileSystem implements FileSystem {
   }
 
   #childFromListing(dir: Inode, e: ListedEntry): Inode | null {
-    const existing = dir.children!.get(e.name);
-    if (e.source === "local") return existing && isLocal(existing) ? existing : null;
-    if (e.kind === "dir") {
-      if (existing?.kind === "dir") {
-        existing.validUntil = Date.now() + this.#ttl.statMs;
-        return existing;
-      }
-      return this.#newChild(dir, e.name, "dir", undefined);
+    if (e.source === "local") {
+      const local = localOf(dir, e.name);
+      return local ? this.#answer(dir, local) : null;
     }
-    if (existing && isLocal(existing)) return existing;
-    if (existing?.kind === "file") {
-      this.#setStat(existing, e.info);
-      return existing;
-    }
-    return this.#newChild(dir, e.name, "file", e.info);
+    return this.#applyRemote(
+      dir,
+      e.name,
+      e.kind === "dir" ? { kind: "dir" } : { kind: "file", info: e.info },
+    );
   }
 
   #dotEntry(name: string, inode: Inode, nextOffset: number, plus: boolean): DirEntry {
@@ -837,7 +840,7 @@ export class S3FileSystem implements FileSystem {
   ): Promise<Inode | null> {
     const negKey = this.#negKey(parent, name);
     if (this.#ttl.serveFromCache && !forceRemote) {
-      const c = parent.children!.get(name);
+      const c = parent.children!.get(name) ?? localOf(parent, name);
       if (c && (isLocal(c) || c.validUntil > Date.now())) return c;
       const until = this.#negative.get(negKey);
       if (!c && until !== undefined) {
@@ -883,14 +886,16 @@ export class S3FileSystem implements FileSystem {
   /** Applies what S3 said about `name`: remote directory > local state > remote file. */
   #applyRemote(parent: Inode, name: string, remote: Remote): Inode | null {
     const existing = parent.children!.get(name);
+    const local = localOf(parent, name);
     if (remote?.kind === "dir") {
       if (existing?.kind === "dir") {
         existing.validUntil = Date.now() + this.#ttl.statMs;
         return existing;
       }
+      if (local?.kind === "dir") return this.#answer(parent, local);
       return this.#newChild(parent, name, "dir", undefined);
     }
-    if (existing && isLocal(existing)) return existing;
+    if (local) return this.#answer(parent, local);
     if (remote?.kind === "file") {
       if (existing?.kind === "file") {
         this.#setStat(existing, remote.info);
@@ -902,9 +907,24 @@ export class S3FileSystem implements FileSystem {
     return null;
   }
 
+  /** Makes `name` answer with `inode` (already attached through the local map). */
+  #answer(parent: Inode, inode: Inode): Inode {
+    const old = parent.children!.get(inode.name);
+    if (old === inode) return inode;
+    parent.children!.set(inode.name, inode);
+    if (old) this.#unmapShadowed(old);
+    return inode;
+  }
+
+  /** `inode` lost its name in `children`; it stays attached only while it is local. */
+  #unmapShadowed(inode: Inode): void {
+    if (inode.parent.localChildren!.get(localKey(inode.kind, inode.name)) === inode) return;
+    inode.attached = false;
+    this.#maybeDrop(inode);
+  }
+
   #newChild(parent: Inode, name: string, kind: Kind, info: ObjectInfo | undefined): Inode {
     const old = parent.children!.get(name);
-    if (old) this.#detach(old);
     const inode: Inode = {
       ino: this.#nextIno++,
       kind,
@@ -921,11 +941,12 @@ export class S3FileSystem implements FileSystem {
       upload: null,
       attached: true,
       children: kind === "dir" ? new Map() : null,
-      localChildren: kind === "dir" ? new Set() : null,
+      localChildren: kind === "dir" ? new Map() : null,
     };
     if (info) this.#setStat(inode, info);
     parent.children!.set(name, inode);
     this.#inodes.set(inode.ino, inode);
+    if (old) this.#unmapShadowed(old);
     return inode;
   }
 
@@ -942,18 +963,28 @@ export class S3FileSystem implements FileSystem {
     const parent = inode.parent;
     if (parent.children!.get(inode.name) === inode) parent.children!.delete(inode.name);
     inode.attached = false;
-    if (parent.localChildren!.delete(inode.name)) this.#propagateLocal(parent);
+    const key = localKey(inode.kind, inode.name);
+    if (parent.localChildren!.get(key) === inode) {
+      parent.localChildren!.delete(key);
+      this.#propagateLocal(parent);
+    }
     this.#maybeDrop(inode);
   }
 
   /** Keeps each ancestor's `localChildren` in step with `inode`'s local state. */
   #propagateLocal(inode: Inode): void {
     for (let n = inode; n !== this.#root && n.attached; n = n.parent) {
-      const set = n.parent.localChildren!;
+      const locals = n.parent.localChildren!;
+      const key = localKey(n.kind, n.name);
       const local = isLocal(n);
-      if (local === set.has(n.name)) return;
-      if (local) set.add(n.name);
-      else set.delete(n.name);
+      if (local === (locals.get(key) === n)) return;
+      if (local) locals.set(key, n);
+      else locals.delete(key);
+      // A shadowed file that stops being local loses its last link to the tree.
+      if (!local && n.parent.children!.get(n.name) !== n) {
+        n.attached = false;
+        this.#maybeDrop(n);
+      }
     }
   }
 
