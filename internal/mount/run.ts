@@ -107,6 +107,33 @@ async function preflightBucket(client: AwsObjectClient, cfg: MountConfig): Promi
   }
 }
 
+async function shortHash(s: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
+  return Array.from(d.slice(0, 8), (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Without --max-cache-size the cache may use the disk's free space minus 5%
+ * of its size (mount-s3's rule), measured once at start.
+ */
+async function defaultCacheSize(dir: string): Promise<number> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    const out = await new Deno.Command("df", { args: ["-B1", "--output=size,avail", dir] })
+      .output();
+    const [size, avail] = new TextDecoder().decode(out.stdout).trim().split("\n")[1].trim()
+      .split(/\s+/).map(Number);
+    const bytes = Math.floor(avail - size * 0.05);
+    if (Number.isFinite(bytes) && bytes > 0) return bytes;
+    log.warn("the cache disk has less than 5% free: the cache stores nothing", { dir });
+    return 0;
+  } catch (err) {
+    throw new StartupError(`Cannot size the cache in "${dir}": ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+}
+
 /** Runs a mount in the foreground until it is unmounted or signalled. Returns the exit code. */
 export async function runMount(cfg: MountConfig): Promise<number> {
   setLevel(cfg.debug ? "debug" : "info");
@@ -130,7 +157,12 @@ export async function runMount(cfg: MountConfig): Promise<number> {
 
   const fsConfig: FsConfig = { ...cfg.fs, bucket: cfg.bucket };
   const cache = fsConfig.cacheDir
-    ? await createDataCache({ dir: fsConfig.cacheDir, maxBytes: fsConfig.maxCacheSize ?? 0 })
+    ? await createDataCache({
+      dir: fsConfig.cacheDir,
+      maxBytes: fsConfig.maxCacheSize ?? await defaultCacheSize(fsConfig.cacheDir),
+      // Stable across restarts of the same mount, so a restart wipes a crashed run's blocks.
+      mountId: await shortHash(`${cfg.bucket}\0${fsConfig.prefix}\0${cfg.mountPoint}`),
+    })
     : undefined;
   const fs = new S3FileSystem(client, fsConfig, cache ? { cache } : {});
 
