@@ -1,0 +1,36 @@
+import assert from "node:assert/strict";
+import {
+  defaultFsConfig,
+  maxWriters,
+  MIB,
+  readBudgetBytes,
+  ttlsOf,
+  validateFsConfig,
+} from "./config.ts";
+
+Deno.test("ttlsOf() gives 1 s kernel TTLs for minimal and never serves lookups from cache", () => {
+  assert.deepEqual(ttlsOf({ kind: "minimal" }), {
+    kernelMs: 1000,
+    statMs: 1000,
+    serveFromCache: false,
+    negativeMs: 0,
+  });
+  const s = ttlsOf({ kind: "seconds", s: 60 });
+  assert.equal(s.kernelMs, 60_000);
+  assert.equal(s.serveFromCache, true);
+  assert.equal(ttlsOf({ kind: "seconds", s: 0 }).kernelMs, 1000);
+  assert.equal(ttlsOf({ kind: "indefinite" }).statMs, Number.POSITIVE_INFINITY);
+});
+
+Deno.test("maxWriters() and readBudgetBytes() split the usable memory in half", () => {
+  const c = defaultFsConfig("b", { maxMemory: 512 * MIB });
+  // usable = 512 - 64 = 448 MiB; half = 224 MiB; 224 / 16 = 14 writers.
+  assert.equal(maxWriters(c), 14);
+  assert.equal(readBudgetBytes(c), 224 * MIB);
+  assert.equal(maxWriters(defaultFsConfig("b", { maxMemory: 1 })), 1);
+});
+
+Deno.test("validateFsConfig() rejects a prefix without a trailing slash", () => {
+  assert.throws(() => validateFsConfig(defaultFsConfig("b", { prefix: "p" })), RangeError);
+  validateFsConfig(defaultFsConfig("b", { prefix: "p/" }));
+});
