@@ -171,13 +171,13 @@ export interface Env {
   work: string;
   /** Environment for the mount process: the bucket owner's credentials. */
   credentials: Record<string, string>;
-  /** Starts a mount of the bucket on a new directory under `work`. */
-  mount(args?: string[]): Promise<MountProcess>;
+  /** Starts a mount of the bucket on a new directory under `work` (through `endpoint` if given). */
+  mount(args?: string[], opts?: { endpoint?: string }): Promise<MountProcess>;
 }
 
 /** Options after `<bucket> <dir>` that every mount of the tier gets. */
-function baseArgs(env: Env): string[] {
-  return ["--endpoint-url", env.minio.endpoint, "--region", env.minio.region];
+function baseArgs(env: Env, endpoint = env.minio.endpoint): string[] {
+  return ["--endpoint-url", endpoint, "--region", env.minio.region];
 }
 
 /** Runs `fn` with a fresh MinIO and bucket; stops every mount it started and the server. */
@@ -197,10 +197,13 @@ export async function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
       AWS_ACCESS_KEY_ID: minio.accessKeyId,
       AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
     },
-    async mount(args = []) {
+    async mount(args = [], opts = {}) {
       const dir = `${work}/mnt${seq++}`;
       await Deno.mkdir(dir);
-      const m = await startMount([bucket, dir, ...baseArgs(env), ...args], env.credentials);
+      const m = await startMount(
+        [bucket, dir, ...baseArgs(env, opts.endpoint), ...args],
+        env.credentials,
+      );
       mounts.push(m);
       return m;
     },

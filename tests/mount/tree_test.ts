@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { canMount, type Env, errnoOf, fails, ok, run, withEnv } from "./harness.ts";
+import { startPhantomS3 } from "./phantom_s3.ts";
 
 const enc = new TextEncoder();
 
@@ -74,6 +75,49 @@ Deno.test({
       assert.equal((await stat("m")).trim(), "directory|0|755|0|0|2");
       assert.equal(await Deno.readTextFile(`${m.dir}/a/b/c.txt`), "hello");
       assert.equal(await errnoOf(Deno.stat(`${m.dir}/nope`)), "ENOENT");
+    }),
+});
+
+Deno.test({
+  name: "s3csi mount hides keys that are no file names and lets a directory shadow a file (S2, S3)",
+  ignore: !canMount,
+  fn: () =>
+    withEnv(async (env) => {
+      for (const [k, v] of [["z", "zz"], ["w/v", "v"], ["blue", "shadowed file"]]) {
+        await env.s3.putObject(env.bucket, k, enc.encode(v));
+      }
+      // Keys MinIO cannot store: the proxy adds them to every listing, as real S3 would show them.
+      const proxy = startPhantomS3(env.minio.endpoint);
+      const long = "n".repeat(256);
+      for (const k of ["x/./y", "x/../y", "x//y", `x/${long}`, `w/${long}/q`, "w/nul\0name"]) {
+        proxy.phantoms.add(k);
+      }
+      proxy.phantoms.add("blue/image.jpg");
+      try {
+        const m = await env.mount([], { endpoint: proxy.endpoint });
+        const root = await lsl(m.dir);
+        assert.deepEqual([...root.keys()].sort(), ["blue", "w", "x", "z"]);
+        assert.match(root.get("blue")!.mode, /^d/, "the directory blue shadows the file blue");
+        assert.match(root.get("x")!.mode, /^d/, "x is shown although nothing below it is");
+        const names = async (p: string) =>
+          (await ok("ls", ["-A", `${m.dir}/${p}`])).split("\n").filter(Boolean);
+        assert.deepEqual(await names("x"), []);
+        assert.deepEqual(await names("w"), ["v"]);
+        assert.deepEqual(await names("blue"), ["image.jpg"]);
+        const found = (await ok("find", [m.dir])).trim().split("\n")
+          .map((p) => p.slice(m.dir.length)).sort();
+        assert.deepEqual(found, ["", "/blue", "/blue/image.jpg", "/w", "/w/v", "/x", "/z"]);
+
+        // Deleting the only key below blue/ uncovers the file blue.
+        proxy.phantoms.delete("blue/image.jpg");
+        await eventually(async () => {
+          const st = await Deno.stat(`${m.dir}/blue`).catch(() => null);
+          return st?.isFile === true;
+        }, "blue becomes a file");
+        assert.equal(await Deno.readTextFile(`${m.dir}/blue`), "shadowed file");
+      } finally {
+        await proxy.close();
+      }
     }),
 });
 
