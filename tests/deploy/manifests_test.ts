@@ -1,0 +1,424 @@
+/**
+ * Offline checks of the Kubernetes manifests under `deploy/kubernetes/`: no
+ * cluster is needed. Each file is parsed into the typed Kubernetes models of
+ * `@kubernetes/client-node`; a field the models do not know (a typo such as
+ * `mountPropogation`) is dropped by that parse, so it is caught by comparing
+ * the keys written in the file with the keys of the re-serialised objects.
+ * The arguments of every `s3csi` container are run through the real command
+ * line (`main.ts <role> <args> --help`), and the examples' StorageClass
+ * parameters and mount options through the driver's own parsers, so the
+ * manifests cannot drift from the code.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { dumpYaml, loadAllYaml } from "@kubernetes/client-node";
+import { DRIVER_NAME } from "../../internal/version.ts";
+import { parseStorageParams } from "../../internal/csi/controller_server.ts";
+import { Ctx, SecretKey } from "../../internal/csi/volume_context.ts";
+import { parseMountOptions } from "../../internal/mounter/mount_options.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+const BASE = new URL("deploy/kubernetes/base/", ROOT);
+const EXAMPLES = new URL("deploy/kubernetes/examples/", ROOT);
+const IMAGE = "ghcr.io/example/s3csi:0.1.0";
+const KUBELET = "/var/lib/kubelet";
+const PLUGIN_DIR = `${KUBELET}/plugins/${DRIVER_NAME}/`;
+const SOCKET = "/csi/csi.sock";
+const NAMESPACE = "s3csi";
+
+// deno-lint-ignore no-explicit-any
+type Obj = Record<string, any>;
+
+interface Doc {
+  file: string;
+  obj: Obj;
+}
+
+/** Mapping keys written in YAML text (block style), comments excluded. */
+function yamlKeys(text: string): Set<string> {
+  const keys = new Set<string>();
+  for (const line of text.split("\n")) {
+    const m = /^\s*(?:-\s+)*("?)([^\s#"'-][^:#"]*?)\1:(?:\s|$)/.exec(line);
+    if (m) keys.add(m[2]);
+  }
+  return keys;
+}
+
+/** Splits a multi-document YAML file at its `---` lines. */
+function splitDocs(text: string): string[] {
+  return text.split(/^---\s*$/m).filter((d) => d.replace(/^\s*#.*$/gm, "").trim() !== "");
+}
+
+/** Fields written in a file but dropped by the typed parse, one line per document. */
+const unknownFields: string[] = [];
+
+async function loadDir(dir: URL): Promise<Doc[]> {
+  const docs: Doc[] = [];
+  const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.endsWith(".yaml"))
+    .sort();
+  for (const file of names) {
+    const text = await Deno.readTextFile(new URL(file, dir));
+    const parsed = loadAllYaml(text);
+    const sources = splitDocs(text);
+    assert.equal(parsed.length, sources.length, `${file}: documents parsed vs written`);
+    parsed.forEach((typed, i) => {
+      const written = yamlKeys(sources[i]);
+      const kept = yamlKeys(dumpYaml(typed));
+      const dropped = [...written].filter((k) => !kept.has(k));
+      if (dropped.length > 0) {
+        unknownFields.push(`${file} document ${i + 1}: ${dropped.join(", ")}`);
+      }
+      docs.push({ file, obj: JSON.parse(JSON.stringify(typed)) });
+    });
+  }
+  return docs;
+}
+
+const base = await loadDir(BASE);
+const examples = await loadDir(EXAMPLES);
+const all = [...base, ...examples];
+
+function find(docs: Doc[], kind: string, name?: string): Obj[] {
+  return docs.map((d) => d.obj).filter((o) =>
+    o.kind === kind && (name === undefined || o.metadata?.name === name)
+  );
+}
+
+function one(docs: Doc[], kind: string, name?: string): Obj {
+  const found = find(docs, kind, name);
+  assert.equal(found.length, 1, `exactly one ${kind}${name ? ` "${name}"` : ""}`);
+  return found[0];
+}
+
+function containers(workload: Obj): Obj[] {
+  return workload.spec.template.spec.containers;
+}
+
+function container(workload: Obj, name: string): Obj {
+  const c = containers(workload).find((c) => c.name === name);
+  assert.ok(c, `container "${name}" in ${workload.kind} "${workload.metadata.name}"`);
+  return c;
+}
+
+function flagValue(args: string[], flag: string): string | undefined {
+  const hit = args.find((a) => a === flag || a.startsWith(`${flag}=`));
+  if (hit === undefined) return undefined;
+  return hit.includes("=") ? hit.slice(hit.indexOf("=") + 1) : "";
+}
+
+function mountOf(c: Obj, volume: string): Obj | undefined {
+  return (c.volumeMounts ?? []).find((m: Obj) => m.name === volume);
+}
+
+function volumeOf(workload: Obj, name: string): Obj {
+  const v = workload.spec.template.spec.volumes.find((v: Obj) => v.name === name);
+  assert.ok(v, `volume "${name}" in ${workload.metadata.name}`);
+  return v;
+}
+
+async function runCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code, out: dec.decode(stdout), err: dec.decode(stderr) };
+}
+
+const CLUSTER_SCOPED = new Set([
+  "Namespace",
+  "CSIDriver",
+  "ClusterRole",
+  "ClusterRoleBinding",
+  "StorageClass",
+  "PersistentVolume",
+  "Kustomization",
+]);
+
+Deno.test("manifests: every object has apiVersion, kind and metadata.name", () => {
+  assert.ok(base.length >= 10, `base holds ${base.length} objects`);
+  for (const { file, obj } of all) {
+    if (obj.kind === "Kustomization") continue;
+    assert.ok(obj.apiVersion, `${file}: apiVersion`);
+    assert.ok(obj.kind, `${file}: kind`);
+    assert.ok(obj.metadata?.name, `${file}: metadata.name of a ${obj.kind}`);
+  }
+});
+
+Deno.test("manifests: every field written is known to the Kubernetes API models", () => {
+  assert.deepEqual(unknownFields, []);
+});
+
+Deno.test("manifests: base objects live in the driver's namespace", () => {
+  one(base, "Namespace", NAMESPACE);
+  for (const { file, obj } of base) {
+    if (CLUSTER_SCOPED.has(obj.kind)) continue;
+    assert.equal(obj.metadata.namespace, NAMESPACE, `${file}: ${obj.kind} ${obj.metadata.name}`);
+  }
+});
+
+Deno.test("manifests: kustomization lists exactly the base files", async () => {
+  const k = one(base, "Kustomization");
+  const files = [...Deno.readDirSync(BASE)].map((e) => e.name)
+    .filter((n) => n.endsWith(".yaml") && n !== "kustomization.yaml").sort();
+  assert.deepEqual([...k.resources].sort(), files);
+  assert.deepEqual(k.images.map((i: Obj) => `${i.name}:${i.newTag}`), [IMAGE]);
+  for (const f of k.resources) await Deno.stat(new URL(f, BASE));
+});
+
+Deno.test("manifests: CSIDriver is s3.csi.scality.com, attach-free, fsGroup delegated", () => {
+  const d = one(base, "CSIDriver");
+  assert.equal(d.metadata.name, DRIVER_NAME);
+  assert.equal(d.spec.attachRequired, false);
+  assert.equal(d.spec.podInfoOnMount, true);
+  // Delegation comes from VOLUME_MOUNT_GROUP; the policy must never let kubelet chown objects.
+  assert.equal(d.spec.fsGroupPolicy, "None");
+  assert.equal(d.spec.requiresRepublish, true);
+  assert.deepEqual(d.spec.volumeLifecycleModes, ["Persistent"]);
+});
+
+Deno.test("manifests: images are the s3csi placeholder or pinned sig-storage sidecars", () => {
+  const expected: Record<string, RegExp> = {
+    "s3csi": new RegExp(`^${IMAGE.replaceAll(".", "\\.")}$`),
+    "csi-provisioner": /^registry\.k8s\.io\/sig-storage\/csi-provisioner:v6\.\d+\.\d+$/,
+    "node-driver-registrar":
+      /^registry\.k8s\.io\/sig-storage\/csi-node-driver-registrar:v2\.\d+\.\d+$/,
+    "liveness-probe": /^registry\.k8s\.io\/sig-storage\/livenessprobe:v2\.\d+\.\d+$/,
+  };
+  for (const w of [...find(base, "Deployment"), ...find(base, "DaemonSet")]) {
+    for (const c of containers(w)) {
+      assert.ok(expected[c.name], `unexpected container "${c.name}"`);
+      assert.match(c.image, expected[c.name]);
+    }
+  }
+});
+
+Deno.test("manifests: every container has requests and a memory limit", () => {
+  for (const w of [...find(base, "Deployment"), ...find(base, "DaemonSet")]) {
+    for (const c of containers(w)) {
+      const where = `${w.metadata.name}/${c.name}`;
+      assert.ok(c.resources?.requests?.cpu, `${where}: cpu request`);
+      assert.ok(c.resources?.requests?.memory, `${where}: memory request`);
+      assert.ok(c.resources?.limits?.memory, `${where}: memory limit`);
+      assert.equal(c.resources?.limits?.cpu, undefined, `${where}: no cpu limit`);
+    }
+  }
+});
+
+Deno.test("manifests: s3csi containers' arguments and environment match the real CLI", async () => {
+  const config = one(base, "ConfigMap", "s3csi-config");
+  const extraEnv = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "KUBE_NODE_NAME",
+    "HOME",
+  ];
+  const roles: [Obj, string][] = [
+    [one(base, "Deployment", "s3csi-controller"), "controller"],
+    [one(base, "DaemonSet", "s3csi-node"), "node"],
+  ];
+  for (const [workload, role] of roles) {
+    const c = container(workload, "s3csi");
+    assert.deepEqual(c.command, ["s3csi"]);
+    assert.equal(c.args[0], role);
+    const help = await runCli([role, "--help"]);
+    assert.equal(help.code, 0, help.err);
+    const known = new Set([...help.out.matchAll(/env: ([A-Z0-9_]+)/g)].map((m) => m[1]));
+    extraEnv.forEach((e) => known.add(e));
+    // Unknown flags or malformed ones make the real parser exit 2 before --help is honoured.
+    const run = await runCli([...c.args, "--help"]);
+    assert.equal(run.code, 0, `s3csi ${c.args.join(" ")}: ${run.err}`);
+    for (const e of c.env ?? []) assert.ok(known.has(e.name), `${role}: env ${e.name} is unused`);
+    for (const ref of c.envFrom ?? []) {
+      assert.equal(ref.configMapRef.name, config.metadata.name);
+    }
+    for (const key of Object.keys(config.data)) {
+      assert.ok(known.has(key), `${role}: ConfigMap key ${key} is not an environment variable`);
+    }
+    assert.equal(flagValue(c.args, "--endpoint"), `unix://${SOCKET}`);
+  }
+});
+
+Deno.test("manifests: a mistyped s3csi flag is refused by the CLI check", async () => {
+  const run = await runCli(["node", "--kubelet-dir=/var/lib/kubelet", "--help"]);
+  assert.equal(run.code, 2);
+  assert.match(run.err, /kubelet-dir/);
+});
+
+Deno.test("manifests: controller shares its socket with a leader-electing provisioner", () => {
+  const d = one(base, "Deployment", "s3csi-controller");
+  const p = container(d, "csi-provisioner");
+  assert.equal(flagValue(p.args, "--csi-address"), SOCKET);
+  assert.equal(flagValue(p.args, "--extra-create-metadata"), "");
+  if (d.spec.replicas > 1) assert.equal(flagValue(p.args, "--leader-election"), "");
+  const socketVol = volumeOf(d, "socket-dir");
+  assert.deepEqual(socketVol.emptyDir, {});
+  for (const c of containers(d)) {
+    assert.equal(mountOf(c, "socket-dir")?.mountPath, "/csi", `${c.name} mounts the socket dir`);
+  }
+  const probe = container(d, "liveness-probe");
+  assert.equal(flagValue(probe.args, "--csi-address"), SOCKET);
+  const port = flagValue(probe.args, "--health-port");
+  const s3 = container(d, "s3csi");
+  assert.equal(String(s3.ports.find((p: Obj) => p.name === "healthz").containerPort), port);
+  assert.equal(s3.livenessProbe.httpGet.port, "healthz");
+});
+
+Deno.test("manifests: node mounts kubelet bidirectionally, /dev/fuse, plugin and registration dirs", () => {
+  const ds = one(base, "DaemonSet", "s3csi-node");
+  const spec = ds.spec.template.spec;
+  const s3 = container(ds, "s3csi");
+  assert.equal(s3.securityContext.privileged, true);
+  assert.notEqual(spec.hostPID, true);
+  const kubeletPath = flagValue(s3.args, "--kubelet-path");
+  assert.equal(kubeletPath, KUBELET);
+  assert.equal(volumeOf(ds, "kubelet-dir").hostPath.path, KUBELET);
+  const km = mountOf(s3, "kubelet-dir");
+  assert.equal(km?.mountPath, KUBELET, "kubelet dir at the same path as on the host");
+  assert.equal(km?.mountPropagation, "Bidirectional");
+  const fuse = volumeOf(ds, "dev-fuse").hostPath;
+  assert.deepEqual([fuse.path, fuse.type], ["/dev/fuse", "CharDevice"]);
+  assert.equal(mountOf(s3, "dev-fuse")?.mountPath, "/dev/fuse");
+  assert.equal(volumeOf(ds, "plugin-dir").hostPath.path, PLUGIN_DIR);
+  for (const c of containers(ds)) {
+    assert.equal(mountOf(c, "plugin-dir")?.mountPath, "/csi", `${c.name} mounts the plugin dir`);
+  }
+  const reg = container(ds, "node-driver-registrar");
+  assert.equal(flagValue(reg.args, "--csi-address"), SOCKET);
+  assert.equal(flagValue(reg.args, "--kubelet-registration-path"), `${PLUGIN_DIR}csi.sock`);
+  assert.equal(volumeOf(ds, "registration-dir").hostPath.path, `${KUBELET}/plugins_registry/`);
+  assert.equal(mountOf(reg, "registration-dir")?.mountPath, "/registration");
+  const nodeName = s3.env.find((e: Obj) => e.name === "KUBE_NODE_NAME");
+  assert.equal(nodeName?.valueFrom?.fieldRef?.fieldPath, "spec.nodeName");
+});
+
+Deno.test("manifests: driver credentials come from the s3csi-credentials secret keys", () => {
+  const want: Record<string, string> = {
+    AWS_ACCESS_KEY_ID: SecretKey.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: SecretKey.secretAccessKey,
+    AWS_SESSION_TOKEN: SecretKey.sessionToken,
+  };
+  const secret = one(examples, "Secret", "s3csi-credentials");
+  assert.equal(secret.metadata.namespace, NAMESPACE);
+  for (const w of [...find(base, "Deployment"), ...find(base, "DaemonSet")]) {
+    const env = container(w, "s3csi").env;
+    for (const [name, key] of Object.entries(want)) {
+      const ref = env.find((e: Obj) => e.name === name)?.valueFrom?.secretKeyRef;
+      assert.deepEqual([ref?.name, ref?.key], [secret.metadata.name, key], `${name}`);
+    }
+  }
+});
+
+Deno.test("manifests: provisioner RBAC covers what the sidecar needs, bound to its account", () => {
+  const d = one(base, "Deployment", "s3csi-controller");
+  const sa = d.spec.template.spec.serviceAccountName;
+  one(base, "ServiceAccount", sa);
+  const binding = one(base, "ClusterRoleBinding");
+  assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: sa, namespace: NAMESPACE }]);
+  const role = one(base, "ClusterRole", binding.roleRef.name);
+  const allows = (rules: Obj[], group: string, resource: string, verb: string) =>
+    rules.some((r) =>
+      r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb)
+    );
+  const needs: [string, string, string[]][] = [
+    ["", "persistentvolumes", ["get", "list", "watch", "create", "patch", "delete"]],
+    ["", "persistentvolumeclaims", ["get", "list", "watch", "update"]],
+    ["storage.k8s.io", "storageclasses", ["get", "list", "watch"]],
+    ["", "events", ["create", "patch"]],
+    ["storage.k8s.io", "csinodes", ["get", "list", "watch"]],
+    ["", "secrets", ["get"]],
+  ];
+  for (const [group, resource, verbs] of needs) {
+    for (const verb of verbs) {
+      assert.ok(allows(role.rules, group, resource, verb), `${verb} ${resource}`);
+    }
+  }
+  assert.ok(!allows(role.rules, "", "secrets", "list"), "secrets: get only");
+  assert.ok(!role.rules.some((r: Obj) => r.verbs.includes("*") || r.resources.includes("*")));
+  const rb = one(base, "RoleBinding");
+  assert.equal(rb.subjects[0].name, sa);
+  const leases = one(base, "Role", rb.roleRef.name);
+  for (const verb of ["get", "create", "update"]) {
+    assert.ok(allows(leases.rules, "coordination.k8s.io", "leases", verb), `${verb} leases`);
+  }
+  const nodeSa = one(base, "ServiceAccount", "s3csi-node");
+  assert.equal(nodeSa.automountServiceAccountToken, false);
+  assert.ok(!find(base, "ClusterRoleBinding").some((b) => b.subjects[0].name === "s3csi-node"));
+});
+
+Deno.test("examples: StorageClasses pass the controller's parameter and mount option checks", () => {
+  const classes = find(examples, "StorageClass");
+  assert.deepEqual(classes.map((c) => c.parameters.bucketNaming).sort(), ["dedicated", "shared"]);
+  const cacheRoot = `${PLUGIN_DIR}cache`;
+  for (const sc of classes) {
+    assert.equal(sc.provisioner, DRIVER_NAME);
+    parseStorageParams(sc.parameters);
+    parseMountOptions(sc.mountOptions ?? [], { cacheRoot });
+  }
+  const shared = classes.find((c) => c.parameters.bucketNaming === "shared")!;
+  assert.ok(shared.parameters.bucketName);
+});
+
+Deno.test("examples: static PV names its bucket, auth source and a defined secret", () => {
+  const pv = one(examples, "PersistentVolume");
+  assert.equal(pv.spec.csi.driver, DRIVER_NAME);
+  const attrs = pv.spec.csi.volumeAttributes;
+  const known = new Set<string>(Object.values(Ctx));
+  for (const k of Object.keys(attrs)) assert.ok(known.has(k), `volume attribute ${k}`);
+  assert.ok(attrs[Ctx.bucketName]);
+  assert.equal(attrs[Ctx.authenticationSource], "secret");
+  const opts = parseMountOptions(pv.spec.mountOptions, { cacheRoot: `${PLUGIN_DIR}cache` });
+  assert.equal(opts.prefix, "team/");
+  const ref = pv.spec.csi.nodePublishSecretRef;
+  const secret = one(examples, "Secret", ref.name);
+  assert.equal(secret.metadata.namespace, ref.namespace);
+  const pvc = find(examples, "PersistentVolumeClaim").find((c) =>
+    c.spec.volumeName === pv.metadata.name
+  );
+  assert.ok(pvc, "a claim bound to the static PV");
+  assert.equal(pvc.spec.storageClassName, "");
+});
+
+Deno.test("examples: every secret reference resolves to a secret with the driver's keys", () => {
+  const secrets = find(examples, "Secret");
+  for (const s of secrets) {
+    assert.ok(s.stringData[SecretKey.accessKeyId], `${s.metadata.name}: access key`);
+    assert.ok(s.stringData[SecretKey.secretAccessKey], `${s.metadata.name}: secret key`);
+  }
+  const refs: [string, string][] = [];
+  for (const sc of find(examples, "StorageClass")) {
+    for (const kind of ["provisioner", "node-publish"]) {
+      const name = sc.parameters[`csi.storage.k8s.io/${kind}-secret-name`];
+      if (name) refs.push([name, sc.parameters[`csi.storage.k8s.io/${kind}-secret-namespace`]]);
+    }
+  }
+  assert.ok(refs.length >= 2);
+  for (const [name, ns] of refs) {
+    assert.ok(
+      secrets.some((s) => s.metadata.name === name && s.metadata.namespace === ns),
+      `secret ${ns}/${name}`,
+    );
+  }
+});
+
+Deno.test("examples: claims use defined classes and the pod uses a defined claim", () => {
+  const classes = new Set(find(examples, "StorageClass").map((c) => c.metadata.name));
+  const claims = find(examples, "PersistentVolumeClaim");
+  for (const c of claims) {
+    assert.ok(c.spec.storageClassName === "" || classes.has(c.spec.storageClassName));
+    assert.deepEqual(c.spec.accessModes, ["ReadWriteMany"]);
+  }
+  const pod = one(examples, "Pod");
+  for (const v of pod.spec.volumes) {
+    const claim = claims.find((c) =>
+      c.metadata.name === v.persistentVolumeClaim.claimName &&
+      c.metadata.namespace === pod.metadata.namespace
+    );
+    assert.ok(claim, `claim ${v.persistentVolumeClaim.claimName}`);
+  }
+});
