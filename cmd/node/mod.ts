@@ -141,8 +141,10 @@ export async function main(args: string[]): Promise<number> {
     controller: withController,
   });
   const signal = await done;
-  // Mounts stay up: pods keep their volumes while the node plugin restarts.
-  log.info("shutting down (mounts are left running)", { signal });
+  // Mount processes are not stopped here: outside a container they outlive the plugin and are
+  // found again through the mount table. Inside a container they end with it, and the next
+  // publish of each target replaces the dead mount (the pod mounter will lift that limit).
+  log.info("shutting down", { signal });
   await server.stop();
   return 0;
 }
