@@ -93,22 +93,27 @@ Deno.test({
 });
 
 Deno.test({
-  name: "s3csi mount completes the upload at close when another thread of the opener closes",
+  name: "s3csi mount serves a writer whose threads flush dup'd descriptors, uploading at release",
   ignore: !canMount,
   fn: () =>
     withEnv(async (env) => {
       const m = await env.mount();
-      // Deno runs async file calls on a thread pool, so OPEN and FLUSH carry different thread
-      // ids (the kernel's FUSE header pid is the calling thread's). Go, Java and Node programs
-      // do the same; the process (tgid) is what counts for "closed by the opener".
+      // Deno's async file calls run on a thread pool with a dup of the descriptor, so the kernel
+      // sends a FLUSH after every write, carrying a pool thread's id. FUSE headers carry thread
+      // ids, so those FLUSHes, and the final close from the main thread, are not the opener's:
+      // the upload must go on and complete at RELEASE (S13), shortly after close returns.
       const file = await Deno.open(`${m.dir}/threads`, { write: true, createNew: true });
       try {
-        await file.write(filled(MIB, 5));
+        for (let i = 0; i < 12; i++) assert.equal(await file.write(filled(MIB, 5)), MIB);
       } finally {
         file.close();
       }
-      const info = await env.s3.headObject(env.bucket, "threads");
-      assert.equal(info?.size, MIB, "the object exists as soon as close returns");
+      let info = null;
+      for (let i = 0; i < 100 && !info; i++) {
+        info = await env.s3.headObject(env.bucket, "threads");
+        if (!info) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(info?.size, 12 * MIB, "the object is complete after release");
     }),
 });
 
