@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Pinned test and build tools, installed from the registries this project can
 # reach (npm, Debian, the Go module proxy) into a cache outside the repository,
-# keyed by version so that reruns are instant. Source it, then call `need_*`.
-set -euo pipefail
+# keyed by version so that reruns are instant. Source it, then call `need_*`;
+# each returns non-zero on failure. Sourcing changes no shell options of the
+# caller (scripts/test must survive failing test tiers).
 
 S3CSI_CACHE="${S3CSI_CACHE:-$HOME/.cache/s3csi}"
 DENO_VERSION="2.9.6"
@@ -28,15 +29,15 @@ _install_deno() {
   [ -x "$dir/bin/deno" ] && return 0
   log "installing deno $DENO_VERSION from npm"
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-  npm install --silent --no-audit --no-fund --prefix "$dir.tmp" "deno@$DENO_VERSION" >&2
+  npm install --silent --no-audit --no-fund --prefix "$dir.tmp" "deno@$DENO_VERSION" >&2 || return 1
   local bin
   bin=$(find "$dir.tmp/node_modules/@deno" -maxdepth 2 -name deno -type f | head -n1)
   [ -n "$bin" ] || { log "deno binary not found in the npm package"; return 1; }
-  mkdir -p "$dir.tmp/bin" && cp "$bin" "$dir.tmp/bin/deno" && chmod +x "$dir.tmp/bin/deno"
+  mkdir -p "$dir.tmp/bin" && cp "$bin" "$dir.tmp/bin/deno" && chmod +x "$dir.tmp/bin/deno" || return 1
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
 }
 need_deno() {
-  with_lock deno _install_deno
+  with_lock deno _install_deno || return 1
   DENO="$S3CSI_CACHE/deno-$DENO_VERSION/bin/deno"
   export DENO
   export PATH="$S3CSI_CACHE/deno-$DENO_VERSION/bin:$PATH"
@@ -48,11 +49,11 @@ _install_minio() {
   log "building minio@$MINIO_VERSION with go install (first run takes several minutes)"
   mkdir -p "$dir.tmp"
   CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath -ldflags '-s -w' \
-    "github.com/minio/minio@$MINIO_VERSION" >&2
+    "github.com/minio/minio@$MINIO_VERSION" >&2 || return 1
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
 }
 need_minio() {
-  with_lock minio _install_minio
+  with_lock minio _install_minio || return 1
   MINIO_BIN="$S3CSI_CACHE/minio-$MINIO_VERSION/minio"
   export MINIO_BIN
 }
@@ -63,11 +64,11 @@ _install_csi_sanity() {
   log "building csi-sanity $CSI_SANITY_VERSION with go install"
   mkdir -p "$dir.tmp"
   CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath \
-    "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION" >&2
+    "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION" >&2 || return 1
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
 }
 need_csi_sanity() {
-  with_lock csi-sanity _install_csi_sanity
+  with_lock csi-sanity _install_csi_sanity || return 1
   CSI_SANITY_BIN="$S3CSI_CACHE/csi-sanity-$CSI_SANITY_VERSION/csi-sanity"
   export CSI_SANITY_BIN
 }
@@ -83,7 +84,7 @@ _install_debs() {
   [ ${#missing[@]} -eq 0 ] && return 0
   log "apt-get install ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then log "need root for apt-get"; return 1; fi
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 || return 1
 }
 need_debs() { _install_debs; }
