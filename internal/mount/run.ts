@@ -145,6 +145,8 @@ const M_MMAP_THRESHOLD = -3;
  * 125 MiB less peak RSS with 4 sequential readers (docs/benchmarks.md).
  */
 function pinMallocMmapThreshold(): void {
+  // An explicit setting in the environment wins (glibc read it at start).
+  if (Deno.env.get("MALLOC_MMAP_THRESHOLD_") !== undefined) return;
   try {
     const lib = Deno.dlopen("libc.so.6", {
       mallopt: { parameters: ["i32", "i32"], result: "i32" },
