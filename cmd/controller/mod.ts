@@ -6,52 +6,30 @@
  */
 import {
   bool,
+  CSI_ROLE_FLAGS,
   int,
+  logLevel,
   parseFlags,
   shutdownSignal,
   str,
   usage,
-  UsageError,
 } from "../../internal/cli/mod.ts";
 import type { FlagSpecs } from "../../internal/cli/mod.ts";
 import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/mod.ts";
 import { credentialsFromEnv } from "../../internal/csi/credentials.ts";
-import { type Level, log, setLevel } from "../../internal/log/mod.ts";
+import { log, setLevel } from "../../internal/log/mod.ts";
 import { ClientCache, s3Readiness } from "../../internal/s3/client_cache.ts";
 
 export const summary = "Serve CSI Identity + Controller (dynamic provisioning)";
 
 const FLAGS: FlagSpecs = {
-  endpoint: {
-    type: "string",
-    default: "unix:///csi/csi.sock",
-    env: "CSI_ENDPOINT",
-    help: "CSI socket to listen on",
-  },
-  "s3-endpoint-url": {
-    type: "string",
-    env: "AWS_ENDPOINT_URL",
-    help: "S3 endpoint URL (AWS endpoints when unset)",
-  },
-  region: { type: "string", default: "us-east-1", env: "AWS_REGION", help: "Default S3 region" },
-  "virtual-hosted-style": {
-    type: "boolean",
-    help: "Use virtual-hosted-style addressing instead of path-style",
-  },
-  "ca-bundle": { type: "string", env: "AWS_CA_BUNDLE", help: "PEM file of extra trusted CAs" },
+  ...CSI_ROLE_FLAGS,
   "aws-max-attempts": {
     type: "string",
     env: "AWS_MAX_ATTEMPTS",
     default: "3",
     help: "Attempts per S3 request, retries included",
   },
-  "log-level": {
-    type: "string",
-    default: "info",
-    env: "S3CSI_LOG_LEVEL",
-    help: "debug, info, warn or error",
-  },
-  help: { type: "boolean", short: "h", help: "Show this help" },
 };
 
 export async function main(args: string[]): Promise<number> {
@@ -60,11 +38,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(usage("s3csi controller [options]", FLAGS));
     return 0;
   }
-  const level = str(values, "log-level")!;
-  if (!["debug", "info", "warn", "error"].includes(level)) {
-    throw new UsageError(`Invalid value for --log-level: "${level}"`);
-  }
-  setLevel(level as Level);
+  setLevel(logLevel(values));
   const region = str(values, "region")!;
   const clients = new ClientCache({
     endpointUrl: str(values, "s3-endpoint-url"),

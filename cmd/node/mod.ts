@@ -6,8 +6,10 @@
  */
 import {
   bool,
+  CSI_ROLE_FLAGS,
   type FlagSpecs,
   int,
+  logLevel,
   parseFlags,
   selfCommand,
   shutdownSignal,
@@ -18,7 +20,7 @@ import {
 import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/mod.ts";
 import { credentialsFromEnv } from "../../internal/csi/credentials.ts";
 import { NodeServer } from "../../internal/csi/node_server.ts";
-import { type Level, log, setLevel } from "../../internal/log/mod.ts";
+import { log, setLevel } from "../../internal/log/mod.ts";
 import { ProcessMounter } from "../../internal/mounter/process_mounter.ts";
 import { BindTargetOps } from "../../internal/mounter/target_ops.ts";
 import { ClientCache } from "../../internal/s3/client_cache.ts";
@@ -26,12 +28,7 @@ import { ClientCache } from "../../internal/s3/client_cache.ts";
 export const summary = "Serve CSI Identity + Node (mount volumes into pods)";
 
 const FLAGS: FlagSpecs = {
-  endpoint: {
-    type: "string",
-    default: "unix:///csi/csi.sock",
-    env: "CSI_ENDPOINT",
-    help: "CSI socket to listen on",
-  },
+  ...CSI_ROLE_FLAGS,
   "node-id": {
     type: "string",
     env: "CSI_NODE_ID",
@@ -43,17 +40,6 @@ const FLAGS: FlagSpecs = {
     env: "KUBELET_PATH",
     help: "The kubelet root directory",
   },
-  "s3-endpoint-url": {
-    type: "string",
-    env: "AWS_ENDPOINT_URL",
-    help: "S3 endpoint URL (AWS endpoints when unset)",
-  },
-  region: { type: "string", default: "us-east-1", env: "AWS_REGION", help: "Default S3 region" },
-  "virtual-hosted-style": {
-    type: "boolean",
-    help: "Use virtual-hosted-style addressing instead of path-style",
-  },
-  "ca-bundle": { type: "string", env: "AWS_CA_BUNDLE", help: "PEM file of extra trusted CAs" },
   mounter: {
     type: "string",
     default: "process",
@@ -66,13 +52,6 @@ const FLAGS: FlagSpecs = {
     help: "Seconds a mount may take to become ready",
   },
   controller: { type: "boolean", help: "Also serve the Controller service on the same socket" },
-  "log-level": {
-    type: "string",
-    default: "info",
-    env: "S3CSI_LOG_LEVEL",
-    help: "debug, info, warn or error",
-  },
-  help: { type: "boolean", short: "h", help: "Show this help" },
 };
 
 function fuseAvailable(): Promise<boolean> {
@@ -85,11 +64,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(usage("s3csi node [options]", FLAGS));
     return 0;
   }
-  const level = str(values, "log-level")!;
-  if (!["debug", "info", "warn", "error"].includes(level)) {
-    throw new UsageError(`Invalid value for --log-level: "${level}"`);
-  }
-  setLevel(level as Level);
+  setLevel(logLevel(values));
   if (str(values, "mounter") !== "process") {
     throw new UsageError(
       `Invalid value for --mounter: "${str(values, "mounter")}" (supported: process)`,

@@ -148,3 +148,40 @@ export function selfCommand(): string[] {
   }
   return [exe];
 }
+
+/** Flags every CSI role shares: its socket, how to reach S3, and logging. */
+export const CSI_ROLE_FLAGS: FlagSpecs = {
+  endpoint: {
+    type: "string",
+    default: "unix:///csi/csi.sock",
+    env: "CSI_ENDPOINT",
+    help: "CSI socket to listen on",
+  },
+  "s3-endpoint-url": {
+    type: "string",
+    env: "AWS_ENDPOINT_URL",
+    help: "S3 endpoint URL (AWS endpoints when unset)",
+  },
+  region: { type: "string", default: "us-east-1", env: "AWS_REGION", help: "Default S3 region" },
+  "virtual-hosted-style": {
+    type: "boolean",
+    help: "Use virtual-hosted-style addressing instead of path-style",
+  },
+  "ca-bundle": { type: "string", env: "AWS_CA_BUNDLE", help: "PEM file of extra trusted CAs" },
+  "log-level": {
+    type: "string",
+    default: "info",
+    env: "S3CSI_LOG_LEVEL",
+    help: "debug, info, warn or error",
+  },
+  help: { type: "boolean", short: "h", help: "Show this help" },
+};
+
+/** Validates --log-level and returns it. */
+export function logLevel(values: FlagValues): "debug" | "info" | "warn" | "error" {
+  const level = str(values, "log-level") ?? "info";
+  if (level !== "debug" && level !== "info" && level !== "warn" && level !== "error") {
+    throw new UsageError(`Invalid value for --log-level: "${level}"`);
+  }
+  return level;
+}

@@ -37,6 +37,7 @@ import { type AuthenticationSource, Ctx } from "./volume_context.ts";
 import { validateBucketName } from "./volume_id.ts";
 import { fingerprint, VolumeLocks } from "./volume_locks.ts";
 import { DRIVER_NAME } from "../version.ts";
+import { normalisePath } from "../util/path.ts";
 
 const log = rootLog.with({ component: "node" });
 
@@ -67,16 +68,6 @@ interface PublishRequest {
   volume_context?: Record<string, string>;
 }
 
-function normalise(p: string): string {
-  const parts: string[] = [];
-  for (const seg of p.split("/")) {
-    if (seg === "" || seg === ".") continue;
-    if (seg === "..") parts.pop();
-    else parts.push(seg);
-  }
-  return "/" + parts.join("/");
-}
-
 async function sha256Hex(s: string): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
   return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
@@ -88,7 +79,7 @@ export class NodeServer {
   readonly #pluginDir: string;
 
   constructor(config: NodeConfig) {
-    this.#config = { ...config, kubeletPath: normalise(config.kubeletPath) };
+    this.#config = { ...config, kubeletPath: normalisePath(config.kubeletPath) };
     this.#pluginDir = `${this.#config.kubeletPath}/plugins/${DRIVER_NAME}`;
   }
 
@@ -131,7 +122,7 @@ export class NodeServer {
     if (!raw.startsWith("/")) {
       throw new InvalidArgumentError("target_path", `Invalid target_path "${raw}": not absolute`);
     }
-    const path = normalise(raw);
+    const path = normalisePath(raw);
     const root = this.#config.kubeletPath;
     if (!path.startsWith(root + "/") || path.startsWith(this.#pluginDir + "/")) {
       throw new InvalidArgumentError(

@@ -10,22 +10,8 @@
 
 export const NAME_MAX = 255;
 
-/** Compares strings in UTF-8 byte order (= code point order), the order S3 lists keys in. */
-export function compareUtf8(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    // Surrogate pairs encode code points above U+FFFF, which sort after
-    // every BMP character in UTF-8.
-    const xs = x >= 0xd800 && x <= 0xdfff;
-    const ys = y >= 0xd800 && y <= 0xdfff;
-    if (xs !== ys) return xs ? 1 : -1;
-    return x - y;
-  }
-  return a.length - b.length;
-}
+/** Names sort like the keys they come from: S3's UTF-8 byte order. */
+export { compareKeys as compareUtf8 } from "../s3/object_client.ts";
 
 const encoder = new TextEncoder();
 

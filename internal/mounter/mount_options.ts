@@ -17,6 +17,7 @@
  * @module
  */
 import { InvalidArgumentError } from "../errors/mod.ts";
+import { isInside, normalisePath } from "../util/path.ts";
 
 type Kind = "flag" | "uint" | "octal" | "string" | "ttl" | "path";
 
@@ -152,16 +153,6 @@ function parseTtl(key: string, v: string): TtlValue {
   fail(key, `"${v}" is not a number of seconds, "minimal" or "indefinite"`);
 }
 
-function normalisePath(p: string): string {
-  const parts: string[] = [];
-  for (const seg of p.split("/")) {
-    if (seg === "" || seg === ".") continue;
-    if (seg === "..") parts.pop();
-    else parts.push(seg);
-  }
-  return "/" + parts.join("/");
-}
-
 /** Parses, normalises, de-duplicates and polices `flags`. */
 export function parseMountOptions(flags: string[], ctx: ParseContext): MountOptions {
   const seen = new Map<string, { raw: string; value?: string }>();
@@ -223,7 +214,7 @@ export function parseMountOptions(flags: string[], ctx: ParseContext): MountOpti
     const root = normalisePath(ctx.cacheRoot);
     const p = v("cache")!;
     const abs = normalisePath(p.startsWith("/") ? p : `${root}/${p}`);
-    if (abs !== root && !abs.startsWith(root + "/")) {
+    if (!isInside(abs, root)) {
       fail("cache", `"${p}" is outside the driver's cache area "${root}"`);
     }
     out.cache = abs;

@@ -30,7 +30,7 @@ import type {
   PutOptions,
   S3ErrorCode,
 } from "./object_client.ts";
-import { S3Error } from "./object_client.ts";
+import { compareKeys, S3Error } from "./object_client.ts";
 
 /** The operations counted and hookable, named like the interface methods. */
 export type MemoryOp =
@@ -92,23 +92,7 @@ const MAX_PART_NUMBER = 10_000;
 const MAX_LIST_KEYS = 1000;
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-/** Compares two strings in UTF-8 byte order (code point order). */
-export function compareKeys(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x === y) continue;
-    // Surrogates (0xD800-0xDFFF) encode code points above 0xFFFF, which
-    // sort after every BMP character in UTF-8 even though 0xE000-0xFFFF
-    // code units are numerically larger.
-    const xs = x >= 0xd800 && x <= 0xdfff;
-    const ys = y >= 0xd800 && y <= 0xdfff;
-    if (xs !== ys) return xs ? 1 : -1;
-    return x - y;
-  }
-  return a.length - b.length;
-}
+export { compareKeys };
 
 function aborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new S3Error("Aborted", "Request aborted by the caller");

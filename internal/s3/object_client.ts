@@ -55,6 +55,27 @@ export function isS3Error(err: unknown, code?: S3ErrorCode): err is S3Error {
   return err instanceof S3Error && (code === undefined || err.code === code);
 }
 
+/**
+ * Compares keys in UTF-8 byte order (= code point order): the order S3
+ * lists keys in, and so the order every listing consumer relies on.
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    // Surrogates (0xD800-0xDFFF) encode code points above 0xFFFF, which sort
+    // after every BMP character in UTF-8 although 0xE000-0xFFFF code units
+    // are numerically larger.
+    const xs = x >= 0xd800 && x <= 0xdfff;
+    const ys = y >= 0xd800 && y <= 0xdfff;
+    if (xs !== ys) return xs ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 export interface ObjectInfo {
   key: string;
   size: number;
