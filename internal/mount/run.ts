@@ -134,36 +134,9 @@ async function defaultCacheSize(dir: string): Promise<number> {
   }
 }
 
-/** mallopt(3) parameter M_MMAP_THRESHOLD (glibc). */
-const M_MMAP_THRESHOLD = -3;
-
-/**
- * glibc raises its mmap threshold (up to 32 MiB) each time a large block is
- * freed, after which the 8 MiB read parts are carved from the heap arenas and
- * their memory stays with the process once freed. A fixed 1 MiB threshold
- * keeps large buffers in mmap, returned to the system when freed: about
- * 125 MiB less peak RSS with 4 sequential readers (docs/benchmarks.md).
- */
-function pinMallocMmapThreshold(): void {
-  // An explicit setting in the environment wins (glibc read it at start).
-  if (Deno.env.get("MALLOC_MMAP_THRESHOLD_") !== undefined) return;
-  try {
-    const lib = Deno.dlopen("libc.so.6", {
-      mallopt: { parameters: ["i32", "i32"], result: "i32" },
-    });
-    if (lib.symbols.mallopt(M_MMAP_THRESHOLD, 1024 * 1024) !== 1) {
-      log.debug("mallopt(M_MMAP_THRESHOLD) was refused");
-    }
-  } catch (err) {
-    // Not glibc (or no FFI): the default allocator behaviour only costs memory.
-    log.debug("cannot pin the malloc mmap threshold", { error: err });
-  }
-}
-
 /** Runs a mount in the foreground until it is unmounted or signalled. Returns the exit code. */
 export async function runMount(cfg: MountConfig): Promise<number> {
   setLevel(cfg.debug ? "debug" : "info");
-  pinMallocMmapThreshold();
   if (cfg.logFile) logToFile(cfg.logFile);
   await preflightMountPoint(cfg.mountPoint);
   let creds;
