@@ -24,9 +24,11 @@ Deno.test("ttlsOf() gives 1 s kernel TTLs for minimal and never serves lookups f
 
 Deno.test("maxWriters() and readBudgetBytes() split the usable memory in half", () => {
   const c = defaultFsConfig("b", { maxMemory: 512 * MIB });
-  // usable = 512 - 64 = 448 MiB; half = 224 MiB; 224 / 16 = 14 writers.
-  assert.equal(maxWriters(c), 14);
-  assert.equal(readBudgetBytes(c), 224 * MIB);
+  // usable = 512 - 256 = 256 MiB; half = 128 MiB; 128 / 16 = 8 writers.
+  assert.equal(maxWriters(c), 8);
+  assert.equal(readBudgetBytes(c), 128 * MIB);
+  // A quarter is reserved once maxMemory passes 1 GiB: usable = 2048 - 512 = 1536 MiB.
+  assert.equal(readBudgetBytes(defaultFsConfig("b", { maxMemory: 2048 * MIB })), 768 * MIB);
   assert.equal(maxWriters(defaultFsConfig("b", { maxMemory: 1 })), 1);
 });
 
