@@ -28,7 +28,7 @@ import { InternalError, InvalidArgumentError } from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { applyFsGroup, type MountOptions, parseMountOptions } from "../mounter/mount_options.ts";
 import type { Mounter, MountSpec } from "../mounter/mounter.ts";
-import { findMount, mountsOfDevice, readMountTable } from "../mounter/mount_table.ts";
+import { type MountInfoEntry, readMountInfo } from "../fuse/mount.ts";
 import type { Credentials } from "../s3/object_client.ts";
 import { READER_ONLY_MODES, unsupportedReason, type VolumeCapabilityMsg } from "./capabilities.ts";
 import { credentialsFromSecrets } from "./credentials.ts";
@@ -66,6 +66,18 @@ interface PublishRequest {
   readonly?: boolean;
   secrets?: Record<string, string>;
   volume_context?: Record<string, string>;
+}
+
+/** The entry mounted on top at `path` in a mount table snapshot. */
+function mountAt(table: MountInfoEntry[], path: string): MountInfoEntry | undefined {
+  let found: MountInfoEntry | undefined;
+  for (const e of table) if (e.mountPoint === path) found = e;
+  return found;
+}
+
+/** Whether two entries show the same file system (a bind mount shares its source's device). */
+function sameDevice(a: MountInfoEntry, b: MountInfoEntry): boolean {
+  return a.major === b.major && a.minor === b.minor;
 }
 
 async function sha256Hex(s: string): Promise<string> {
@@ -222,11 +234,11 @@ export class NodeServer {
       const vlog = log.with({ volume: volumeId, target, mount: spec.mountId });
       const state = await this.#config.targets.check(target);
       if (state === "ok") {
-        const table = await readMountTable();
-        const t = findMount(table, target);
-        const s = findMount(table, spec.sourceDir);
+        const table = await readMountInfo();
+        const t = mountAt(table, target);
+        const s = mountAt(table, spec.sourceDir);
         if (
-          t && s && t.device === s.device &&
+          t && s && sameDevice(t, s) &&
           (await this.#config.mounter.check(spec.sourceDir)) === "ok"
         ) {
           // Already published: refresh credentials (rotation) and succeed.
@@ -268,12 +280,12 @@ export class NodeServer {
     const target = this.#targetPath(req.target_path);
     return await this.#locks.run(volumeId, "unpublish", fingerprint({ target }), async () => {
       const vlog = log.with({ volume: volumeId, target });
-      const table = await readMountTable();
-      const entry = findMount(table, target);
+      const table = await readMountInfo();
+      const entry = mountAt(table, target);
       let source: string | undefined;
       if (entry) {
         source = table.find((e) =>
-          e.device === entry.device && e.mountPoint.startsWith(this.sourceRoot + "/")
+          sameDevice(e, entry) && e.mountPoint.startsWith(this.sourceRoot + "/")
         )?.mountPoint;
         const state = await this.#config.targets.check(target);
         await this.#config.targets.unmount(target, state === "stale");
@@ -298,9 +310,9 @@ export class NodeServer {
 
   /** Unmounts a source mount once no target shows it any more. */
   async #releaseSourceIfUnused(sourceDir: string, stateDir: string): Promise<void> {
-    const table = await readMountTable();
-    const s = findMount(table, sourceDir);
-    if (s && mountsOfDevice(table, s.device, sourceDir).length > 0) return;
+    const table = await readMountInfo();
+    const s = mountAt(table, sourceDir);
+    if (s && table.some((e) => sameDevice(e, s) && e.mountPoint !== sourceDir)) return;
     await this.#config.mounter.unmount(sourceDir, stateDir);
     log.info("source mount released", { source: sourceDir });
   }

@@ -3,6 +3,7 @@
  * gRPC the way kubelet drives it (targets under <kubelet>/pods/<uid>/...).
  */
 import assert from "node:assert/strict";
+import { readMountInfo } from "../../internal/fuse/mount.ts";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { CsiClient, mountCapability } from "../support/csi_client.ts";
 import { type DriverProcess, spawnDriver } from "../support/driver.ts";
@@ -24,8 +25,7 @@ function target(kubelet: string, pod: string, pv = "pv-1"): string {
 }
 
 async function fuseMountsUnder(dir: string): Promise<string[]> {
-  const text = await Deno.readTextFile("/proc/self/mountinfo");
-  return text.split("\n").filter((l) => l.includes(" - fuse.s3csi ")).map((l) => l.split(" ")[4])
+  return (await readMountInfo()).filter((m) => m.fstype === "fuse.s3csi").map((m) => m.mountPoint)
     .filter((m) => m.startsWith(dir));
 }
 

@@ -7,6 +7,7 @@
  * or on a skipped spec that the skip list does not explain.
  */
 import assert from "node:assert/strict";
+import { readMountInfo } from "../../internal/fuse/mount.ts";
 import { spawnDriver } from "../support/driver.ts";
 import { startMinio, tempDir } from "../support/mod.ts";
 
@@ -151,8 +152,7 @@ function s3Env(minio: { accessKeyId: string; secretAccessKey: string; region: st
 }
 
 async function leftoverMounts(dir: string): Promise<string[]> {
-  const text = await Deno.readTextFile("/proc/self/mountinfo");
-  return text.split("\n").map((l) => l.split(" ")[4] ?? "").filter((m) => m.startsWith(dir));
+  return (await readMountInfo()).map((m) => m.mountPoint).filter((m) => m.startsWith(dir));
 }
 
 Deno.test("csi-sanity (split): s3csi controller and s3csi node as separate processes, real MinIO and FUSE", async () => {
