@@ -526,6 +526,8 @@ export class S3FileSystem implements FileSystem {
       key: inode.key,
       partSize: this.#c.writePartSize,
       ifNoneMatch: isNew,
+      // Extra parts in flight borrow from the read budget's unused share.
+      spare: this.#budget,
       put: {
         storageClass: this.#c.storageClass,
         sse: this.#c.sse,

@@ -34,7 +34,17 @@ export interface UploadOptions {
   /** Fail instead of replacing an object created meanwhile (new files). */
   ifNoneMatch: boolean;
   put: Omit<PutOptions, "ifNoneMatch" | "signal">;
+  /**
+   * Memory to borrow for parts in flight beyond the handle's own one: with
+   * it a single writer keeps several uploads going (one round trip per part
+   * otherwise caps it), and without spare memory it falls back to one.
+   */
+  spare?: { tryReserve(bytes: number): boolean; release(bytes: number): void };
+  /** Most parts uploading at once for this handle. Default 4. */
+  maxInFlight?: number;
 }
+
+const DEFAULT_MAX_IN_FLIGHT = 4;
 
 export class Upload {
   readonly #o: UploadOptions;
@@ -44,7 +54,8 @@ export class Upload {
   #fill = 0;
   #uploadId: Promise<string> | null = null;
   #parts: Promise<CompletedPart>[] = [];
-  #inflight: Promise<unknown> = Promise.resolve();
+  /** Parts uploading now; each settles (never rejects) when its part is done. */
+  readonly #inflight = new Set<Promise<void>>();
   #queue: Promise<unknown> = Promise.resolve();
   #failure: FsError | null = null;
   #completion: Promise<{ etag: string; size: number }> | null = null;
@@ -113,7 +124,11 @@ export class Upload {
   /** Makes room for up to `want` more bytes in the part buffer; returns the room. */
   #ensureRoom(want: number): number {
     const part = this.#o.partSize;
-    if (!this.#buf) this.#buf = new Uint8Array(Math.min(part, Math.max(INITIAL_BUFFER, want)));
+    if (!this.#buf) {
+      // Small files start small; once a part has gone out the file is large, so skip the regrowth copies.
+      const initial = this.#parts.length > 0 ? part : Math.max(INITIAL_BUFFER, want);
+      this.#buf = new Uint8Array(Math.min(part, initial));
+    }
     if (this.#buf.byteLength - this.#fill < want && this.#buf.byteLength < part) {
       let cap = this.#buf.byteLength;
       while (cap - this.#fill < want && cap < part) cap *= 2;
@@ -124,14 +139,29 @@ export class Upload {
     return this.#buf.byteLength - this.#fill;
   }
 
-  /** Sends the full buffer as the next part, after the previous part finished. */
+  /**
+   * Sends the full buffer as the next part. Backpressure: one part of the
+   * handle's own may be in flight; further ones (up to maxInFlight) only with
+   * memory borrowed from `spare`, otherwise this waits for a part to finish.
+   */
   async #sendPart(): Promise<void> {
     const body = this.#buf!.subarray(0, this.#fill);
     this.#buf = null;
     this.#fill = 0;
-    // Backpressure: never more than one part in flight plus one filling.
-    await this.#inflight;
-    if (this.#failure) return;
+    const max = this.#o.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+    let borrowed = 0;
+    while (this.#inflight.size > 0) {
+      if (this.#failure) return;
+      if (this.#inflight.size < max && this.#o.spare?.tryReserve(body.byteLength)) {
+        borrowed = body.byteLength;
+        break;
+      }
+      await Promise.race(this.#inflight);
+    }
+    if (this.#failure) {
+      if (borrowed) this.#o.spare!.release(borrowed);
+      return;
+    }
     if (!this.#uploadId) {
       const { client, bucket, key, put } = this.#o;
       this.#uploadId = client.createMultipartUpload(bucket, key, put);
@@ -139,7 +169,19 @@ export class Upload {
     const partNumber = this.#parts.length + 1;
     const part = this.#uploadPart(partNumber, body);
     this.#parts.push(part);
-    this.#inflight = part.catch((err) => this.#fail(err));
+    const tracked: Promise<void> = part.then(
+      () => {},
+      (err) => this.#fail(err),
+    ).finally(() => {
+      this.#inflight.delete(tracked);
+      if (borrowed) this.#o.spare!.release(borrowed);
+    });
+    this.#inflight.add(tracked);
+  }
+
+  /** Resolves when no part is uploading. */
+  async #drain(): Promise<void> {
+    while (this.#inflight.size > 0) await Promise.race(this.#inflight);
   }
 
   async #uploadPart(partNumber: number, body: Uint8Array): Promise<CompletedPart> {
@@ -173,7 +215,7 @@ export class Upload {
         ({ etag } = await client.putObject(bucket, key, body, { ...put, ifNoneMatch }));
       } else {
         if (this.#fill > 0) await this.#sendPart();
-        await this.#inflight;
+        await this.#drain();
         if (this.#failure) throw this.#failure;
         const parts = await Promise.all(this.#parts);
         const uploadId = await this.#uploadId;

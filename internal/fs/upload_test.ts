@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Errno, FsError } from "./api.ts";
 import { Upload } from "./upload.ts";
 import { MemoryObjectClient } from "../s3/memory_object_client.ts";
+import { MemoryBudget } from "./prefetch/memory_budget.ts";
 
 async function setup(partSize: number, ifNoneMatch = true) {
   const client = new MemoryObjectClient({ minPartSize: 1 });
@@ -52,4 +53,43 @@ Deno.test("Upload.write() past 10,000 parts fails with EFBIG", async () => {
     (e) => e instanceof FsError && e.errno === Errno.EFBIG,
   );
   assert.equal(upload.state, "failed");
+});
+
+Deno.test("Upload.write() keeps up to maxInFlight parts uploading with spare memory, and returns it", async () => {
+  const client = new MemoryObjectClient({ minPartSize: 1 });
+  await client.createBucket("bkt");
+  const spare = new MemoryBudget(8); // room for two borrowed 4-byte parts
+  const upload = new Upload({
+    client,
+    bucket: "bkt",
+    key: "k",
+    partSize: 4,
+    ifNoneMatch: true,
+    put: {},
+    spare,
+    maxInFlight: 4,
+  });
+  const gates: (() => void)[] = [];
+  client.setBeforeRequest((op) =>
+    op === "uploadPart" ? new Promise<void>((r) => gates.push(r)) : undefined
+  );
+  const enc = new TextEncoder();
+  // Parts 1-3 start at once: one of the handle's own, two borrowed.
+  for (const [i, s] of ["aaaa", "bbbb", "cccc"].entries()) await upload.write(i * 4, enc.encode(s));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(client.requestCount("uploadPart"), 3);
+  assert.equal(spare.reserved, 8);
+  // Part 4 finds no spare memory: it waits for a part to finish.
+  let fourthDone = false;
+  const fourth = upload.write(12, enc.encode("dddd")).then(() => fourthDone = true);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(fourthDone, false);
+  assert.equal(client.requestCount("uploadPart"), 3);
+  client.setBeforeRequest(undefined);
+  gates.forEach((g) => g());
+  await fourth;
+  const done = await upload.complete();
+  assert.equal(done.size, 16);
+  assert.equal(new TextDecoder().decode(client.peek("bkt", "k")!), "aaaabbbbccccdddd");
+  assert.equal(spare.reserved, 0, "borrowed memory is returned");
 });
