@@ -417,6 +417,8 @@ async function updateDoc(section: string): Promise<void> {
   const before = doc.slice(0, doc.indexOf(BEGIN) + BEGIN.length);
   const after = doc.slice(doc.indexOf(END));
   await Deno.writeTextFile(path, `${before}\n${section}\n${after}`);
+  // Keep the repository's `deno fmt --check` clean.
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", path] }).output();
   progress(`wrote ${path}`);
 }
 
