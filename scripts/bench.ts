@@ -384,7 +384,7 @@ class Bench {
 }
 
 async function machine(): Promise<string[]> {
-  const mem = (await sh("free -h")).trim().split("\n").map((l) => `    ${l}`);
+  const mem = ["```", ...(await sh("free -h")).trimEnd().split("\n"), "```"];
   return [
     `- CPUs (nproc): ${(await sh("nproc")).trim()}`,
     `- Kernel: ${(await sh("uname -r")).trim()}`,
