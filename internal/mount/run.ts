@@ -153,7 +153,16 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   if (creds.kind === "file") s3.credentialsProvider = creds.provider;
   // The file watcher already rate-limits re-reads; a second cache would delay rotation.
   const client = new AwsObjectClient(s3, creds.kind === "file" ? { credentialsCacheMs: 0 } : {});
-  await preflightBucket(client, cfg);
+  // The start-up check fails fast: a wrong endpoint should not wait out the full retry budget.
+  const probe = new AwsObjectClient(
+    { ...s3, maxAttempts: Math.min(s3.maxAttempts ?? 2, 2) },
+    creds.kind === "file" ? { credentialsCacheMs: 0 } : {},
+  );
+  try {
+    await preflightBucket(probe, cfg);
+  } finally {
+    probe.close();
+  }
 
   const fsConfig: FsConfig = { ...cfg.fs, bucket: cfg.bucket };
   const cache = fsConfig.cacheDir
