@@ -258,6 +258,12 @@ export class S3FileSystem implements FileSystem {
     const inode = this.#inodes.get(ino);
     if (!inode || inode === this.#root) return;
     inode.lookups = Math.max(0, inode.lookups - nlookup);
+    if (inode.lookups === 0 && inode.opens === 0 && inode.local === "file" && !inode.upload) {
+      // Created but never opened, and the kernel has let go of the name: nothing exists in S3,
+      // so nothing remains (a CREATE whose open was refused, e.g. O_SYNC, leaves no empty file).
+      inode.local = "none";
+      this.#detach(inode);
+    }
     this.#maybeDrop(inode);
   }
 

@@ -5,6 +5,7 @@ import {
   O_DSYNC,
   O_RDONLY,
   O_RDWR,
+  O_SYNC,
   O_TRUNC,
   O_WRONLY,
   ROOT_INO,
@@ -639,4 +640,23 @@ Deno.test("write() with a large file keeps parts flowing and reads back intact",
   const [parent, name] = await parentOf(fs, "bin");
   const e = await fs.lookup(ctx(), parent, name);
   assert.equal(e.attr.size, data.byteLength);
+});
+
+Deno.test("forget() drops a created file that was never opened, so a refused CREATE leaves nothing", async () => {
+  const { fs, client } = await mount();
+  const f = await fs.mknod(ctx(), ROOT_INO, "sync", S_IFREG | 0o644, 0);
+  // The open after mknod is refused (O_SYNC): the session rolls back with forget.
+  assert.equal(await errnoOf(fs.open(ctx(), f.ino, O_WRONLY | O_SYNC)), Errno.EINVAL);
+  fs.forget(f.ino, 1);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "sync")), Errno.ENOENT);
+  assert.deepEqual(names(await listDir(fs, "")), []);
+  assert.equal(client.peek(BUCKET, "sync"), undefined);
+  // A created file the kernel still knows stays, and one being written survives a forget.
+  const g = await fs.mknod(ctx(), ROOT_INO, "g", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(), g.ino, O_WRONLY);
+  fs.forget(g.ino, 1);
+  await fs.write(ctx(), g.ino, fh, 0, enc("kept"));
+  await fs.flush(ctx(), g.ino, fh);
+  await fs.release(ctx(), g.ino, fh, 0);
+  assert.equal(dec(client.peek(BUCKET, "g")!), "kept");
 });
