@@ -131,37 +131,8 @@ export class FsError extends Error {
   }
 }
 
-/** Linux errno values used by the file system. */
-export const Errno = {
-  EPERM: 1,
-  ENOENT: 2,
-  EINTR: 4,
-  EIO: 5,
-  EBADF: 9,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EACCES: 13,
-  EBUSY: 16,
-  EEXIST: 17,
-  EXDEV: 18,
-  ENODEV: 19,
-  ENOTDIR: 20,
-  EISDIR: 21,
-  EINVAL: 22,
-  EFBIG: 27,
-  ENOSPC: 28,
-  ESPIPE: 29,
-  EROFS: 30,
-  ENAMETOOLONG: 36,
-  ENOSYS: 38,
-  ENOTEMPTY: 39,
-  ENODATA: 61,
-  ENOTSUP: 95,
-  ETIMEDOUT: 110,
-  ESTALE: 116,
-  ENOTCONN: 107,
-  ECONNABORTED: 103,
-} as const;
+/** Linux errno values (one table for the whole program). */
+export { Errno } from "../errno.ts";
 
 /**
  * The operations a FUSE session dispatches to. Operations not listed here

@@ -24,6 +24,7 @@
  *
  * @module
  */
+import { Errno } from "../errno.ts";
 
 /** The symbol table, one C prototype per entry. */
 const SYMBOLS = {
@@ -99,30 +100,8 @@ export function errno(): number {
   return errnoView!.getInt32(0);
 }
 
-/** Linux errno values used by the FUSE layer and the node role. */
-export const E = {
-  EPERM: 1,
-  ENOENT: 2,
-  EINTR: 4,
-  EIO: 5,
-  EBADF: 9,
-  EAGAIN: 11,
-  ENOMEM: 12,
-  EACCES: 13,
-  EBUSY: 16,
-  EEXIST: 17,
-  ENODEV: 19,
-  ENOTDIR: 20,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EROFS: 30,
-  EPIPE: 32,
-  ENOSYS: 38,
-  EPROTO: 71,
-  ENOTSUP: 95,
-  ECONNABORTED: 103,
-  ENOTCONN: 107,
-} as const;
+/** Linux errno values, under the short name this layer uses. */
+export const E = Errno;
 
 const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(E).map(([name, value]) => [value, name]),
