@@ -16,7 +16,7 @@ import {
 } from "../../internal/cli/mod.ts";
 import type { FlagSpecs } from "../../internal/cli/mod.ts";
 import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/mod.ts";
-import { credentialsFromEnv } from "../../internal/csi/credentials.ts";
+import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { log, setLevel } from "../../internal/log/mod.ts";
 import { ClientCache, s3Readiness } from "../../internal/s3/client_cache.ts";
 

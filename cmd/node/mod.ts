@@ -18,7 +18,7 @@ import {
   UsageError,
 } from "../../internal/cli/mod.ts";
 import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/mod.ts";
-import { credentialsFromEnv } from "../../internal/csi/credentials.ts";
+import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { NodeServer } from "../../internal/csi/node_server.ts";
 import { log, setLevel } from "../../internal/log/mod.ts";
 import { ProcessMounter } from "../../internal/mounter/process_mounter.ts";

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "../errors/mod.ts";
 import { parseStorageParams } from "./controller_server.ts";
-import { credentialsFromEnv, credentialsFromSecrets } from "./credentials.ts";
+import { credentialsFromSecrets } from "./credentials.ts";
+import { credentialsFromEnv } from "../s3/credentials.ts";
 import { requireSupported, unsupportedReason } from "./capabilities.ts";
 
 function field(fn: () => unknown): string {

@@ -29,6 +29,7 @@ import { InvalidArgumentError, NotFoundError, UnavailableError } from "../errors
 import { PermissionDeniedError } from "../errors/mod.ts";
 import { AlreadyExistsError, FailedPreconditionError } from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
+import { sha256Hex } from "../util/hash.ts";
 import { type Credentials, isS3Error, type ObjectClient, S3Error } from "../s3/object_client.ts";
 import { requireSupported, unsupportedReason, type VolumeCapabilityMsg } from "./capabilities.ts";
 import { credentialsFromSecrets } from "./credentials.ts";
@@ -521,15 +522,11 @@ async function countObjects(
 /** The volume name as a tag value: itself when the tag charset allows it, else a digest. */
 async function tagSafeName(name: string): Promise<string> {
   if (name.length <= MAX_TAG_VALUE && /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u.test(name)) return name;
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(name)));
-  return "sha256:" + Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
+  return "sha256:" + await sha256Hex(name);
 }
 
 /** A short digest that tells credential sets apart without revealing them. */
 async function hashCredentials(c: Credentials): Promise<string> {
-  const data = new TextEncoder().encode(
-    `${c.accessKeyId}\0${c.secretAccessKey}\0${c.sessionToken ?? ""}`,
-  );
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
-  return Array.from(d.slice(0, 8), (x) => x.toString(16).padStart(2, "0")).join("");
+  const digest = await sha256Hex(`${c.accessKeyId}\0${c.secretAccessKey}\0${c.sessionToken ?? ""}`);
+  return digest.slice(0, 16);
 }

@@ -41,21 +41,3 @@ export function credentialsFromSecrets(
   if (sessionToken) creds.sessionToken = sessionToken;
   return creds;
 }
-
-/** Driver-level credentials from the standard AWS environment variables, if set. */
-export function credentialsFromEnv(env: { get(k: string): string | undefined } = Deno.env):
-  | Credentials
-  | undefined {
-  const accessKeyId = env.get("AWS_ACCESS_KEY_ID");
-  const secretAccessKey = env.get("AWS_SECRET_ACCESS_KEY");
-  if (!accessKeyId || !secretAccessKey) return undefined;
-  registerSecret(secretAccessKey);
-  registerSecret(accessKeyId);
-  const creds: Credentials = { accessKeyId, secretAccessKey };
-  const sessionToken = env.get("AWS_SESSION_TOKEN");
-  if (sessionToken) {
-    registerSecret(sessionToken);
-    creds.sessionToken = sessionToken;
-  }
-  return creds;
-}

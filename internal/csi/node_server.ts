@@ -38,6 +38,7 @@ import { validateBucketName } from "./volume_id.ts";
 import { fingerprint, VolumeLocks } from "./volume_locks.ts";
 import { DRIVER_NAME } from "../version.ts";
 import { normalisePath } from "../util/path.ts";
+import { sha256Hex } from "../util/hash.ts";
 
 const log = rootLog.with({ component: "node" });
 
@@ -78,11 +79,6 @@ function mountAt(table: MountInfoEntry[], path: string): MountInfoEntry | undefi
 /** Whether two entries show the same file system (a bind mount shares its source's device). */
 function sameDevice(a: MountInfoEntry, b: MountInfoEntry): boolean {
   return a.major === b.major && a.minor === b.minor;
-}
-
-async function sha256Hex(s: string): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
-  return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 export class NodeServer {

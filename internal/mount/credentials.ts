@@ -12,6 +12,7 @@
  * @module
  */
 import { registerSecret } from "../log/mod.ts";
+import { credentialsFromEnv } from "../s3/credentials.ts";
 import type { Credentials } from "../s3/object_client.ts";
 
 /** Parses an AWS shared credentials file (INI) into profiles. */
@@ -59,18 +60,8 @@ export type CredentialSource =
 export async function resolveCredentials(
   env: { get(k: string): string | undefined } = Deno.env,
 ): Promise<CredentialSource> {
-  const id = env.get("AWS_ACCESS_KEY_ID");
-  const secret = env.get("AWS_SECRET_ACCESS_KEY");
-  if (id && secret) {
-    registerSecret(secret);
-    const c: Credentials = { accessKeyId: id, secretAccessKey: secret };
-    const token = env.get("AWS_SESSION_TOKEN");
-    if (token) {
-      registerSecret(token);
-      c.sessionToken = token;
-    }
-    return { kind: "env", credentials: c };
-  }
+  const fromEnv = credentialsFromEnv(env);
+  if (fromEnv) return { kind: "env", credentials: fromEnv };
   const home = env.get("HOME") ?? "/root";
   const explicitFile = env.get("AWS_SHARED_CREDENTIALS_FILE");
   const path = explicitFile ?? `${home}/.aws/credentials`;

@@ -28,6 +28,7 @@ import { AwsObjectClient } from "../s3/aws_object_client.ts";
 import { isS3Error, type S3ClientConfig } from "../s3/object_client.ts";
 import { resolveCredentials } from "./credentials.ts";
 import { VERSION } from "../version.ts";
+import { sha256Hex } from "../util/hash.ts";
 
 const log = rootLog.with({ component: "mount" });
 
@@ -107,11 +108,6 @@ async function preflightBucket(client: AwsObjectClient, cfg: MountConfig): Promi
   }
 }
 
-async function shortHash(s: string): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)));
-  return Array.from(d.slice(0, 8), (x) => x.toString(16).padStart(2, "0")).join("");
-}
-
 /**
  * Without --max-cache-size the cache may use the disk's free space minus 5%
  * of its size (mount-s3's rule), measured once at start.
@@ -170,7 +166,10 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       dir: fsConfig.cacheDir,
       maxBytes: fsConfig.maxCacheSize ?? await defaultCacheSize(fsConfig.cacheDir),
       // Stable across restarts of the same mount, so a restart wipes a crashed run's blocks.
-      mountId: await shortHash(`${cfg.bucket}\0${fsConfig.prefix}\0${cfg.mountPoint}`),
+      mountId: (await sha256Hex(`${cfg.bucket}\0${fsConfig.prefix}\0${cfg.mountPoint}`)).slice(
+        0,
+        16,
+      ),
     })
     : undefined;
   const fs = new S3FileSystem(client, fsConfig, cache ? { cache } : {});
