@@ -8,7 +8,7 @@
 import { AwsObjectClient } from "../internal/s3/aws_object_client.ts";
 import { CsiClient, mountCapability } from "../tests/support/csi_client.ts";
 import { type DriverProcess, spawnDriver } from "../tests/support/driver.ts";
-import { minioClientConfig, startMinio, tempDir } from "../tests/support/mod.ts";
+import { minioClientConfig, minioEnv, startMinio, tempDir } from "../tests/support/mod.ts";
 
 function step(msg: string): void {
   console.log(`\n==> ${msg}`);
@@ -30,11 +30,7 @@ async function main(): Promise<void> {
   const controller: DriverProcess = await spawnDriver({
     socket,
     args: ["controller", "--endpoint", `unix://${socket}`, "--s3-endpoint-url", minio.endpoint],
-    env: {
-      AWS_ACCESS_KEY_ID: minio.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-      AWS_REGION: minio.region,
-    },
+    env: minioEnv(minio),
   });
   started.push(() => controller.stop());
   console.log(`    listening on unix://${socket}`);
@@ -82,11 +78,7 @@ async function main(): Promise<void> {
       "--s3-endpoint-url",
       minio.endpoint,
     ],
-    env: {
-      AWS_ACCESS_KEY_ID: minio.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-      AWS_REGION: minio.region,
-    },
+    env: minioEnv(minio),
   });
   started.push(() => node.stop());
   const nodeCsi = new CsiClient(nodeSocket);

@@ -8,7 +8,13 @@ import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { CsiClient, mountCapability } from "../support/csi_client.ts";
 import { type DriverProcess, logLines, spawnDriver } from "../support/driver.ts";
-import { minioClientConfig, type MinioServer, startMinio, tempDir } from "../support/mod.ts";
+import {
+  minioClientConfig,
+  minioEnv,
+  type MinioServer,
+  startMinio,
+  tempDir,
+} from "../support/mod.ts";
 
 interface Ctx {
   minio: MinioServer;
@@ -37,11 +43,7 @@ async function withController(
       "debug",
       ...extraArgs,
     ],
-    env: {
-      AWS_ACCESS_KEY_ID: minio.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-      AWS_REGION: minio.region,
-    },
+    env: minioEnv(minio),
   });
   const csi = new CsiClient(socket);
   const s3 = new AwsObjectClient(minioClientConfig(minio));

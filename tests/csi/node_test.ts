@@ -7,7 +7,13 @@ import { readMountInfo } from "../../internal/fuse/mount.ts";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { CsiClient, mountCapability } from "../support/csi_client.ts";
 import { type DriverProcess, spawnDriver } from "../support/driver.ts";
-import { minioClientConfig, type MinioServer, startMinio, tempDir } from "../support/mod.ts";
+import {
+  minioClientConfig,
+  minioEnv,
+  type MinioServer,
+  startMinio,
+  tempDir,
+} from "../support/mod.ts";
 
 const PLUGIN = "plugins/s3.csi.scality.com";
 
@@ -47,11 +53,7 @@ async function withNode(fn: (ctx: Ctx) => Promise<void>): Promise<void> {
       "--node-id",
       "test-node",
     ],
-    env: {
-      AWS_ACCESS_KEY_ID: minio.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-      AWS_REGION: minio.region,
-    },
+    env: minioEnv(minio),
   });
   const csi = new CsiClient(sock);
   const s3 = new AwsObjectClient(minioClientConfig(minio));

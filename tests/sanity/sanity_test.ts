@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { readMountInfo } from "../../internal/fuse/mount.ts";
 import { spawnDriver } from "../support/driver.ts";
-import { startMinio, tempDir } from "../support/mod.ts";
+import { minioEnv, startMinio, tempDir } from "../support/mod.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -143,14 +143,6 @@ export async function runSanity(opts: {
   return result;
 }
 
-function s3Env(minio: { accessKeyId: string; secretAccessKey: string; region: string }) {
-  return {
-    AWS_ACCESS_KEY_ID: minio.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-    AWS_REGION: minio.region,
-  };
-}
-
 async function leftoverMounts(dir: string): Promise<string[]> {
   return (await readMountInfo()).map((m) => m.mountPoint).filter((m) => m.startsWith(dir));
 }
@@ -165,7 +157,7 @@ Deno.test("csi-sanity (split): s3csi controller and s3csi node as separate proce
   const controller = await spawnDriver({
     socket: ctlSock,
     args: ["controller", "--endpoint", ctlSock, ...common],
-    env: s3Env(minio),
+    env: minioEnv(minio),
   });
   const node = await spawnDriver({
     socket: nodeSock,
@@ -179,7 +171,7 @@ Deno.test("csi-sanity (split): s3csi controller and s3csi node as separate proce
       "sanity-node",
       ...common,
     ],
-    env: s3Env(minio),
+    env: minioEnv(minio),
   });
   try {
     const r = await runSanity({
@@ -225,7 +217,7 @@ Deno.test("csi-sanity (combined): s3csi node --controller on one socket runs eve
       "--s3-endpoint-url",
       minio.endpoint,
     ],
-    env: s3Env(minio),
+    env: minioEnv(minio),
   });
   try {
     const r = await runSanity({

@@ -90,6 +90,15 @@ export async function startMinio(opts: StartMinioOptions = {}): Promise<MinioSer
 }
 
 /** The client configuration for talking to `m` as its root user. */
+/** The standard AWS environment variables that point a driver process at `m`. */
+export function minioEnv(m: MinioServer): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: m.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: m.secretAccessKey,
+    AWS_REGION: m.region,
+  };
+}
+
 export function minioClientConfig(m: MinioServer): S3ClientConfig {
   const config: S3ClientConfig = {
     endpointUrl: m.endpoint,

@@ -5,6 +5,6 @@
  * @module
  */
 
-export { minioBinary, minioClientConfig, startMinio } from "./minio.ts";
+export { minioBinary, minioClientConfig, minioEnv, startMinio } from "./minio.ts";
 export type { MinioServer, StartMinioOptions } from "./minio.ts";
 export { freePort, randomHex, tempDir, withTimeout } from "./helpers.ts";
