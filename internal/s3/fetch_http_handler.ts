@@ -170,6 +170,11 @@ export class FetchHttpHandler {
  * Wraps a response body: releases the connection slot when the body ends,
  * fails or is cancelled, fails reads that stall, and turns read errors into
  * `TransportError`s.
+ *
+ * The wrapper is a byte stream, and when the source is one too (Deno's
+ * `fetch` bodies are) a BYOB read is passed through: the socket's bytes land
+ * in the caller's buffer with no chunk allocated per read, which is most of
+ * the garbage a large GET makes otherwise.
  */
 function guardBody(
   source: ReadableStream<Uint8Array>,
@@ -177,7 +182,14 @@ function guardBody(
   abortSignal: AbortSignal | undefined,
   release: () => void,
 ): ReadableStream<Uint8Array> {
-  const reader = source.getReader();
+  let byob: ReadableStreamBYOBReader | undefined;
+  let plain: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  try {
+    byob = source.getReader({ mode: "byob" });
+  } catch {
+    plain = source.getReader();
+  }
+  const cancelSource = (reason: unknown) => (byob ?? plain)!.cancel(reason).catch(() => {});
   let lastActivity = Date.now();
   let stalled: TransportError | undefined;
   let finished = false;
@@ -188,7 +200,7 @@ function guardBody(
       const idle = Date.now() - lastActivity;
       if (idle < idleTimeoutMs) return arm(idleTimeoutMs - idle);
       stalled = new TransportError("ETIMEDOUT", "Response body stalled");
-      reader.cancel(stalled).catch(() => {});
+      cancelSource(stalled);
     }, ms);
   };
   arm(idleTimeoutMs);
@@ -196,21 +208,44 @@ function guardBody(
     if (finished) return;
     finished = true;
     clearTimeout(watchdog);
-    if (cancelReason !== undefined) reader.cancel(cancelReason).catch(() => {});
+    if (cancelReason !== undefined) cancelSource(cancelReason);
     release();
   };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
+  return new ReadableStream({
+    type: "bytes",
+    async pull(controller: ReadableByteStreamController) {
+      const request = controller.byobRequest;
       try {
-        const { done, value } = await reader.read();
+        // The source fills (and transfers) the caller's view, or a chunk of its own.
+        const { done, value } = request?.view && byob
+          ? await byob.read(
+            new Uint8Array(request.view.buffer, request.view.byteOffset, request.view.byteLength),
+          )
+          : await readChunk(byob, plain);
         if (stalled) throw stalled;
         if (done) {
           finish();
           controller.close();
-        } else {
-          lastActivity = Date.now();
-          controller.enqueue(value);
+          // A pending BYOB read settles only with a response, even an empty one. Without a
+          // value the source was cancelled, and so was this stream: close() threw already.
+          if (request && value) request.respondWithNewView(value);
+          else if (request && !byob) request.respond(0);
+          return;
         }
+        lastActivity = Date.now();
+        if (request?.view && byob) request.respondWithNewView(value);
+        else if (request?.view) {
+          // A plain source under a BYOB read: copy what fits, queue the rest.
+          const view = new Uint8Array(
+            request.view.buffer,
+            request.view.byteOffset,
+            request.view.byteLength,
+          );
+          const n = Math.min(view.byteLength, value.byteLength);
+          view.set(value.subarray(0, n));
+          request.respond(n);
+          if (n < value.byteLength) controller.enqueue(value.slice(n));
+        } else controller.enqueue(value);
       } catch (err) {
         const reason = abortSignal?.aborted
           ? (abortSignal.reason ?? abortError())
@@ -226,6 +261,18 @@ function guardBody(
     },
   }, { highWaterMark: 0 });
 }
+
+/** A default-mode read: from the plain reader, or a fresh 64 KiB buffer through the BYOB one. */
+function readChunk(
+  byob: ReadableStreamBYOBReader | undefined,
+  plain: ReadableStreamDefaultReader<Uint8Array> | undefined,
+): Promise<ReadableStreamReadResult<Uint8Array>> {
+  if (plain) return plain.read();
+  return byob!.read(new Uint8Array(CHUNK_SIZE));
+}
+
+/** Buffer size for reads of a body by a reader that brings no buffer. */
+const CHUNK_SIZE = 64 * 1024;
 
 function buildUrl(request: SdkHttpRequest): string {
   const parts: string[] = [];
