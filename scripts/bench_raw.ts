@@ -31,7 +31,11 @@ async function pool(n: number, count: number, work: (i: number) => Promise<void>
   await Promise.all(Array.from({ length: Math.min(n, count) }, worker));
 }
 
-/** Reads `keys` of `size` bytes each, all at once, as `partSize` ranged GETs, `concurrency` per key. */
+/**
+ * Reads `keys` of `size` bytes each, all at once, as `partSize` ranged GETs,
+ * `concurrency` per key. Each GET reads into the memory of one already
+ * consumed (`GetOptions.into`), as the mount's prefetcher does.
+ */
 export async function rawRead(
   client: AwsObjectClient,
   bucket: string,
@@ -43,13 +47,16 @@ export async function rawRead(
   const parts = Math.ceil(size / partSize);
   const t = performance.now();
   let bytes = 0;
+  const free: ArrayBuffer[] = [];
   await Promise.all(keys.map((key) =>
     pool(concurrency, parts, async (i) => {
       const start = i * partSize;
       const got = await client.getObject(bucket, key, {
         range: { start, end: Math.min(size, start + partSize) },
+        into: free.pop(),
       });
       bytes += got.body.byteLength;
+      free.push(got.body.buffer as ArrayBuffer);
     })
   ));
   const ms = performance.now() - t;

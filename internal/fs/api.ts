@@ -182,7 +182,11 @@ export interface FileSystem {
   ): Promise<void>;
 
   open(ctx: RequestContext, ino: Ino, flags: number): Promise<OpenReply>;
-  /** Returns exactly `size` bytes unless EOF is reached first. */
+  /**
+   * Returns exactly `size` bytes unless EOF is reached first. The bytes may
+   * view a buffer the file system reuses: they are valid until the caller
+   * next yields, so write them out at once (as the session does) or copy them.
+   */
   read(
     ctx: RequestContext,
     ino: Ino,

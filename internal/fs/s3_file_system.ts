@@ -57,6 +57,7 @@ import {
   validateFsConfig,
 } from "./config.ts";
 import {
+  BufferPool,
   createDataCache,
   createReader,
   type DataCache,
@@ -155,6 +156,8 @@ export class S3FileSystem implements FileSystem {
   readonly #maxWriters: number;
   readonly #log = log.with({ component: "fs" });
   readonly #budget: MemoryBudget;
+  /** Part buffers reused across reads (memory outside the budget: at most 4 parts). */
+  readonly #pool = new BufferPool();
   #cache: DataCache | undefined;
   #nextIno = ROOT_INO + 1;
   #nextFh = 1;
@@ -207,6 +210,11 @@ export class S3FileSystem implements FileSystem {
   /** The read memory budget shared by all open files (for tests and metrics). */
   get readBudget(): MemoryBudget {
     return this.#budget;
+  }
+
+  /** The part buffers reused across reads (for tests and metrics). */
+  get bufferPool(): BufferPool {
+    return this.#pool;
   }
 
   // ---- Lifecycle -----------------------------------------------------------
@@ -561,6 +569,7 @@ export class S3FileSystem implements FileSystem {
       partSize: this.#c.readPartSize,
       budget: this.#budget,
       cache: this.#cache,
+      pool: this.#pool,
     });
   }
 
@@ -641,6 +650,17 @@ export class S3FileSystem implements FileSystem {
           }
         } else if (h.kind === "read") {
           h.reader.close();
+          // What the prefetcher did for this handle: the first thing to look at when reads are slow.
+          const { requests, bytesRequested, resets, sideReads, reclaims } = h.reader.stats();
+          this.#log.debug("Read handle closed", {
+            key: h.inode.key,
+            requests,
+            bytesRequested,
+            resets,
+            sideReads,
+            reclaims,
+            pool: this.#pool.stats(),
+          });
         }
       } finally {
         h.inode.opens--;

@@ -340,7 +340,7 @@ export class AwsObjectClient implements ObjectClient {
       ));
     let body: Uint8Array;
     try {
-      body = await readBody(out.Body, out.ContentLength, opts.signal);
+      body = await readBody(out.Body, out.ContentLength, opts.signal, opts.into);
     } catch (err) {
       throw toS3Error(err, ctx);
     }
@@ -662,12 +662,14 @@ export function parseContentRangeTotal(header: string | undefined): number | und
 
 /**
  * Reads a response body into one buffer. With a known length the buffer is
- * allocated once and filled in place; otherwise chunks are joined once at the end.
+ * allocated once (or is `into`, see `GetOptions.into`) and filled in place;
+ * otherwise chunks are joined once at the end.
  */
 export async function readBody(
   body: unknown,
   contentLength: number | undefined,
   signal?: AbortSignal,
+  into?: ArrayBuffer,
 ): Promise<Uint8Array> {
   if (body === undefined || body === null) return new Uint8Array(0);
   const stream = body as AsyncIterable<Uint8Array>;
@@ -675,9 +677,10 @@ export async function readBody(
     throw new TypeError("Cannot read response body: not an async iterable stream");
   }
   if (contentLength !== undefined && Number.isSafeInteger(contentLength) && contentLength >= 0) {
+    const memory = into && into.byteLength > contentLength ? into : undefined;
     const byob = byobReader(body);
-    if (byob) return await readInto(byob, contentLength, signal);
-    const out = new Uint8Array(contentLength);
+    if (byob) return await readInto(byob, contentLength, signal, memory);
+    const out = new Uint8Array(memory ?? new ArrayBuffer(contentLength), 0, contentLength);
     let offset = 0;
     for await (const chunk of stream) {
       if (signal?.aborted) throw signal.reason ?? abortError();
@@ -723,14 +726,16 @@ function byobReader(body: unknown): ReadableStreamBYOBReader | undefined {
 /**
  * Fills one buffer of `length` bytes straight from the stream: the bytes are
  * copied once, from the socket, and no chunk is allocated per read. One byte
- * of room past the end catches a body longer than announced.
+ * of room past the end catches a body longer than announced. `memory`, when
+ * given, has that room already and is used instead of a fresh buffer.
  */
 async function readInto(
   reader: ReadableStreamBYOBReader,
   length: number,
   signal?: AbortSignal,
+  memory?: ArrayBuffer,
 ): Promise<Uint8Array> {
-  let buffer = new ArrayBuffer(length + 1);
+  let buffer = memory ?? new ArrayBuffer(length + 1);
   let offset = 0;
   try {
     for (;;) {

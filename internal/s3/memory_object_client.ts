@@ -278,8 +278,14 @@ export class MemoryObjectClient implements ObjectClient {
       }
       body = obj.body.subarray(start, Math.min(end, size));
     }
+    // Like the real client: `into` is transferred, a fresh buffer has one spare byte.
+    const memory = opts.into && opts.into.byteLength > body.byteLength
+      ? opts.into.transfer()
+      : new ArrayBuffer(body.byteLength + 1);
+    const copy = new Uint8Array(memory, 0, body.byteLength);
+    copy.set(body);
     return {
-      body: body.slice(),
+      body: copy,
       etag: obj.etag,
       objectSize: size,
       lastModified: obj.lastModified,

@@ -110,6 +110,13 @@ export interface GetOptions {
   /** Only succeed if the object's ETag still equals this (PreconditionFailed otherwise). */
   ifMatch?: string;
   signal?: AbortSignal;
+  /**
+   * Memory to read the body into instead of a fresh buffer, used when it has
+   * room for the body plus one byte (which catches a body longer than
+   * announced). It is transferred: the caller must not touch it again, and
+   * `body` then views the same memory from offset 0.
+   */
+  into?: ArrayBuffer;
 }
 
 export interface GetResult {

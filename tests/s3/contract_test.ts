@@ -126,6 +126,29 @@ const CHECKS: Record<string, Check> = {
     await fails(c.getObject(bucket, "r", { range: { start: 4096, end: 4100 } }), "InvalidRange");
   },
 
+  "ranged reads into given memory": async (c, bucket) => {
+    const body = bytes(300_000, 5);
+    await c.putObject(bucket, "into", body);
+    // Room for the body plus one byte: used, and transferred.
+    const memory = new ArrayBuffer(100_001);
+    const got = await c.getObject(bucket, "into", {
+      range: { start: 1000, end: 101_000 },
+      into: memory,
+    });
+    assert.ok(sameBytes(got.body, body.subarray(1000, 101_000)));
+    assert.equal(got.body.byteOffset, 0);
+    assert.equal(got.body.buffer.byteLength, 100_001);
+    assert.ok(memory.detached);
+    // Too small: ignored, the body is read into fresh memory.
+    const small = new ArrayBuffer(100);
+    const other = await c.getObject(bucket, "into", {
+      range: { start: 0, end: 1000 },
+      into: small,
+    });
+    assert.ok(sameBytes(other.body, body.subarray(0, 1000)));
+    assert.notEqual(other.body.buffer, small);
+  },
+
   "If-Match on reads": async (c, bucket) => {
     const first = await c.putObject(bucket, "m", enc.encode("first"));
     const ok = await c.getObject(bucket, "m", { ifMatch: first.etag });

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
+import { AwsObjectClient, readBody } from "../../internal/s3/aws_object_client.ts";
 import { FetchHttpHandler, TransportError } from "../../internal/s3/fetch_http_handler.ts";
 import { isS3Error } from "../../internal/s3/object_client.ts";
 
@@ -219,4 +219,69 @@ Deno.test("AwsObjectClient maps 503 SlowDown to Throttled", async () => {
       }
     },
   );
+});
+
+// BYOB: the handler's body is a byte stream that passes BYOB reads through to fetch's body.
+
+const BIG = 3 * 1024 * 1024 + 17;
+const payload = new Uint8Array(BIG).map((_, i) => (i * 7 + 3) & 0xff);
+
+Deno.test("FetchHttpHandler passes a BYOB read through: the body fills the caller's buffer whole", async () => {
+  await withServer(() => new Response(payload), async (url) => {
+    const h = newHandler({ maxConnections: 1 });
+    try {
+      const { response } = await h.handle(request(url));
+      const memory = new ArrayBuffer(BIG + 1);
+      const body = await readBody(response.body, BIG, undefined, memory);
+      assert.deepEqual(body, payload);
+      assert.ok(memory.detached, "the given memory was not used");
+      assert.equal(body.buffer.byteLength, BIG + 1);
+      // Chunk by chunk (no length known) still works on the byte stream.
+      const again = await h.handle(request(url));
+      assert.deepEqual(await readBody(again.response.body, undefined), payload);
+    } finally {
+      h.destroy();
+    }
+  });
+});
+
+Deno.test("FetchHttpHandler frees the slot of a body cancelled during a BYOB read", async () => {
+  await withServer(() => new Response(payload), async (url) => {
+    const h = newHandler({ maxConnections: 1 });
+    try {
+      const first = await h.handle(request(url));
+      const reader = first.response.body!.getReader({ mode: "byob" });
+      assert.equal((await reader.read(new Uint8Array(1024))).done, false);
+      await reader.cancel("not needed");
+      const second = await h.handle(request(url));
+      assert.deepEqual(await readBody(second.response.body, BIG), payload);
+    } finally {
+      h.destroy();
+    }
+  });
+});
+
+Deno.test("FetchHttpHandler fails a stalled body under a BYOB read with ETIMEDOUT", async () => {
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  await withServer(() => {
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(payload.slice(0, 65536));
+        stopped.then(() => controller.close());
+      },
+    });
+    return new Response(body, { headers: { "content-length": String(BIG) } });
+  }, async (url) => {
+    const h = newHandler({ bodyIdleTimeoutMs: 200, maxConnections: 1 });
+    try {
+      const { response } = await h.handle(request(url));
+      const err = await readBody(response.body, BIG).catch((e) => e);
+      assert.ok(err instanceof TransportError, `unexpected error ${err}`);
+      assert.equal(err.code, "ETIMEDOUT");
+    } finally {
+      stop();
+      h.destroy();
+    }
+  });
 });

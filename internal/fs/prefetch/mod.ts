@@ -11,6 +11,7 @@
  */
 
 export { MemoryBudget, type MemoryBudgetStats } from "./memory_budget.ts";
+export { BufferPool, type BufferPoolStats } from "./buffer_pool.ts";
 export {
   type CachedObjectId,
   createDataCache,

@@ -44,6 +44,11 @@
  * assembled from cached blocks when possible, only the missing run is fetched
  * from S3, and fetched blocks are written back in the background.
  *
+ * Buffers. Without a disk cache, a consumed part's buffer goes back to the
+ * `BufferPool` for a later GET of the same size. So the bytes `read()`
+ * returns are valid until the caller next yields: use them (the FUSE session
+ * writes them out at once) or copy them.
+ *
  * @module
  */
 
@@ -51,6 +56,7 @@ import { type ObjectClient, S3Error } from "../../s3/object_client.ts";
 import { log } from "../../log/mod.ts";
 import type { MemoryBudget, Reclaimable } from "./memory_budget.ts";
 import type { CachedObjectId, DataCache } from "./data_cache.ts";
+import type { BufferPool } from "./buffer_pool.ts";
 
 /** What the file system core reads an open file through. */
 export interface ReadSource {
@@ -58,6 +64,8 @@ export interface ReadSource {
   read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array>;
   /** Cancels requests in flight and releases all memory; later reads fail. */
   close(): void;
+  /** What the reader did so far (requests, resets…), for logs and tests. */
+  stats(): ReaderStats;
 }
 
 export interface ReaderOptions {
@@ -76,6 +84,11 @@ export interface ReaderOptions {
   maxConcurrency?: number;
   /** Largest prefetch window for this reader (128 MiB by default). */
   maxWindow?: number;
+  /**
+   * Where part buffers come from and go back to once consumed. Not used with
+   * a `cache`, which keeps views of fetched parts while it writes them out.
+   */
+  pool?: BufferPool;
 }
 
 /** Counters for tests and benchmarks. */
@@ -156,6 +169,7 @@ export class PrefetchReader implements ReadSource, Reclaimable {
   readonly #partSize: number;
   readonly #budget: MemoryBudget;
   readonly #cache: DataCache | undefined;
+  readonly #pool: BufferPool | undefined;
   readonly #cacheId: CachedObjectId;
   /** Alignment of part boundaries: the cache block size, or 1 without a cache. */
   readonly #unit: number;
@@ -204,6 +218,7 @@ export class PrefetchReader implements ReadSource, Reclaimable {
     this.#partSize = opts.partSize;
     this.#budget = opts.budget;
     this.#cache = opts.cache;
+    this.#pool = opts.cache ? undefined : opts.pool;
     this.#cacheId = { bucket: opts.bucket, key: opts.key, etag: opts.etag };
     this.#unit = opts.cache ? opts.cache.blockSize : 1;
     this.#maxConcurrency = Math.max(1, opts.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY);
@@ -507,6 +522,8 @@ export class PrefetchReader implements ReadSource, Reclaimable {
       range: { start, end },
       ifMatch: this.#etag,
       signal,
+      // One spare byte: how the client tells a body longer than asked for.
+      into: this.#pool?.take(end - start + 1),
     });
     if (res.etag && res.etag !== this.#etag) {
       throw new S3Error(
@@ -658,9 +675,20 @@ export class PrefetchReader implements ReadSource, Reclaimable {
   }
 
   #release(p: Part): void {
+    this.#recycle(p);
     if (p.reserved === 0) return;
     this.#budget.release(p.reserved);
     p.reserved = 0;
+  }
+
+  /** Gives a consumed part's buffer back to the pool: only a whole GET body nobody waits on. */
+  #recycle(p: Part): void {
+    const pool = this.#pool;
+    if (pool === undefined || p.state !== READY || p.waiters > 0) return;
+    const data = p.data;
+    if (data.byteOffset !== 0 || data.buffer.byteLength !== data.byteLength + 1) return;
+    p.data = EMPTY;
+    pool.give(data.buffer as ArrayBuffer);
   }
 
   /** Rounds `offset` to the part alignment unit (down, or up capped at the object size). */

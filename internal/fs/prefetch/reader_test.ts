@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { isS3Error } from "../../s3/object_client.ts";
-import { createReader, MemoryBudget, type ReaderOptions } from "./mod.ts";
+import { BufferPool, createReader, MemoryBudget, type ReaderOptions } from "./mod.ts";
 import { assertBytes, pattern, RecordingClient, tick } from "./_recording_client.ts";
 
 const KiB = 1024;
@@ -466,4 +466,76 @@ Deno.test("MemoryBudget takes back the prefetched data of an idle reader for an 
   idle.close();
   active.close();
   assert.equal(budget.reserved, 0);
+});
+
+/** Reads [offset, offset + n) and checks the bytes before yielding, as the FUSE session uses them. */
+function readChecked(
+  reader: { read(o: number, s: number): Promise<Uint8Array> },
+  data: Uint8Array,
+  offset: number,
+  n: number,
+): Promise<number> {
+  return reader.read(offset, n).then((b) => {
+    const want = data.subarray(Math.min(offset, data.length), Math.min(offset + n, data.length));
+    assertBytes(b, want, `read ${offset}+${n}`);
+    return b.length;
+  });
+}
+
+Deno.test("read() with a buffer pool reuses the buffers of consumed parts and returns the right bytes", async () => {
+  const size = 24 * MiB + 77;
+  const { client, data, etag } = await setup(size, 3);
+  const pool = new BufferPool();
+  // A budget of a few parts: in the steady state each new GET follows a consumed part.
+  const budget = new MemoryBudget(4 * MiB);
+  const reader = open(client, etag, size, { partSize: MiB, pool, budget });
+  for (let off = 0; off < size;) {
+    // The kernel's readahead: two requests in flight.
+    const [a, b] = await Promise.all([
+      readChecked(reader, data, off, 128 * KiB),
+      readChecked(reader, data, off + 128 * KiB, 128 * KiB),
+    ]);
+    off += a + b;
+    if (a + b === 0) break;
+    await tick();
+  }
+  reader.close();
+  assert.equal(budget.reserved, 0);
+  const { hits, misses } = pool.stats();
+  assert.ok(hits >= 10, `pool hits ${hits}, misses ${misses}`);
+});
+
+Deno.test("read() with a buffer pool returns the right bytes for any mix of sequential, random and concurrent reads", async () => {
+  const fc = (await import("fast-check")).default;
+  const size = 3 * MiB + 333;
+  const { client, data, etag } = await setup(size, 11);
+  const read = fc.record({
+    offset: fc.oneof(fc.integer({ min: 0, max: size + 10 }), fc.constant(-1)), // -1: continue
+    size: fc.oneof(fc.constantFrom(4096, 128 * KiB, MiB), fc.integer({ min: 0, max: 300_000 })),
+  });
+  const pool = new BufferPool();
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.array(read, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 25 }),
+      fc.constantFrom(64 * KiB, 256 * KiB),
+      fc.integer({ min: 1, max: 4 }),
+      async (groups, partSize, maxConcurrency) => {
+        const budget = new MemoryBudget(MiB);
+        const reader = open(client, etag, size, { partSize, maxConcurrency, budget, pool });
+        let next = 0;
+        for (const group of groups) {
+          await Promise.all(group.map((r) => {
+            const offset = r.offset < 0 ? next : r.offset;
+            next = offset + r.size;
+            return readChecked(reader, data, offset, r.size);
+          }));
+          await tick();
+        }
+        reader.close();
+        assert.equal(budget.reserved, 0);
+      },
+    ),
+    { numRuns: 100 },
+  );
+  assert.ok(pool.stats().hits > 0);
 });

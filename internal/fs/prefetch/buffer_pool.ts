@@ -1,0 +1,74 @@
+/**
+ * A small pool of part buffers, so a sequential read reuses the memory of
+ * the parts it has consumed instead of allocating a fresh 8 MiB buffer per
+ * GET.
+ *
+ * Why: each fresh buffer is zeroed, faulted in page by page, and counted by
+ * V8 as external memory, which triggers a full garbage collection every few
+ * hundred MiB read. Measured on 2 cores reading 1 GiB through the mount:
+ * full collections fell from about 24 to 8 and the mount's CPU per GiB by
+ * about 20 %.
+ *
+ * Ownership. A reader hands a buffer back only once no read waits on its
+ * part. Views of it handed out by `read()` are used by the caller before it
+ * yields (the FUSE session writes the reply synchronously); `give()` defers
+ * the return to a later macrotask, after every continuation queued now has
+ * run, so even a view resolved a moment ago is written out before the
+ * memory can be reused. Buffers are matched by exact size; the pool holds at
+ * most `maxBuffers` and `maxBytes` and drops what does not fit (the garbage
+ * collector frees it as before).
+ *
+ * @module
+ */
+
+export interface BufferPoolStats {
+  /** Buffers handed out by `take()`. */
+  hits: number;
+  /** `take()` calls that found no buffer of the size asked for. */
+  misses: number;
+  /** Buffers held now. */
+  held: number;
+}
+
+export class BufferPool {
+  readonly #free: ArrayBuffer[] = [];
+  #bytes = 0;
+  #hits = 0;
+  #misses = 0;
+
+  constructor(readonly maxBuffers = 8, readonly maxBytes = 72 * 1024 * 1024) {}
+
+  /** A buffer of exactly `size` bytes, or undefined (allocate one yourself). */
+  take(size: number): ArrayBuffer | undefined {
+    const i = this.#free.findIndex((b) => b.byteLength === size);
+    if (i < 0) {
+      this.#misses++;
+      return undefined;
+    }
+    const [b] = this.#free.splice(i, 1);
+    this.#bytes -= size;
+    this.#hits++;
+    return b;
+  }
+
+  /** Returns `buffer` to the pool on a later macrotask (see the ownership note above). */
+  give(buffer: ArrayBuffer): void {
+    if (buffer.detached || buffer.byteLength > this.maxBytes) return;
+    setTimeout(() => this.#keep(buffer), 0);
+  }
+
+  #keep(buffer: ArrayBuffer): void {
+    if (buffer.detached) return;
+    const free = this.#free;
+    // Newest first: the size a stream uses now is the size it asks for next.
+    free.unshift(buffer);
+    this.#bytes += buffer.byteLength;
+    while (free.length > this.maxBuffers || this.#bytes > this.maxBytes) {
+      this.#bytes -= free.pop()!.byteLength;
+    }
+  }
+
+  stats(): BufferPoolStats {
+    return { hits: this.#hits, misses: this.#misses, held: this.#free.length };
+  }
+}
