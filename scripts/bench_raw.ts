@@ -9,6 +9,7 @@
  * @module
  */
 import type { AwsObjectClient } from "../internal/s3/aws_object_client.ts";
+import { allocate } from "../internal/fs/prefetch/buffer_pool.ts";
 
 export const MIB = 1024 * 1024;
 
@@ -34,7 +35,8 @@ async function pool(n: number, count: number, work: (i: number) => Promise<void>
 /**
  * Reads `keys` of `size` bytes each, all at once, as `partSize` ranged GETs,
  * `concurrency` per key. Each GET reads into the memory of one already
- * consumed (`GetOptions.into`), as the mount's prefetcher does.
+ * consumed (`GetOptions.into`), or a fresh buffer allocated the way the
+ * mount's prefetcher allocates them.
  */
 export async function rawRead(
   client: AwsObjectClient,
@@ -53,7 +55,7 @@ export async function rawRead(
       const start = i * partSize;
       const got = await client.getObject(bucket, key, {
         range: { start, end: Math.min(size, start + partSize) },
-        into: free.pop(),
+        into: free.pop() ?? allocate(partSize + 1),
       });
       bytes += got.body.byteLength;
       free.push(got.body.buffer as ArrayBuffer);

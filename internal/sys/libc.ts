@@ -1,7 +1,7 @@
 /**
  * The one FFI surface of s3csi over glibc (`libc.so.6`), for what Deno lacks:
- * raw file descriptors (`/dev/fuse`), `mount(2)`/`umount2(2)`, `poll(2)` and
- * `SCM_RIGHTS` fd passing over Unix sockets.
+ * raw file descriptors (`/dev/fuse`), `mount(2)`/`umount2(2)`, `poll(2)`,
+ * `SCM_RIGHTS` fd passing over Unix sockets, and `madvise(2)` for huge pages.
  *
  * Design rules (see shared/reference/measured-here.md):
  * - The library is opened lazily, on the first call, so modules that import
@@ -69,6 +69,8 @@ const SYMBOLS = {
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   /** ssize_t recvmsg(int sockfd, struct msghdr *msg, int flags); (narrowed to i32) */
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  /** int madvise(void *addr, size_t length, int advice); */
+  madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   /** int *__errno_location(void); the calling thread's errno */
   __errno_location: { parameters: [], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
@@ -425,4 +427,29 @@ const retained: { last: unknown } = { last: null };
 function keepAlive(...arrays: unknown[]): void {
   retained.last = arrays;
   retained.last = null;
+}
+
+const MADV_HUGEPAGE = 14;
+const HUGE_PAGE = 2 * 1024 * 1024;
+
+/**
+ * Asks for transparent huge pages over the 2 MiB-aligned middle of `buffer`
+ * (madvise MADV_HUGEPAGE), before its pages are first touched. Best effort:
+ * returns false where it cannot (no FFI, THP off, too small).
+ */
+export function adviseHugePages(buffer: ArrayBuffer): boolean {
+  if (buffer.byteLength < 2 * HUGE_PAGE) return false;
+  try {
+    const p = Deno.UnsafePointer.of(new Uint8Array(buffer));
+    if (p === null) return false;
+    const addr = BigInt(Deno.UnsafePointer.value(p));
+    const huge = BigInt(HUGE_PAGE);
+    const start = (addr + huge - 1n) / huge * huge;
+    const end = (addr + BigInt(buffer.byteLength)) / huge * huge;
+    if (end <= start) return false;
+    const r = libc().madvise(Deno.UnsafePointer.create(start), end - start, MADV_HUGEPAGE);
+    return r === 0;
+  } catch {
+    return false;
+  }
 }

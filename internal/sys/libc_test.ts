@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  adviseHugePages,
   AF_UNIX,
   close,
   E,
@@ -187,5 +188,32 @@ Deno.test("setCloexec() clears and sets FD_CLOEXEC so a child can inherit the fd
     assert.equal(dec.decode(closed.stdout).trim(), "none");
   } finally {
     close(fd);
+  }
+});
+
+/** AnonHugePages of this process, in kB. */
+function anonHugeKb(): number {
+  const m = /^AnonHugePages:\s+(\d+) kB/m.exec(Deno.readTextFileSync("/proc/self/smaps_rollup"));
+  return m ? Number(m[1]) : 0;
+}
+
+Deno.test("adviseHugePages() gets a fresh large buffer backed by huge pages where THP is on request", () => {
+  const mode = Deno.readTextFileSync("/sys/kernel/mm/transparent_hugepage/enabled");
+  const available = !/\[never\]/.test(mode);
+  assert.equal(
+    adviseHugePages(new ArrayBuffer(1024 * 1024)),
+    false,
+    "too small for one aligned huge page",
+  );
+  const before = anonHugeKb();
+  const b = new ArrayBuffer(16 * 1024 * 1024);
+  assert.equal(adviseHugePages(b), available);
+  new Uint8Array(b).fill(1);
+  if (available) {
+    // At least two of the (at least 3) aligned 2 MiB pages inside are huge now.
+    assert.ok(
+      anonHugeKb() - before >= 4096,
+      `AnonHugePages went from ${before} kB to ${anonHugeKb()} kB`,
+    );
   }
 });

@@ -523,7 +523,7 @@ export class PrefetchReader implements ReadSource, Reclaimable {
       ifMatch: this.#etag,
       signal,
       // One spare byte: how the client tells a body longer than asked for.
-      into: this.#pool?.take(end - start + 1),
+      into: this.#pool?.acquire(end - start + 1),
     });
     if (res.etag && res.etag !== this.#etag) {
       throw new S3Error(
