@@ -57,6 +57,8 @@ export interface DataCache {
   /** Stores a block in the background; never rejects (a failed write is just not cached). */
   put(object: CachedObjectId, index: number, data: Uint8Array): Promise<void>;
   stats(): DataCacheStats;
+  /** Resolves once every block write and file removal started so far has finished. */
+  idle(): Promise<void>;
   /** Waits for pending writes, then removes the directory. */
   close(): Promise<void>;
 }
@@ -193,10 +195,14 @@ class DiskDataCache implements DataCache {
     };
   }
 
+  async idle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    await this.idle();
     this.#index.clear();
     this.#bytes = 0;
     await removeTree(this.dir);

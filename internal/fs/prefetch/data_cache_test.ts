@@ -94,6 +94,8 @@ Deno.test("DataCache keeps the bytes on disk under maxBytes", async () => {
     await Promise.all(
       Array.from({ length: 40 }, (_, i) => cache.put(OBJ, i, pattern(blockSize, i))),
     );
+    // Evicted blocks' files are removed in the background.
+    await cache.idle();
     let onDisk = 0;
     for (const f of await blockFiles(cache.dir)) onDisk += (await Deno.stat(f)).size;
     assert.ok(onDisk <= 10 * blockSize, `on disk ${onDisk}`);
