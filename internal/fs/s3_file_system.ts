@@ -156,7 +156,7 @@ export class S3FileSystem implements FileSystem {
   readonly #maxWriters: number;
   readonly #log = log.with({ component: "fs" });
   readonly #budget: MemoryBudget;
-  /** Part buffers reused across reads (memory outside the budget: at most 4 parts). */
+  /** Part buffers reused across reads (memory outside the budget: at most 8 buffers, 72 MiB). */
   readonly #pool = new BufferPool();
   #cache: DataCache | undefined;
   #nextIno = ROOT_INO + 1;

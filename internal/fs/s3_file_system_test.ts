@@ -184,6 +184,7 @@ Deno.test("S9 read() fails with ESTALE after a remote overwrite instead of mixin
   // Data already fetched may still be served, but only the old bytes.
   try {
     const near = await fs.read(ctx(), ino, fh, 4, 4096);
+    assert.equal(near.length, 4096);
     assert.ok(near.every((b) => b === 0x41));
   } catch (err) {
     assert.equal(await errnoOf(Promise.reject(err)), Errno.ESTALE);

@@ -109,7 +109,8 @@ export async function readFile(fs: S3FileSystem, path: string, chunk = 4096): Pr
   try {
     const parts: Uint8Array[] = [];
     for (let at = 0;; at += chunk) {
-      const got = await fs.read(ctx(), ino, fh, at, chunk);
+      // Copied: read() returns views of buffers the file system reuses once we yield.
+      const got = (await fs.read(ctx(), ino, fh, at, chunk)).slice();
       parts.push(got);
       if (got.byteLength < chunk) break;
     }

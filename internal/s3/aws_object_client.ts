@@ -680,7 +680,11 @@ export async function readBody(
     const memory = into && into.byteLength > contentLength ? into : undefined;
     const byob = byobReader(body);
     if (byob) return await readInto(byob, contentLength, signal, memory);
-    const out = new Uint8Array(memory ?? new ArrayBuffer(contentLength), 0, contentLength);
+    const out = new Uint8Array(
+      memory?.transfer() ?? new ArrayBuffer(contentLength),
+      0,
+      contentLength,
+    );
     let offset = 0;
     for await (const chunk of stream) {
       if (signal?.aborted) throw signal.reason ?? abortError();

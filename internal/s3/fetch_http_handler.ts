@@ -200,7 +200,8 @@ function guardBody(
       const idle = Date.now() - lastActivity;
       if (idle < idleTimeoutMs) return arm(idleTimeoutMs - idle);
       stalled = new TransportError("ETIMEDOUT", "Response body stalled");
-      cancelSource(stalled);
+      // Also frees the connection slot of a body nobody reads any more.
+      finish(stalled);
     }, ms);
   };
   arm(idleTimeoutMs);

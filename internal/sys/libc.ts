@@ -69,6 +69,8 @@ const SYMBOLS = {
   sendmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
   /** ssize_t recvmsg(int sockfd, struct msghdr *msg, int flags); (narrowed to i32) */
   recvmsg: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  /** int mallopt(int param, int value); 1 on success */
+  mallopt: { parameters: ["i32", "i32"], result: "i32" },
   /** int madvise(void *addr, size_t length, int advice); */
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   /** int *__errno_location(void); the calling thread's errno */
@@ -430,15 +432,38 @@ function keepAlive(...arrays: unknown[]): void {
 }
 
 const MADV_HUGEPAGE = 14;
+const M_MMAP_THRESHOLD = -3;
 const HUGE_PAGE = 2 * 1024 * 1024;
+
+/** Set once FFI turned out to be unavailable: later calls return at once. */
+let memoryAdviceUnavailable = false;
+
+/**
+ * Makes glibc serve every allocation of `bytes` or more by a fresh private
+ * mapping, unmapped on free (mallopt M_MMAP_THRESHOLD; this also stops
+ * glibc from raising the threshold by itself). Large buffers then never
+ * share heap memory with small allocations, so advice given for them (see
+ * `adviseHugePages`) dies with them. Process-wide; best effort.
+ */
+export function mmapLargeAllocations(bytes: number): boolean {
+  if (memoryAdviceUnavailable) return false;
+  try {
+    return libc().mallopt(M_MMAP_THRESHOLD, bytes) === 1;
+  } catch {
+    memoryAdviceUnavailable = true;
+    return false;
+  }
+}
 
 /**
  * Asks for transparent huge pages over the 2 MiB-aligned middle of `buffer`
- * (madvise MADV_HUGEPAGE), before its pages are first touched. Best effort:
- * returns false where it cannot (no FFI, THP off, too small).
+ * (madvise MADV_HUGEPAGE), before its pages are first touched; the range
+ * advised never leaves the buffer. Best effort: false where it cannot be
+ * done (no FFI, a kernel without THP, a buffer under 4 MiB). Only useful on
+ * a buffer that is its own mapping (`mmapLargeAllocations`).
  */
 export function adviseHugePages(buffer: ArrayBuffer): boolean {
-  if (buffer.byteLength < 2 * HUGE_PAGE) return false;
+  if (memoryAdviceUnavailable || buffer.byteLength < 2 * HUGE_PAGE) return false;
   try {
     const p = Deno.UnsafePointer.of(new Uint8Array(buffer));
     if (p === null) return false;
@@ -447,9 +472,9 @@ export function adviseHugePages(buffer: ArrayBuffer): boolean {
     const start = (addr + huge - 1n) / huge * huge;
     const end = (addr + BigInt(buffer.byteLength)) / huge * huge;
     if (end <= start) return false;
-    const r = libc().madvise(Deno.UnsafePointer.create(start), end - start, MADV_HUGEPAGE);
-    return r === 0;
+    return libc().madvise(Deno.UnsafePointer.create(start), end - start, MADV_HUGEPAGE) === 0;
   } catch {
+    memoryAdviceUnavailable = true;
     return false;
   }
 }

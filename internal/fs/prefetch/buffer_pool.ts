@@ -27,7 +27,7 @@
  * @module
  */
 
-import { adviseHugePages } from "../../sys/libc.ts";
+import { adviseHugePages, mmapLargeAllocations } from "../../sys/libc.ts";
 
 export interface BufferPoolStats {
   /** Buffers handed out by `take()`. */
@@ -44,7 +44,11 @@ export class BufferPool {
   #hits = 0;
   #misses = 0;
 
-  constructor(readonly maxBuffers = 8, readonly maxBytes = 72 * 1024 * 1024) {}
+  constructor(
+    readonly maxBuffers = 8,
+    readonly maxBytes = 72 * 1024 * 1024,
+    readonly minBytes = 1024 * 1024,
+  ) {}
 
   /** A buffer of exactly `size` bytes: a pooled one, or a fresh one. */
   acquire(size: number): ArrayBuffer {
@@ -66,7 +70,10 @@ export class BufferPool {
 
   /** Returns `buffer` to the pool on a later macrotask (see the ownership note above). */
   give(buffer: ArrayBuffer): void {
-    if (buffer.detached || buffer.byteLength > this.maxBytes) return;
+    // Small buffers (random reads, a stream's first request) are cheap to allocate; keep room for parts.
+    if (buffer.detached || buffer.byteLength < this.minBytes || buffer.byteLength > this.maxBytes) {
+      return;
+    }
     setTimeout(() => this.#keep(buffer), 0);
   }
 
@@ -87,10 +94,20 @@ export class BufferPool {
 }
 
 const HUGE_PAGES_FROM = 4 * 1024 * 1024;
+let mmapped = false;
 
-/** A zeroed buffer; large ones asked to be backed by huge pages before first use. */
+/**
+ * A zeroed buffer. Large ones are fresh mappings of their own (so the huge
+ * page advice cannot outlive them on reused heap memory) asked to be backed
+ * by huge pages before first use.
+ */
 export function allocate(size: number): ArrayBuffer {
+  if (size < HUGE_PAGES_FROM) return new ArrayBuffer(size);
+  if (!mmapped) {
+    mmapped = true;
+    mmapLargeAllocations(HUGE_PAGES_FROM);
+  }
   const b = new ArrayBuffer(size);
-  if (size >= HUGE_PAGES_FROM) adviseHugePages(b);
+  adviseHugePages(b);
   return b;
 }

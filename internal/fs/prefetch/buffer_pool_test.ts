@@ -4,7 +4,7 @@ import { BufferPool } from "./buffer_pool.ts";
 const macrotask = () => new Promise<void>((r) => setTimeout(r, 0));
 
 Deno.test("BufferPool hands a given buffer back only on a later macrotask, by exact size", async () => {
-  const pool = new BufferPool();
+  const pool = new BufferPool(8, 1 << 20, 0);
   const b = new ArrayBuffer(100);
   pool.give(b);
   // Views handed out just before give() may still be written out by continuations queued now.
@@ -18,7 +18,7 @@ Deno.test("BufferPool hands a given buffer back only on a later macrotask, by ex
 });
 
 Deno.test("BufferPool keeps at most maxBuffers and maxBytes, newest first", async () => {
-  const pool = new BufferPool(2, 250);
+  const pool = new BufferPool(2, 250, 0);
   const [a, b, c] = [new ArrayBuffer(100), new ArrayBuffer(100), new ArrayBuffer(100)];
   pool.give(a);
   pool.give(b);
@@ -29,7 +29,7 @@ Deno.test("BufferPool keeps at most maxBuffers and maxBytes, newest first", asyn
   assert.equal(pool.take(100), c);
   assert.equal(pool.take(100), b);
   assert.equal(pool.take(100), undefined);
-  const big = new BufferPool(4, 250);
+  const big = new BufferPool(4, 250, 0);
   big.give(new ArrayBuffer(200));
   big.give(new ArrayBuffer(100));
   await macrotask();
@@ -38,8 +38,9 @@ Deno.test("BufferPool keeps at most maxBuffers and maxBytes, newest first", asyn
   assert.ok(big.take(100));
 });
 
-Deno.test("BufferPool ignores detached buffers", async () => {
-  const pool = new BufferPool();
+Deno.test("BufferPool ignores detached buffers and buffers under minBytes", async () => {
+  const pool = new BufferPool(8, 1 << 20, 64);
+  pool.give(new ArrayBuffer(63));
   const b = new ArrayBuffer(64);
   pool.give(b);
   b.transfer();
