@@ -4,7 +4,8 @@
  * the bytes really come from S3, not the page cache) and directly from S3.
  * The sizes sit on the edges that matter: empty, one byte, the kernel's
  * 128 KiB request size and the 8 MiB part size (upload and ranged GET), and
- * a 100 MiB file of many parts.
+ * a 100 MiB file of many parts. Last, parallel readers of large objects on
+ * a small memory budget, where part buffers are recycled between readers.
  */
 import assert from "node:assert/strict";
 import {
@@ -15,6 +16,7 @@ import {
   objectSha256,
   ok,
   randomFile,
+  sha256,
   sha256File,
   withEnv,
 } from "./harness.ts";
@@ -62,4 +64,46 @@ Deno.test({
   name: "s3csi mount round-trips a 100 MiB file written with cp",
   ignore: !canMount,
   fn: () => withEnv((env) => roundTrip(env, [100 * MIB], "cp")),
+});
+
+Deno.test({
+  name:
+    "s3csi mount serves parallel readers of large objects byte for byte while reusing part buffers",
+  ignore: !canMount,
+  fn: () =>
+    withEnv(async (env) => {
+      const size = 40 * MIB + 12345;
+      const expected: string[] = [];
+      for (let k = 0; k < 4; k++) {
+        // Different bytes in every object and every MiB, so a buffer served to the wrong read shows.
+        const data = new Uint8Array(size);
+        for (let i = 0; i < size; i += 4096) data[i] = (i / 4096 + k * 7) & 0xff;
+        crypto.getRandomValues(data.subarray(0, 65536));
+        await env.s3.putObject(env.bucket, `big${k}`, data);
+        expected.push(await sha256(data));
+      }
+      // A small budget: the four streams' parts come and go, their buffers through the pool.
+      const m = await env.mount(["--read-only", "--max-memory", "320", "--debug"]);
+      const readers = [
+        sha256File(`${m.dir}/big0`),
+        sha256File(`${m.dir}/big1`),
+        // Small reads: many requests per part, the part kept across them.
+        ok("sh", ["-c", `dd if=${m.dir}/big2 bs=4k status=none | sha256sum`]).then((o) =>
+          o.split(" ")[0]
+        ),
+        ok("sh", ["-c", `dd if=${m.dir}/big3 bs=1M status=none | sha256sum`]).then((o) =>
+          o.split(" ")[0]
+        ),
+      ];
+      assert.deepEqual(await Promise.all(readers), expected);
+      // Each handle logs its prefetch statistics when the kernel releases it.
+      let closed: { pool: { hits: number } }[] = [];
+      for (let i = 0; i < 50 && closed.length < 4; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        closed = m.output().split("\n").filter((l) => l.includes('"Read handle closed"'))
+          .map((l) => JSON.parse(l));
+      }
+      assert.equal(closed.length, 4);
+      assert.ok(Math.max(...closed.map((c) => c.pool.hits)) > 0, "no part buffer was reused");
+    }),
 });

@@ -14,8 +14,9 @@
  * yields (the FUSE session writes the reply synchronously); `give()` defers
  * the return to a later macrotask, after every continuation queued now has
  * run, so even a view resolved a moment ago is written out before the
- * memory can be reused. Buffers are matched by exact size; the pool holds at
- * most `maxBuffers` and `maxBytes` and drops what does not fit (the garbage
+ * memory can be reused. A request takes the smallest buffer that fits and is
+ * at most twice its size; the pool holds at most `maxBuffers` and `maxBytes`
+ * of buffers of `minBytes` or more, and drops what does not fit (the garbage
  * collector frees it as before).
  *
  * Huge pages. Buffers of 4 MiB and more are allocated with transparent huge
@@ -50,20 +51,28 @@ export class BufferPool {
     readonly minBytes = 1024 * 1024,
   ) {}
 
-  /** A buffer of exactly `size` bytes: a pooled one, or a fresh one. */
+  /** A buffer of at least `size` bytes: a pooled one (see `take`), or a fresh one of `size`. */
   acquire(size: number): ArrayBuffer {
     return this.take(size) ?? allocate(size);
   }
 
-  /** A pooled buffer of exactly `size` bytes, or undefined. */
+  /**
+   * The smallest pooled buffer of `size` to `2 × size` bytes, or undefined.
+   * Not exact: when the memory budget splits parts, their sizes vary.
+   */
   take(size: number): ArrayBuffer | undefined {
-    const i = this.#free.findIndex((b) => b.byteLength === size);
-    if (i < 0) {
+    let best = -1;
+    const free = this.#free;
+    for (let i = 0; i < free.length; i++) {
+      const n = free[i].byteLength;
+      if (n >= size && n <= 2 * size && (best < 0 || n < free[best].byteLength)) best = i;
+    }
+    if (best < 0) {
       this.#misses++;
       return undefined;
     }
-    const [b] = this.#free.splice(i, 1);
-    this.#bytes -= size;
+    const [b] = free.splice(best, 1);
+    this.#bytes -= b.byteLength;
     this.#hits++;
     return b;
   }

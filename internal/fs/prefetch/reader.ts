@@ -686,7 +686,8 @@ export class PrefetchReader implements ReadSource, Reclaimable {
     const pool = this.#pool;
     if (pool === undefined || p.state !== READY || p.waiters > 0) return;
     const data = p.data;
-    if (data.byteOffset !== 0 || data.buffer.byteLength !== data.byteLength + 1) return;
+    // A GET body starts its buffer and leaves room after it (see GetOptions.into).
+    if (data.byteOffset !== 0 || data.buffer.byteLength <= data.byteLength) return;
     p.data = EMPTY;
     pool.give(data.buffer as ArrayBuffer);
   }
