@@ -45,7 +45,7 @@
  * from S3, and fetched blocks are written back in the background.
  *
  * Buffers. Without a disk cache, a consumed part's buffer goes back to the
- * `BufferPool` for a later GET of the same size. So the bytes `read()`
+ * `BufferPool` for a later GET it fits. So the bytes `read()`
  * returns are valid until the caller next yields: use them (the FUSE session
  * writes them out at once) or copy them.
  *
