@@ -101,19 +101,36 @@ Deno.test("FetchHttpHandler returns gzip-encoded bodies as stored, without decom
   );
 });
 
-Deno.test("FetchHttpHandler fails a body that stops sending data", async () => {
+/**
+ * A server whose response sends `first`, announces `length` bytes, then
+ * sends nothing more until `fn` is over (so the server can shut down).
+ */
+async function withStallingServer(
+  first: Uint8Array,
+  length: number,
+  fn: (url: URL) => Promise<void>,
+): Promise<void> {
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => (stop = resolve));
   await withServer(() => {
     const body = new ReadableStream<Uint8Array>({
       start(controller) {
-        controller.enqueue(new Uint8Array(10));
-        // Never more data; close once the test is over so the server can shut down.
+        controller.enqueue(first);
         stopped.then(() => controller.close());
       },
     });
-    return new Response(body, { headers: { "content-length": "100" } });
+    return new Response(body, { headers: { "content-length": String(length) } });
   }, async (url) => {
+    try {
+      await fn(url);
+    } finally {
+      stop();
+    }
+  });
+}
+
+Deno.test("FetchHttpHandler fails a body that stops sending data", async () => {
+  await withStallingServer(new Uint8Array(10), 100, async (url) => {
     const h = newHandler({ bodyIdleTimeoutMs: 200 });
     try {
       const { response } = await h.handle(request(url));
@@ -123,7 +140,6 @@ Deno.test("FetchHttpHandler fails a body that stops sending data", async () => {
       assert.ok(cause instanceof TransportError, `unexpected error ${err}`);
       assert.equal(cause.code, "ETIMEDOUT");
     } finally {
-      stop();
       h.destroy();
     }
   });
@@ -262,17 +278,7 @@ Deno.test("FetchHttpHandler frees the slot of a body cancelled during a BYOB rea
 });
 
 Deno.test("FetchHttpHandler fails a stalled body under a BYOB read with ETIMEDOUT", async () => {
-  let stop!: () => void;
-  const stopped = new Promise<void>((resolve) => (stop = resolve));
-  await withServer(() => {
-    const body = new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(payload.slice(0, 65536));
-        stopped.then(() => controller.close());
-      },
-    });
-    return new Response(body, { headers: { "content-length": String(BIG) } });
-  }, async (url) => {
+  await withStallingServer(payload.slice(0, 65536), BIG, async (url) => {
     const h = newHandler({ bodyIdleTimeoutMs: 200, maxConnections: 1 });
     try {
       const { response } = await h.handle(request(url));
@@ -280,7 +286,6 @@ Deno.test("FetchHttpHandler fails a stalled body under a BYOB read with ETIMEDOU
       assert.ok(err instanceof TransportError, `unexpected error ${err}`);
       assert.equal(err.code, "ETIMEDOUT");
     } finally {
-      stop();
       h.destroy();
     }
   });
