@@ -10,6 +10,7 @@
  */
 import type { AwsObjectClient } from "../internal/s3/aws_object_client.ts";
 import { allocate } from "../internal/fs/prefetch/buffer_pool.ts";
+import { bodyBufferSize } from "../internal/s3/object_client.ts";
 
 export const MIB = 1024 * 1024;
 
@@ -55,7 +56,7 @@ export async function rawRead(
       const start = i * partSize;
       const got = await client.getObject(bucket, key, {
         range: { start, end: Math.min(size, start + partSize) },
-        into: free.pop() ?? allocate(partSize + 1),
+        into: free.pop() ?? allocate(bodyBufferSize(partSize)),
       });
       bytes += got.body.byteLength;
       free.push(got.body.buffer as ArrayBuffer);

@@ -212,11 +212,6 @@ export class S3FileSystem implements FileSystem {
     return this.#budget;
   }
 
-  /** The part buffers reused across reads (for tests and metrics). */
-  get bufferPool(): BufferPool {
-    return this.#pool;
-  }
-
   // ---- Lifecycle -----------------------------------------------------------
 
   /** Creates the disk data cache when `cacheDir` is configured. */

@@ -61,6 +61,7 @@ import * as tls from "node:tls";
 import { registerSecret } from "../log/mod.ts";
 import { FetchHttpHandler, hasDotSegment, isFetchBlockedPort } from "./fetch_http_handler.ts";
 import {
+  bodyBufferSize,
   type BucketLocation,
   type CompletedPart,
   type Credentials,
@@ -677,7 +678,7 @@ export async function readBody(
     throw new TypeError("Cannot read response body: not an async iterable stream");
   }
   if (contentLength !== undefined && Number.isSafeInteger(contentLength) && contentLength >= 0) {
-    const memory = into && into.byteLength > contentLength ? into : undefined;
+    const memory = into && into.byteLength >= bodyBufferSize(contentLength) ? into : undefined;
     const byob = byobReader(body);
     if (byob) return await readInto(byob, contentLength, signal, memory);
     const out = new Uint8Array(
@@ -688,17 +689,11 @@ export async function readBody(
     let offset = 0;
     for await (const chunk of stream) {
       if (signal?.aborted) throw signal.reason ?? abortError();
-      if (offset + chunk.byteLength > contentLength) {
-        throw new BodyLengthError(`Response body longer than Content-Length ${contentLength}`);
-      }
+      if (offset + chunk.byteLength > contentLength) throw tooLong(contentLength);
       out.set(chunk, offset);
       offset += chunk.byteLength;
     }
-    if (offset !== contentLength) {
-      throw new BodyLengthError(
-        `Response body ended after ${offset} of ${contentLength} bytes`,
-      );
-    }
+    if (offset !== contentLength) throw tooShort(offset, contentLength);
     return out;
   }
   const chunks: Uint8Array[] = [];
@@ -739,7 +734,7 @@ async function readInto(
   signal?: AbortSignal,
   memory?: ArrayBuffer,
 ): Promise<Uint8Array> {
-  let buffer = memory ?? new ArrayBuffer(length + 1);
+  let buffer = memory ?? new ArrayBuffer(bodyBufferSize(length));
   let offset = 0;
   try {
     for (;;) {
@@ -750,9 +745,7 @@ async function readInto(
       if (value) buffer = value.buffer as ArrayBuffer;
       if (done) break;
       offset += value.byteLength;
-      if (offset > length) {
-        throw new BodyLengthError(`Response body longer than Content-Length ${length}`);
-      }
+      if (offset > length) throw tooLong(length);
     }
   } catch (err) {
     await reader.cancel(err).catch(() => {});
@@ -760,10 +753,16 @@ async function readInto(
   } finally {
     reader.releaseLock();
   }
-  if (offset !== length) {
-    throw new BodyLengthError(`Response body ended after ${offset} of ${length} bytes`);
-  }
+  if (offset !== length) throw tooShort(offset, length);
   return new Uint8Array(buffer, 0, length);
+}
+
+function tooLong(length: number): BodyLengthError {
+  return new BodyLengthError(`Response body longer than Content-Length ${length}`);
+}
+
+function tooShort(got: number, length: number): BodyLengthError {
+  return new BodyLengthError(`Response body ended after ${got} of ${length} bytes`);
 }
 
 /** A body that does not match its Content-Length: the connection broke mid-transfer. */

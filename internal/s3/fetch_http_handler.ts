@@ -216,13 +216,13 @@ function guardBody(
     type: "bytes",
     async pull(controller: ReadableByteStreamController) {
       const request = controller.byobRequest;
+      // The caller's buffer, when it brought one (a BYOB read).
+      const view = request?.view
+        ? new Uint8Array(request.view.buffer, request.view.byteOffset, request.view.byteLength)
+        : undefined;
       try {
         // The source fills (and transfers) the caller's view, or a chunk of its own.
-        const { done, value } = request?.view && byob
-          ? await byob.read(
-            new Uint8Array(request.view.buffer, request.view.byteOffset, request.view.byteLength),
-          )
-          : await readChunk(byob, plain);
+        const { done, value } = view && byob ? await byob.read(view) : await readChunk(byob, plain);
         if (stalled) throw stalled;
         if (done) {
           finish();
@@ -234,19 +234,15 @@ function guardBody(
           return;
         }
         lastActivity = Date.now();
-        if (request?.view && byob) request.respondWithNewView(value);
-        else if (request?.view) {
+        if (!request || !view) controller.enqueue(value);
+        else if (byob) request.respondWithNewView(value);
+        else {
           // A plain source under a BYOB read: copy what fits, queue the rest.
-          const view = new Uint8Array(
-            request.view.buffer,
-            request.view.byteOffset,
-            request.view.byteLength,
-          );
           const n = Math.min(view.byteLength, value.byteLength);
           view.set(value.subarray(0, n));
           request.respond(n);
           if (n < value.byteLength) controller.enqueue(value.slice(n));
-        } else controller.enqueue(value);
+        }
       } catch (err) {
         const reason = abortSignal?.aborted
           ? (abortSignal.reason ?? abortError())

@@ -30,7 +30,7 @@ import type {
   PutOptions,
   S3ErrorCode,
 } from "./object_client.ts";
-import { compareKeys, S3Error } from "./object_client.ts";
+import { bodyBufferSize, compareKeys, S3Error } from "./object_client.ts";
 
 /** The operations counted and hookable, named like the interface methods. */
 export type MemoryOp =
@@ -279,9 +279,10 @@ export class MemoryObjectClient implements ObjectClient {
       body = obj.body.subarray(start, Math.min(end, size));
     }
     // Like the real client: `into` is transferred, a fresh buffer has one spare byte.
-    const memory = opts.into && opts.into.byteLength > body.byteLength
+    const room = bodyBufferSize(body.byteLength);
+    const memory = opts.into && opts.into.byteLength >= room
       ? opts.into.transfer()
-      : new ArrayBuffer(body.byteLength + 1);
+      : new ArrayBuffer(room);
     const copy = new Uint8Array(memory, 0, body.byteLength);
     copy.set(body);
     return {

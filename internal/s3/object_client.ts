@@ -112,11 +112,20 @@ export interface GetOptions {
   signal?: AbortSignal;
   /**
    * Memory to read the body into instead of a fresh buffer, used when it has
-   * room for the body plus one byte (which catches a body longer than
-   * announced). It is transferred: the caller must not touch it again, and
-   * `body` then views the same memory from offset 0.
+   * room for the body plus one byte (`bodyBufferSize`; the spare byte catches
+   * a body longer than announced). It is transferred: the caller must not
+   * touch it again, and `body` then views the same memory from offset 0.
    */
   into?: ArrayBuffer;
+}
+
+/**
+ * The bytes of memory a body of `length` bytes is read into: one more, so a
+ * body longer than announced shows. Clients allocate their buffers this size,
+ * and `GetOptions.into` is used when it has at least this much.
+ */
+export function bodyBufferSize(length: number): number {
+  return length + 1;
 }
 
 export interface GetResult {

@@ -52,7 +52,7 @@
  * @module
  */
 
-import { type ObjectClient, S3Error } from "../../s3/object_client.ts";
+import { bodyBufferSize, type ObjectClient, S3Error } from "../../s3/object_client.ts";
 import { log } from "../../log/mod.ts";
 import type { MemoryBudget, Reclaimable } from "./memory_budget.ts";
 import type { CachedObjectId, DataCache } from "./data_cache.ts";
@@ -522,8 +522,7 @@ export class PrefetchReader implements ReadSource, Reclaimable {
       range: { start, end },
       ifMatch: this.#etag,
       signal,
-      // One spare byte: how the client tells a body longer than asked for.
-      into: this.#pool?.acquire(end - start + 1),
+      into: this.#pool?.acquire(bodyBufferSize(end - start)),
     });
     if (res.etag && res.etag !== this.#etag) {
       throw new S3Error(
@@ -686,8 +685,8 @@ export class PrefetchReader implements ReadSource, Reclaimable {
     const pool = this.#pool;
     if (pool === undefined || p.state !== READY || p.waiters > 0) return;
     const data = p.data;
-    // A GET body starts its buffer and leaves room after it (see GetOptions.into).
-    if (data.byteOffset !== 0 || data.buffer.byteLength <= data.byteLength) return;
+    // A GET body starts its buffer, which has room for it (see GetOptions.into).
+    if (data.byteOffset !== 0 || data.buffer.byteLength < bodyBufferSize(data.byteLength)) return;
     p.data = EMPTY;
     pool.give(data.buffer as ArrayBuffer);
   }
