@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { setSink } from "../../log/mod.ts";
-import { createDataCache, createReader, MemoryBudget } from "./mod.ts";
+import {
+  createDataCache,
+  createReader,
+  type DataCache,
+  MemoryBudget,
+  type ReaderOptions,
+} from "./mod.ts";
 import { assertBytes, pattern, RecordingClient } from "./_recording_client.ts";
 
 const KiB = 1024;
@@ -140,7 +146,22 @@ async function setupObject(size: number) {
   await client.createBucket("bucket");
   const data = pattern(size, 5);
   const { etag } = await client.putObject("bucket", "obj", data);
-  return { client, data, etag };
+  /** Options of a reader of this object through `cache`. */
+  const readerOptions = (
+    partSize: number,
+    budget: MemoryBudget,
+    cache: DataCache,
+  ): ReaderOptions => ({
+    client,
+    bucket: "bucket",
+    key: "obj",
+    etag,
+    size,
+    partSize,
+    budget,
+    cache,
+  });
+  return { client, data, readerOptions };
 }
 
 async function readAll(
@@ -155,19 +176,10 @@ async function readAll(
 Deno.test("createReader() with a cache serves a second read without S3 requests", async () => {
   await withDir(async (dir) => {
     const size = 10 * MiB + 1234;
-    const { client, data, etag } = await setupObject(size);
+    const { client, data, readerOptions } = await setupObject(size);
     const cache = await createDataCache({ dir, maxBytes: 64 * MiB });
     const budget = new MemoryBudget(64 * MiB);
-    const opts = {
-      client,
-      bucket: "bucket",
-      key: "obj",
-      etag,
-      size,
-      partSize: 4 * MiB,
-      budget,
-      cache,
-    };
+    const opts = readerOptions(4 * MiB, budget, cache);
     const first = createReader(opts);
     assert.deepEqual(await readAll(first, size), data);
     first.close();
@@ -192,19 +204,10 @@ Deno.test("createReader() with a cache serves a second read without S3 requests"
 Deno.test("createReader() refetches only the block the cache finds corrupt", async () => {
   await withDir(async (dir) => {
     const size = 4 * MiB;
-    const { client, data, etag } = await setupObject(size);
+    const { client, data, readerOptions } = await setupObject(size);
     const cache = await createDataCache({ dir, maxBytes: 64 * MiB });
     const budget = new MemoryBudget(64 * MiB);
-    const opts = {
-      client,
-      bucket: "bucket",
-      key: "obj",
-      etag,
-      size,
-      partSize: 4 * MiB,
-      budget,
-      cache,
-    };
+    const opts = readerOptions(4 * MiB, budget, cache);
     const first = createReader(opts);
     assert.deepEqual(await readAll(first, size), data);
     first.close();
@@ -230,7 +233,7 @@ Deno.test("createReader() with a small evicting cache returns the right bytes fo
   const fc = (await import("fast-check")).default;
   await withDir(async (dir) => {
     const size = 2 * MiB + 999;
-    const { client, data, etag } = await setupObject(size);
+    const { data, readerOptions } = await setupObject(size);
     const cache = await createDataCache({ dir, maxBytes: 512 * KiB, blockSize: 64 * KiB });
     const read = fc.record({
       offset: fc.integer({ min: 0, max: size }),
@@ -242,16 +245,7 @@ Deno.test("createReader() with a small evicting cache returns the right bytes fo
         fc.constantFrom(64 * KiB, 100 * KiB, 256 * KiB),
         async (groups, partSize) => {
           const budget = new MemoryBudget(4 * MiB);
-          const r = createReader({
-            client,
-            bucket: "bucket",
-            key: "obj",
-            etag,
-            size,
-            partSize,
-            budget,
-            cache,
-          });
+          const r = createReader(readerOptions(partSize, budget, cache));
           for (const group of groups) {
             const got = await Promise.all(group.map((g) => r.read(g.offset, g.size)));
             got.forEach((b, i) => {
