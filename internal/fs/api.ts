@@ -228,4 +228,13 @@ export interface FileSystem {
   ): Promise<void>;
   releasedir(ctx: RequestContext, ino: Ino, fh: FileHandle): Promise<void>;
   statfs(ctx: RequestContext, ino: Ino): Promise<StatFs>;
+
+  /**
+   * Optional operations: a file system that leaves one out has the session
+   * answer ENOSYS for it. A file system that refuses one on principle
+   * implements it and throws its `FsError` (the S3 file system answers EPERM
+   * for links: objects have no link count).
+   */
+  symlink?(ctx: RequestContext, parent: Ino, name: string, target: string): Promise<Entry>;
+  link?(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry>;
 }
