@@ -11,24 +11,29 @@
  * of the key so that a rotated secret updates the running mount instead of
  * starting a second one.
  *
- * No state file: which targets use a source is read from the kernel mount
- * table (a bind mount has its source's device number), so a restarted node
- * plugin knows exactly what it had. A source is unmounted when its last
- * target goes.
+ * Every path and mount-table operation goes through `TargetOps` (health,
+ * which source a target shows, whether a source still has targets, target
+ * directories, bind mounts), so this module holds only the decisions and
+ * runs against in-memory doubles in its unit tests. A source is unmounted
+ * when its last target goes.
  *
  * Idempotency: publishing onto a target that already shows the right source
- * succeeds; a target left behind by a dead mount (ENOTCONN) is cleaned and
- * published again; unpublishing a missing or unmounted target succeeds and
- * removes the directory. Calls on one volume run one at a time: an identical
- * concurrent call joins the running one, a different one gets ABORTED.
+ * refreshes the credentials and succeeds; onto a target that shows another
+ * of our sources (other options, read-only flag or volume attributes) is
+ * ALREADY_EXISTS, as the CSI spec asks, rather than a swap under a running
+ * pod; a target left behind by a dead mount (ENOTCONN) or mounted from
+ * something that is not ours is cleaned and published again. Unpublishing a
+ * missing or unmounted target succeeds and removes the directory. Calls on
+ * one volume run one at a time: an identical concurrent call joins the
+ * running one, a different one gets ABORTED.
  *
  * @module
  */
-import { InternalError, InvalidArgumentError } from "../errors/mod.ts";
+import { AlreadyExistsError, InternalError, InvalidArgumentError } from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { applyFsGroup, type MountOptions, parseMountOptions } from "../mounter/mount_options.ts";
 import type { Mounter, MountSpec } from "../mounter/mounter.ts";
-import { type MountInfoEntry, readMountInfo } from "../fuse/mount.ts";
+import type { TargetOps } from "../mounter/target_ops.ts";
 import type { Credentials } from "../s3/object_client.ts";
 import { READER_ONLY_MODES, unsupportedReason, type VolumeCapabilityMsg } from "./capabilities.ts";
 import { credentialsFromSecrets } from "./credentials.ts";
@@ -41,13 +46,6 @@ import { normalisePath } from "../util/path.ts";
 import { sha256Hex } from "../util/hash.ts";
 
 const log = rootLog.with({ component: "node" });
-
-/** Bind mounts and target health: the syscalls the node needs besides the Mounter's. */
-export interface TargetOps {
-  bind(source: string, target: string, readOnly: boolean): Promise<void>;
-  unmount(path: string, lazy: boolean): Promise<void>;
-  check(path: string): Promise<"ok" | "not_mounted" | "stale" | "missing">;
-}
 
 export interface NodeConfig {
   nodeId: string;
@@ -69,18 +67,6 @@ interface PublishRequest {
   volume_context?: Record<string, string>;
 }
 
-/** The entry mounted on top at `path` in a mount table snapshot. */
-function mountAt(table: MountInfoEntry[], path: string): MountInfoEntry | undefined {
-  let found: MountInfoEntry | undefined;
-  for (const e of table) if (e.mountPoint === path) found = e;
-  return found;
-}
-
-/** Whether two entries show the same file system (a bind mount shares its source's device). */
-function sameDevice(a: MountInfoEntry, b: MountInfoEntry): boolean {
-  return a.major === b.major && a.minor === b.minor;
-}
-
 export class NodeServer {
   readonly #config: NodeConfig;
   readonly #locks = new VolumeLocks();
@@ -92,17 +78,17 @@ export class NodeServer {
   }
 
   /** Where FUSE source mounts live. */
-  get sourceRoot(): string {
+  get #sourceRoot(): string {
     return `${this.#pluginDir}/mnt`;
   }
 
   /** Where per-mount private state lives (credentials, status, logs). */
-  get stateRoot(): string {
+  get #stateRoot(): string {
     return `${this.#pluginDir}/state`;
   }
 
   /** The only place a `cache` mount option may point to. */
-  get cacheRoot(): string {
+  get #cacheRoot(): string {
     return `${this.#pluginDir}/cache`;
   }
 
@@ -111,17 +97,14 @@ export class NodeServer {
       NodePublishVolume: (req: PublishRequest) => this.publish(req),
       NodeUnpublishVolume: (req: { volume_id?: string; target_path?: string }) =>
         this.unpublish(req),
-      NodeGetCapabilities: () => Promise.resolve(this.capabilities()),
+      NodeGetCapabilities: () =>
+        Promise.resolve({
+          capabilities: [
+            { rpc: { type: "VOLUME_MOUNT_GROUP" } },
+            { rpc: { type: "SINGLE_NODE_MULTI_WRITER" } },
+          ],
+        }),
       NodeGetInfo: () => Promise.resolve({ node_id: this.#config.nodeId, max_volumes_per_node: 0 }),
-    };
-  }
-
-  capabilities() {
-    return {
-      capabilities: [
-        { rpc: { type: "VOLUME_MOUNT_GROUP" } },
-        { rpc: { type: "SINGLE_NODE_MULTI_WRITER" } },
-      ],
     };
   }
 
@@ -142,7 +125,7 @@ export class NodeServer {
   }
 
   /** Resolves the mount spec of a publish request (no side effects). */
-  async resolve(req: PublishRequest, target: string): Promise<{
+  async #resolve(req: PublishRequest, target: string): Promise<{
     spec: MountSpec;
     readOnly: boolean;
   }> {
@@ -176,7 +159,7 @@ export class NodeServer {
       );
     }
     let options: MountOptions = parseMountOptions(cap.mount?.mount_flags ?? [], {
-      cacheRoot: this.cacheRoot,
+      cacheRoot: this.#cacheRoot,
     });
     const readOnly = req.readonly === true || READER_ONLY_MODES.has(cap.access_mode?.mode ?? "") ||
       options.readOnly;
@@ -209,8 +192,8 @@ export class NodeServer {
       bucket,
       options,
       authenticationSource,
-      sourceDir: `${this.sourceRoot}/${mountId}`,
-      stateDir: `${this.stateRoot}/${mountId}`,
+      sourceDir: `${this.#sourceRoot}/${mountId}`,
+      stateDir: `${this.#stateRoot}/${mountId}`,
       mountId,
     };
     if (credentials) spec.credentials = credentials;
@@ -221,40 +204,40 @@ export class NodeServer {
     const volumeId = req.volume_id ?? "";
     if (volumeId === "") throw new InvalidArgumentError("volume_id", "Missing volume_id");
     const target = this.#targetPath(req.target_path);
-    if (!req.volume_capability) {
-      throw new InvalidArgumentError("volume_capability", "Missing volume_capability");
-    }
-    const { spec, readOnly } = await this.resolve(req, target);
+    const { spec, readOnly } = await this.#resolve(req, target);
     const fp = fingerprint({ target, mountId: spec.mountId, readOnly });
     return await this.#locks.run(volumeId, "publish", fp, async () => {
+      const { mounter, targets } = this.#config;
       const vlog = log.with({ volume: volumeId, target, mount: spec.mountId });
-      const state = await this.#config.targets.check(target);
+      const state = await targets.check(target);
       if (state === "ok") {
-        const table = await readMountInfo();
-        const t = mountAt(table, target);
-        const s = mountAt(table, spec.sourceDir);
-        if (
-          t && s && sameDevice(t, s) &&
-          (await this.#config.mounter.check(spec.sourceDir)) === "ok"
-        ) {
+        const current = await targets.sourceOf(target, this.#sourceRoot);
+        if (current === spec.sourceDir) {
           // Already published: refresh credentials (rotation) and succeed.
-          await this.#config.mounter.ensureMounted(spec);
+          await mounter.ensureMounted(spec);
           vlog.info("target already published");
           return {};
         }
-        vlog.warn("target is mounted from something else or a dead mount: remounting");
-        await this.#config.targets.unmount(target, true);
+        if (current !== undefined) {
+          throw new AlreadyExistsError(
+            `Cannot publish volume "${volumeId}" at "${target}": the target is already published with other options (mount "${
+              current.slice(this.#sourceRoot.length + 1)
+            }"); unpublish it first`,
+          );
+        }
+        vlog.warn("target is mounted from something else: remounting");
+        await targets.unmount(target, true);
       } else if (state === "stale") {
         vlog.warn("target shows a dead mount (transport endpoint is not connected): cleaning");
-        await this.#config.targets.unmount(target, true);
+        await targets.unmount(target, true);
       }
-      await this.#config.mounter.ensureMounted(spec);
+      await mounter.ensureMounted(spec);
       try {
-        await Deno.mkdir(target, { recursive: true, mode: 0o750 });
-        await this.#config.targets.bind(spec.sourceDir, target, readOnly);
+        await targets.makeTarget(target);
+        await targets.bind(spec.sourceDir, target, readOnly);
       } catch (err) {
-        await this.#releaseSourceIfUnused(spec.sourceDir, spec.stateDir).catch(() => {});
-        await Deno.remove(target).catch(() => {});
+        await this.#releaseSourceIfUnused(spec.sourceDir).catch(() => {});
+        await targets.removeTarget(target).catch(() => {});
         throw new InternalError(
           `Cannot publish volume "${volumeId}" at "${target}": ${(err as Error).message}`,
           { cause: err },
@@ -275,41 +258,32 @@ export class NodeServer {
     if (volumeId === "") throw new InvalidArgumentError("volume_id", "Missing volume_id");
     const target = this.#targetPath(req.target_path);
     return await this.#locks.run(volumeId, "unpublish", fingerprint({ target }), async () => {
+      const { targets } = this.#config;
       const vlog = log.with({ volume: volumeId, target });
-      const table = await readMountInfo();
-      const entry = mountAt(table, target);
+      const state = await targets.check(target);
       let source: string | undefined;
-      if (entry) {
-        source = table.find((e) =>
-          sameDevice(e, entry) && e.mountPoint.startsWith(this.sourceRoot + "/")
-        )?.mountPoint;
-        const state = await this.#config.targets.check(target);
-        await this.#config.targets.unmount(target, state === "stale");
+      if (state === "ok" || state === "stale") {
+        source = await targets.sourceOf(target, this.#sourceRoot);
+        await targets.unmount(target, state === "stale");
         vlog.info("target unmounted");
       }
       try {
-        await Deno.remove(target);
+        await targets.removeTarget(target);
       } catch (err) {
-        if (!(err instanceof Deno.errors.NotFound)) {
-          throw new InternalError(`Cannot remove target "${target}": ${(err as Error).message}`, {
-            cause: err,
-          });
-        }
+        throw new InternalError(`Cannot remove target "${target}": ${(err as Error).message}`, {
+          cause: err,
+        });
       }
-      if (source) {
-        const id = source.slice(this.sourceRoot.length + 1);
-        await this.#releaseSourceIfUnused(source, `${this.stateRoot}/${id}`);
-      }
+      if (source) await this.#releaseSourceIfUnused(source);
       return {};
     });
   }
 
   /** Unmounts a source mount once no target shows it any more. */
-  async #releaseSourceIfUnused(sourceDir: string, stateDir: string): Promise<void> {
-    const table = await readMountInfo();
-    const s = mountAt(table, sourceDir);
-    if (s && table.some((e) => sameDevice(e, s) && e.mountPoint !== sourceDir)) return;
-    await this.#config.mounter.unmount(sourceDir, stateDir);
+  async #releaseSourceIfUnused(sourceDir: string): Promise<void> {
+    if (await this.#config.targets.inUse(sourceDir)) return;
+    const mountId = sourceDir.slice(this.#sourceRoot.length + 1);
+    await this.#config.mounter.unmount(sourceDir, `${this.#stateRoot}/${mountId}`);
     log.info("source mount released", { source: sourceDir });
   }
 }

@@ -3,7 +3,8 @@
  *
  * The node service decides *what* to mount (bucket, prefix, options,
  * credentials, a source directory per sharing key) and bind-mounts the
- * source onto each pod's target. A Mounter makes the source a healthy FUSE
+ * source onto each pod's target (through `TargetOps`, which also tells the
+ * health of sources and targets). A Mounter makes the source a healthy FUSE
  * mount and keeps it so. Two implementations fit behind it:
  * - `process` (this repository): the node opens /dev/fuse, mounts the source
  *   itself and hands the fd to a child `s3csi mount … /dev/fd/N`;
@@ -34,8 +35,6 @@ export interface MountSpec {
   mountId: string;
 }
 
-export type SourceHealth = "ok" | "not_mounted" | "stale" | "missing";
-
 export interface Mounter {
   /**
    * Makes `spec.sourceDir` a healthy mount serving `spec`. If it already is,
@@ -45,6 +44,4 @@ export interface Mounter {
   ensureMounted(spec: MountSpec): Promise<void>;
   /** Unmounts the source and stops whatever served it. Missing or unmounted is success. */
   unmount(sourceDir: string, stateDir: string): Promise<void>;
-  /** Health of a source mount. */
-  check(sourceDir: string): Promise<SourceHealth>;
 }

@@ -26,7 +26,7 @@ import { writeCredentialsFile } from "../mount/credentials.ts";
 import { close as sysClose, setCloexec } from "../sys/libc.ts";
 import { VERSION } from "../version.ts";
 import { toMountArgs } from "./mount_options.ts";
-import type { Mounter, MountSpec, SourceHealth } from "./mounter.ts";
+import type { Mounter, MountSpec } from "./mounter.ts";
 
 const log = rootLog.with({ component: "mounter" });
 
@@ -76,10 +76,6 @@ export class ProcessMounter implements Mounter {
 
   constructor(config: ProcessMounterConfig) {
     this.#config = config;
-  }
-
-  check(sourceDir: string): Promise<SourceHealth> {
-    return checkMount(sourceDir);
   }
 
   async ensureMounted(spec: MountSpec): Promise<void> {

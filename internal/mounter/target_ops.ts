@@ -1,16 +1,95 @@
 /**
- * Bind mounts of a source mount onto pod targets, and target health.
- * A read-only publish is a bind mount remounted with MS_RDONLY, so the
- * kernel refuses writes with EROFS before they reach the file system.
+ * The node's file-system and mount-table seam: everything the node service
+ * does to a path besides what the Mounter does to a source.
+ *
+ * `TargetOps` is the contract: mount health, which source a target is a bind
+ * mount of, whether a source still has targets, making and removing target
+ * directories, bind mounts and unmounts. The node service goes through it
+ * and nothing else, so its publish and unpublish logic runs against an
+ * in-memory double in unit tests.
+ *
+ * `BindTargetOps` is the real one. Which targets use which source comes from
+ * the kernel mount table (/proc/self/mountinfo): a bind mount shows its
+ * source's device number, so the table alone says who uses what and a
+ * restarted node plugin needs no state file. A read-only publish is a bind
+ * mount remounted with MS_RDONLY, so the kernel refuses writes with EROFS
+ * before they reach the file system.
  *
  * @module
  */
-import { checkMount, type MountHealth, unmount } from "../fuse/mount.ts";
+import {
+  checkMount,
+  type MountHealth,
+  type MountInfoEntry,
+  readMountInfo,
+  unmount,
+} from "../fuse/mount.ts";
 import { mount, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from "../sys/libc.ts";
+
+export interface TargetOps {
+  /** Health of a mount point, a target or a source. */
+  check(path: string): Promise<MountHealth>;
+  /**
+   * The mount point under `sourceRoot` whose file system `target`
+   * shows (the source it is a bind mount of), or undefined when `target` is
+   * not mounted or shows something else.
+   */
+  sourceOf(target: string, sourceRoot: string): Promise<string | undefined>;
+  /** Whether a mount other than `source` itself shows the file system mounted on `source`. */
+  inUse(source: string): Promise<boolean>;
+  /** Creates a target directory (and its parents). */
+  makeTarget(target: string): Promise<void>;
+  /** Removes a target directory; a missing one is success. */
+  removeTarget(target: string): Promise<void>;
+  bind(source: string, target: string, readOnly: boolean): Promise<void>;
+  /** Unmounts the top mount on `path`; not mounted or missing is success. */
+  unmount(path: string, lazy: boolean): Promise<void>;
+}
 
 const MS_REMOUNT = 32;
 
-export class BindTargetOps {
+/** The entry mounted on top at `path` (later lines are stacked on earlier ones). */
+function mountAt(table: MountInfoEntry[], path: string): MountInfoEntry | undefined {
+  let found: MountInfoEntry | undefined;
+  for (const e of table) if (e.mountPoint === path) found = e;
+  return found;
+}
+
+function sameDevice(a: MountInfoEntry, b: MountInfoEntry): boolean {
+  return a.major === b.major && a.minor === b.minor;
+}
+
+export class BindTargetOps implements TargetOps {
+  check(path: string): Promise<MountHealth> {
+    return checkMount(path);
+  }
+
+  async sourceOf(target: string, sourceRoot: string): Promise<string | undefined> {
+    const table = await readMountInfo();
+    const t = mountAt(table, target);
+    if (!t) return undefined;
+    return table.find((e) => sameDevice(e, t) && e.mountPoint.startsWith(sourceRoot + "/"))
+      ?.mountPoint;
+  }
+
+  async inUse(source: string): Promise<boolean> {
+    const table = await readMountInfo();
+    const s = mountAt(table, source);
+    return s !== undefined && table.some((e) => sameDevice(e, s) && e.mountPoint !== source);
+  }
+
+  async makeTarget(target: string): Promise<void> {
+    await Deno.mkdir(target, { recursive: true, mode: 0o750 });
+  }
+
+  async removeTarget(target: string): Promise<void> {
+    try {
+      await Deno.remove(target);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+  }
+
   bind(source: string, target: string, readOnly: boolean): Promise<void> {
     mount(source, target, "", MS_BIND, "");
     if (readOnly) {
@@ -27,9 +106,5 @@ export class BindTargetOps {
   unmount(path: string, lazy: boolean): Promise<void> {
     unmount(path, { lazy });
     return Promise.resolve();
-  }
-
-  check(path: string): Promise<MountHealth> {
-    return checkMount(path);
   }
 }

@@ -174,7 +174,7 @@ Deno.test("NodePublishVolume() serves a static volume with a prefix; unpublish i
   });
 });
 
-Deno.test("NodePublishVolume() read-only publishes refuse writes with EROFS", async () => {
+Deno.test("NodePublishVolume() read-only publishes refuse writes with EROFS; a writable re-publish is ALREADY_EXISTS", async () => {
   await withNode(async ({ csi, s3, kubelet }) => {
     await s3.createBucket("ro-bucket");
     await s3.putObject("ro-bucket", "f.txt", new TextEncoder().encode("keep"));
@@ -186,6 +186,11 @@ Deno.test("NodePublishVolume() read-only publishes refuse writes with EROFS", as
       ...publishReq("ro-vol", ctx, t2),
       volume_capability: mountCapability("MULTI_NODE_READER_ONLY"),
     });
+    // Publishing a live target again with other options is refused, not swapped under the pod.
+    const clash = await csi.code("Node", "NodePublishVolume", publishReq("ro-vol", ctx, t1));
+    assert.equal(clash.code, "ALREADY_EXISTS");
+    assert.match(clash.details, /already published with other options/);
+    assert.equal((await fuseMountsUnder(`${kubelet}/${PLUGIN}/mnt`)).length, 1);
     for (const t of [t1, t2]) {
       assert.equal(await Deno.readTextFile(`${t}/f.txt`), "keep");
       const w = await sh(`echo x > '${t}/new.txt'`);
