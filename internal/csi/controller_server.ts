@@ -9,13 +9,16 @@
  * Modes (StorageClass parameter `bucketNaming`):
  * - `dedicated` (default): one bucket per volume, named like the volume ID
  *   `csi-s3-{uuid}`. The uuid is derived from the request name, so retries
- *   never make a second bucket. The volume's name, capacity and parameters
- *   are recorded as bucket tags; a later CreateVolume with the same name but
- *   incompatible capacity or parameters is ALREADY_EXISTS.
+ *   never make a second bucket.
  * - `shared` with `bucketName`: the volume is the prefix `csi-s3-{uuid}/` in
  *   an existing bucket, marked by a zero-byte object at the prefix itself
  *   (invisible inside the mounted volume). The bucket is never created or
  *   deleted by the driver.
+ *
+ * Either way the volume's name, capacity and parameters are recorded beside
+ * it (bucket tags, or the marker's metadata: `volume_record.ts`); a later
+ * CreateVolume with the same name but an incompatible capacity or parameters
+ * is ALREADY_EXISTS.
  *
  * Deletion never removes user data: a bucket (or prefix) that still holds
  * objects is kept, a warning with the object count is logged, and the call
@@ -27,7 +30,7 @@
 import type { ServiceImpl } from "./server.ts";
 import { InvalidArgumentError, NotFoundError, UnavailableError } from "../errors/mod.ts";
 import { PermissionDeniedError } from "../errors/mod.ts";
-import { AlreadyExistsError, FailedPreconditionError } from "../errors/mod.ts";
+import { AbortedError, AlreadyExistsError, FailedPreconditionError } from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { sha256Hex } from "../util/hash.ts";
 import { type Credentials, isS3Error, type ObjectClient, S3Error } from "../s3/object_client.ts";
@@ -42,6 +45,7 @@ import {
   type VolumeRef,
 } from "./volume_id.ts";
 import { fingerprint, VolumeLocks } from "./volume_locks.ts";
+import { checkRecord, encodeRecord, hasRecord, type VolumeSpec } from "./volume_record.ts";
 import { type AuthenticationSource, Ctx, Param, RESERVED_PARAM_PREFIX } from "./volume_context.ts";
 
 const log = rootLog.with({ component: "controller" });
@@ -54,16 +58,6 @@ export interface ControllerConfig {
   region: string;
   clientFactory: ClientFactory;
 }
-
-/** Tag keys recorded on dedicated buckets. */
-const Tag = {
-  name: "s3csi/volume-name",
-  capacity: "s3csi/capacity-bytes",
-  params: "s3csi/parameters",
-} as const;
-
-/** CSI names may be long; S3 tag values hold at most 256 characters. */
-const MAX_TAG_VALUE = 256;
 
 interface CreateVolumeRequest {
   name?: string;
@@ -230,18 +224,9 @@ export class ControllerServer {
     return await this.#locks.run(vol.id, "create", fp, async () => {
       const client = this.#config.clientFactory(creds, region);
       const clog = log.with({ volume: vol.id, name });
-      if (vol.mode === "dedicated") {
-        await this.#createBucket(client, vol, {
-          name,
-          capacity,
-          required,
-          limit,
-          paramsKey,
-          region,
-        }, clog);
-      } else {
-        await this.#createPrefix(client, vol, clog);
-      }
+      const spec: VolumeSpec = { name, capacity, required, limit, paramsKey };
+      if (vol.mode === "dedicated") await this.#createBucket(client, vol, spec, region, clog);
+      else await this.#createPrefix(client, vol, spec, clog);
       const context: Record<string, string> = {
         [Ctx.bucketName]: vol.bucket,
         [Ctx.dynamicProvisioning]: "true",
@@ -257,21 +242,15 @@ export class ControllerServer {
   async #createBucket(
     client: ObjectClient,
     vol: VolumeRef,
-    want: {
-      name: string;
-      capacity: number;
-      required: number;
-      limit: number;
-      paramsKey: string;
-      region: string;
-    },
+    want: VolumeSpec,
+    region: string,
     clog: typeof log,
   ): Promise<void> {
     let created = false;
     try {
-      await client.createBucket(vol.bucket, { region: want.region });
+      await client.createBucket(vol.bucket, { region });
       created = true;
-      clog.info("bucket created", { bucket: vol.bucket, region: want.region });
+      clog.info("bucket created", { bucket: vol.bucket, region });
     } catch (err) {
       if (isS3Error(err, "BucketAlreadyOwnedByYou")) {
         clog.info("bucket already exists", { bucket: vol.bucket });
@@ -285,11 +264,7 @@ export class ControllerServer {
       }
     }
     if (!client.putBucketTagging || !client.getBucketTagging) return;
-    const tags = {
-      [Tag.name]: await tagSafeName(want.name),
-      [Tag.capacity]: String(want.capacity),
-      [Tag.params]: want.paramsKey.slice(0, MAX_TAG_VALUE),
-    };
+    const tags = await encodeRecord("tags", want);
     if (!created) {
       let existing: Record<string, string>;
       try {
@@ -297,8 +272,8 @@ export class ControllerServer {
       } catch (err) {
         throw s3Failure(`read the tags of bucket "${vol.bucket}"`, err);
       }
-      if (existing[Tag.name] !== undefined) {
-        await this.#checkCompatible(vol, want, existing);
+      if (hasRecord("tags", existing)) {
+        await checkRecord("tags", want, existing, `bucket "${vol.bucket}"`);
         return;
       }
       // A bucket without tags: an earlier attempt died between the two calls. Adopt it.
@@ -319,38 +294,17 @@ export class ControllerServer {
     }
   }
 
-  async #checkCompatible(
+  /**
+   * The marker is written with If-None-Match, so of two controllers racing
+   * on one name exactly one creates it and the other checks its record.
+   * Looking first keeps the check right on stores that ignore the condition.
+   */
+  async #createPrefix(
+    client: ObjectClient,
     vol: VolumeRef,
-    want: { name: string; required: number; limit: number; paramsKey: string },
-    tags: Record<string, string>,
+    want: VolumeSpec,
+    clog: typeof log,
   ): Promise<void> {
-    if (tags[Tag.name] !== await tagSafeName(want.name)) {
-      throw new AlreadyExistsError(
-        `Cannot create volume "${want.name}": bucket "${vol.bucket}" belongs to volume "${
-          tags[Tag.name]
-        }"`,
-      );
-    }
-    const existingCapacity = Number(tags[Tag.capacity] ?? "0");
-    if (
-      existingCapacity < want.required || (want.limit > 0 && existingCapacity > want.limit)
-    ) {
-      throw new AlreadyExistsError(
-        `Cannot create volume "${want.name}": it already exists with capacity ${existingCapacity} bytes, incompatible with the requested range [${want.required}, ${
-          want.limit || "unlimited"
-        }]`,
-      );
-    }
-    if ((tags[Tag.params] ?? want.paramsKey) !== want.paramsKey) {
-      throw new AlreadyExistsError(
-        `Cannot create volume "${want.name}": it already exists with different parameters (${
-          tags[Tag.params]
-        })`,
-      );
-    }
-  }
-
-  async #createPrefix(client: ObjectClient, vol: VolumeRef, clog: typeof log): Promise<void> {
     try {
       await client.headBucket(vol.bucket);
     } catch (err) {
@@ -363,15 +317,51 @@ export class ControllerServer {
       }
       throw s3Failure(`access bucket "${vol.bucket}"`, err);
     }
-    try {
-      await client.putObject(vol.bucket, vol.prefix, new Uint8Array(0), { ifNoneMatch: true });
-      clog.info("prefix created", { bucket: vol.bucket, prefix: vol.prefix });
-    } catch (err) {
-      if (isS3Error(err, "PreconditionFailed")) {
-        clog.info("prefix already exists", { bucket: vol.bucket, prefix: vol.prefix });
+    const where = `prefix "${vol.prefix}" in bucket "${vol.bucket}"`;
+    const at = { bucket: vol.bucket, prefix: vol.prefix };
+    const metadata = await encodeRecord("metadata", want);
+    let marker = await this.#headMarker(client, vol, where);
+    if (!marker) {
+      try {
+        await client.putObject(vol.bucket, vol.prefix, new Uint8Array(0), {
+          ifNoneMatch: true,
+          metadata,
+        });
+        clog.info("prefix created", at);
         return;
+      } catch (err) {
+        if (!isS3Error(err, "PreconditionFailed")) throw s3Failure(`create ${where}`, err);
       }
-      throw s3Failure(`create prefix "${vol.prefix}" in bucket "${vol.bucket}"`, err);
+      marker = await this.#headMarker(client, vol, where);
+      if (!marker) {
+        throw new AbortedError(
+          `Cannot create volume "${want.name}": ${where} was created and deleted concurrently, retry`,
+        );
+      }
+    }
+    if (hasRecord("metadata", marker.metadata)) {
+      await checkRecord("metadata", want, marker.metadata!, where);
+      clog.info("prefix already exists", at);
+      return;
+    }
+    if (marker.size > 0) {
+      clog.warn("prefix marker holds data: left as is, compatibility checks disabled", at);
+      return;
+    }
+    // A bare marker, from a version that recorded nothing: adopt it.
+    try {
+      await client.putObject(vol.bucket, vol.prefix, new Uint8Array(0), { metadata });
+      clog.info("prefix adopted: its marker now records the volume", at);
+    } catch (err) {
+      throw s3Failure(`record volume "${want.name}" on ${where}`, err);
+    }
+  }
+
+  async #headMarker(client: ObjectClient, vol: VolumeRef, where: string) {
+    try {
+      return await client.headObject(vol.bucket, vol.prefix);
+    } catch (err) {
+      throw s3Failure(`look up the marker of ${where}`, err);
     }
   }
 
@@ -517,12 +507,6 @@ async function countObjects(
   } catch {
     return count > 0 ? `${count}+` : "unknown";
   }
-}
-
-/** The volume name as a tag value: itself when the tag charset allows it, else a digest. */
-async function tagSafeName(name: string): Promise<string> {
-  if (name.length <= MAX_TAG_VALUE && /^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$/u.test(name)) return name;
-  return "sha256:" + await sha256Hex(name);
 }
 
 /** A short digest that tells credential sets apart without revealing them. */

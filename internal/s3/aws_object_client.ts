@@ -303,6 +303,7 @@ export class AwsObjectClient implements ObjectClient {
         lastModified: out.LastModified ?? new Date(0),
         // S3 sends the header only for classes other than STANDARD; list always names it.
         storageClass: out.StorageClass ?? "STANDARD",
+        ...(out.Metadata && Object.keys(out.Metadata).length > 0 ? { metadata: out.Metadata } : {}),
       };
     } catch (err) {
       if (err instanceof S3Error && err.code === "NoSuchKey") return null;
@@ -643,6 +644,7 @@ function writeOptions(opts: PutOptions) {
     ...(opts.storageClass ? { StorageClass: opts.storageClass as StorageClass } : {}),
     ...(opts.sse ? { ServerSideEncryption: opts.sse as ServerSideEncryption } : {}),
     ...(opts.sseKmsKeyId ? { SSEKMSKeyId: opts.sseKmsKeyId } : {}),
+    ...(opts.metadata ? { Metadata: opts.metadata } : {}),
   };
 }
 

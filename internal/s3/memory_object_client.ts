@@ -65,6 +65,7 @@ interface StoredObject {
   storageClass: string;
   sse?: string;
   sseKmsKeyId?: string;
+  metadata?: Record<string, string>;
 }
 
 class Bucket {
@@ -251,7 +252,11 @@ export class MemoryObjectClient implements ObjectClient {
   ): Promise<ObjectInfo | null> {
     await this.#enter("headObject", bucket, key, opts?.signal);
     const obj = this.#requireBucket(bucket).objects.get(key);
-    return obj ? this.#info(key, obj) : null;
+    if (!obj) return null;
+    // Like S3, only HEAD (not LIST) returns user metadata.
+    return obj.metadata
+      ? { ...this.#info(key, obj), metadata: { ...obj.metadata } }
+      : this.#info(key, obj);
   }
 
   async getObject(bucket: string, key: string, opts: GetOptions = {}): Promise<GetResult> {
@@ -512,6 +517,9 @@ export class MemoryObjectClient implements ObjectClient {
       storageClass: opts.storageClass ?? "STANDARD",
       sse: opts.sse,
       sseKmsKeyId: opts.sseKmsKeyId,
+      metadata: opts.metadata && Object.keys(opts.metadata).length > 0
+        ? { ...opts.metadata }
+        : undefined,
     });
     return etag;
   }

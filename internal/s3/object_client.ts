@@ -83,6 +83,8 @@ export interface ObjectInfo {
   etag: string;
   lastModified: Date;
   storageClass?: string;
+  /** User metadata (`x-amz-meta-*`, keys in lower case); only HEAD returns it, and only when set. */
+  metadata?: Record<string, string>;
 }
 
 export interface ListPage {
@@ -144,6 +146,8 @@ export interface PutOptions {
   /** "AES256" | "aws:kms" | "aws:kms:dsse" */
   sse?: string;
   sseKmsKeyId?: string;
+  /** User metadata to store with the object: lower-case keys, printable ASCII values. */
+  metadata?: Record<string, string>;
   signal?: AbortSignal;
 }
 

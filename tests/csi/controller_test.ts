@@ -217,6 +217,39 @@ Deno.test("CreateVolume() in shared mode makes a prefix volume that DeleteVolume
   });
 });
 
+Deno.test("CreateVolume() in shared mode records the volume on its marker: same name and another capacity is ALREADY_EXISTS", async () => {
+  await withController(async ({ csi, s3 }) => {
+    await s3.createBucket("shared-bucket");
+    const GiB = 2 ** 30;
+    const create = (required: number, limit = 0) => ({
+      method: "CreateVolume",
+      req: createReq("pvc-shared-cap", {
+        parameters: { bucketNaming: "shared", bucketName: "shared-bucket" },
+        capacity_range: { required_bytes: required, limit_bytes: limit },
+      }),
+    });
+    const call = (c: ReturnType<typeof create>) => csi.call("Controller", c.method, c.req);
+    const code = (c: ReturnType<typeof create>) => csi.code("Controller", c.method, c.req);
+    const first = await call(create(GiB));
+    const prefix = first.volume.volume_context.prefix;
+    const marker = await s3.headObject("shared-bucket", prefix);
+    assert.equal(marker?.size, 0);
+    assert.equal(marker?.metadata?.["s3csi-volume-name"], "pvc-shared-cap");
+    assert.equal(marker?.metadata?.["s3csi-capacity-bytes"], String(GiB));
+    assert.deepEqual(await call(create(GiB)), first);
+    const err = await code(create(2 * GiB));
+    assert.equal(err.code, "ALREADY_EXISTS");
+    assert.match(err.details, /capacity/);
+    // A bare marker, as an older version left it, is adopted and checked from then on.
+    await s3.putObject("shared-bucket", prefix, new Uint8Array(0));
+    const adopted = await call(create(2 * GiB));
+    assert.equal(adopted.volume.volume_id, first.volume.volume_id);
+    const recorded = await s3.headObject("shared-bucket", prefix);
+    assert.equal(recorded?.metadata?.["s3csi-capacity-bytes"], String(2 * GiB));
+    assert.equal((await code(create(GiB, GiB))).code, "ALREADY_EXISTS");
+  });
+});
+
 Deno.test("CreateVolume() with provisioner secrets uses them and never logs their values", async () => {
   await withController(async ({ minio, csi, driver }) => {
     const secrets = { access_key_id: minio.accessKeyId, secret_access_key: minio.secretAccessKey };

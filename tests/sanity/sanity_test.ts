@@ -8,8 +8,19 @@
  */
 import assert from "node:assert/strict";
 import { readMountInfo } from "../../internal/fuse/mount.ts";
-import { spawnDriver } from "../support/driver.ts";
-import { minioEnv, startMinio, tempDir } from "../support/mod.ts";
+import { isS3Error } from "../../internal/s3/object_client.ts";
+import type { Credentials } from "../../internal/s3/object_client.ts";
+import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
+import { type DriverProcess, logLines, spawnDriver } from "../support/driver.ts";
+import {
+  assumeRole,
+  minioClientConfig,
+  minioEnv,
+  type MinioServer,
+  randomHex,
+  startMinio,
+  tempDir,
+} from "../support/mod.ts";
 
 const HERE = new URL(".", import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -81,7 +92,9 @@ export async function runSanity(opts: {
   endpoint: string;
   controllerEndpoint?: string;
   dir: string;
-  secrets?: { accessKeyId: string; secretAccessKey: string };
+  secrets?: Credentials;
+  /** StorageClass parameters for every CreateVolume (`--csi.testvolumeparameters`). */
+  volumeParameters?: Record<string, string>;
   extraArgs?: string[];
 }): Promise<JunitResult> {
   const skips = await skipsFor(opts.tier);
@@ -96,9 +109,15 @@ export async function runSanity(opts: {
   ];
   if (opts.controllerEndpoint) args.push(`--csi.controllerendpoint=${opts.controllerEndpoint}`);
   if (skips.length > 0) args.push(`--ginkgo.skip=${skips.map((s) => s.regex).join("|")}`);
+  if (opts.volumeParameters) {
+    const yaml = Object.entries(opts.volumeParameters).map(([k, v]) => `${k}: "${v}"`);
+    await Deno.writeTextFile(`${opts.dir}/parameters.yaml`, yaml.join("\n") + "\n");
+    args.push(`--csi.testvolumeparameters=${opts.dir}/parameters.yaml`);
+  }
   if (opts.secrets) {
-    const s =
-      `{access_key_id: "${opts.secrets.accessKeyId}", secret_access_key: "${opts.secrets.secretAccessKey}"}`;
+    const { accessKeyId, secretAccessKey, sessionToken } = opts.secrets;
+    const token = sessionToken ? `, session_token: "${sessionToken}"` : "";
+    const s = `{access_key_id: "${accessKeyId}", secret_access_key: "${secretAccessKey}"${token}}`;
     const yaml = [
       "CreateVolumeSecret",
       "DeleteVolumeSecret",
@@ -147,94 +166,189 @@ async function leftoverMounts(dir: string): Promise<string[]> {
   return (await readMountInfo()).map((m) => m.mountPoint).filter((m) => m.startsWith(dir));
 }
 
-Deno.test("csi-sanity (split): s3csi controller and s3csi node as separate processes, real MinIO and FUSE", async () => {
+/** What a tier runs with, besides the MinIO and the driver processes every tier gets. */
+interface TierSetup {
+  /** The driver processes' environment (their own, driver-level credentials). */
+  env: Record<string, string>;
+  /** The provisioner and node-publish secrets csi-sanity passes; none = driver credentials. */
+  secrets?: Credentials;
+  volumeParameters?: Record<string, string>;
+}
+
+interface TierRun {
+  minio: MinioServer;
+  /** Root access to the MinIO, for the test's own checks. */
+  s3: AwsObjectClient;
+  /** The JSON log lines of the controller and of the node (the same process when combined). */
+  controllerLog: Array<Record<string, unknown>>;
+  nodeLog: Array<Record<string, unknown>>;
+  result: JunitResult;
+}
+
+/**
+ * Runs csi-sanity against s3csi processes on a fresh MinIO: a controller and
+ * a node as two processes (`split`) or one `node --controller`. Every tier
+ * checks that no secret reached a log and that no mount is left behind.
+ */
+async function sanityTier(opts: {
+  tier: string;
+  split: boolean;
+  minPassed: number;
+  setup?: (minio: MinioServer, s3: AwsObjectClient) => Promise<Partial<TierSetup>>;
+  check?: (run: TierRun) => Promise<void> | void;
+}): Promise<void> {
   const minio = await startMinio();
+  const s3 = new AwsObjectClient(minioClientConfig(minio));
   const dir = await tempDir("s3csi-sanity-");
   await Deno.mkdir(`${dir}/pods`);
-  const ctlSock = `${dir}/controller.sock`;
-  const nodeSock = `${dir}/node.sock`;
+  const setup: TierSetup = { env: minioEnv(minio), ...await opts.setup?.(minio, s3) };
   const common = ["--s3-endpoint-url", minio.endpoint];
-  const controller = await spawnDriver({
-    socket: ctlSock,
-    args: ["controller", "--endpoint", ctlSock, ...common],
-    env: minioEnv(minio),
-  });
-  const node = await spawnDriver({
-    socket: nodeSock,
-    args: [
-      "node",
-      "--endpoint",
-      nodeSock,
-      "--kubelet-path",
-      dir,
-      "--node-id",
-      "sanity-node",
-      ...common,
-    ],
-    env: minioEnv(minio),
-  });
+  const nodeArgs = ["--kubelet-path", dir, "--node-id", "sanity-node", ...common];
+  const drivers: DriverProcess[] = [];
   try {
-    const r = await runSanity({
-      tier: "split",
+    const nodeSock = `${dir}/node.sock`;
+    let ctlSock: string | undefined;
+    if (opts.split) {
+      ctlSock = `${dir}/controller.sock`;
+      drivers.push(
+        await spawnDriver({
+          socket: ctlSock,
+          args: ["controller", "--endpoint", ctlSock, ...common],
+          env: setup.env,
+        }),
+      );
+    }
+    drivers.push(
+      await spawnDriver({
+        socket: nodeSock,
+        args: [
+          "node",
+          ...(opts.split ? [] : ["--controller"]),
+          "--endpoint",
+          nodeSock,
+          ...nodeArgs,
+        ],
+        env: setup.env,
+      }),
+    );
+    const result = await runSanity({
+      tier: opts.tier,
       endpoint: `unix://${nodeSock}`,
-      controllerEndpoint: `unix://${ctlSock}`,
+      controllerEndpoint: ctlSock ? `unix://${ctlSock}` : undefined,
       dir: `${dir}/pods`,
-      secrets: minio,
+      secrets: setup.secrets,
+      volumeParameters: setup.volumeParameters,
     });
     assert.ok(
-      r.passed >= 25,
-      `expected the Identity, Controller and Node specs to run, got ${r.passed}`,
+      result.passed >= opts.minPassed,
+      `expected at least ${opts.minPassed} specs to pass, got ${result.passed}`,
     );
-    for (const d of [controller, node]) {
-      assert.ok(!d.output().includes(minio.secretAccessKey), "a secret reached a log");
+    const secretValues = [minio.secretAccessKey, setup.secrets?.secretAccessKey]
+      .concat(setup.secrets?.sessionToken ?? []).filter((v): v is string => !!v);
+    for (const d of drivers) {
+      for (const v of secretValues) assert.ok(!d.output().includes(v), "a secret reached a log");
     }
     assert.deepEqual(await leftoverMounts(dir), [], "mounts left behind");
+    await opts.check?.({
+      minio,
+      s3,
+      controllerLog: logLines(drivers[0].output()),
+      nodeLog: logLines(drivers[drivers.length - 1].output()),
+      result,
+    });
   } finally {
-    await controller.stop();
-    await node.stop();
+    for (const d of drivers) await d.stop();
     for (const m of await leftoverMounts(dir)) {
       await new Deno.Command("umount", { args: ["-l", m] }).output();
     }
     await minio.stop();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+function messages(log: Array<Record<string, unknown>>, msg: string) {
+  return log.filter((l) => l.msg === msg);
+}
+
+Deno.test("csi-sanity (split): s3csi controller and s3csi node as separate processes, real MinIO and FUSE", async () => {
+  await sanityTier({
+    tier: "split",
+    split: true,
+    minPassed: 25,
+    setup: (minio) => Promise.resolve({ secrets: minio }),
+  });
 });
 
 Deno.test("csi-sanity (combined): s3csi node --controller on one socket runs every spec, real MinIO and FUSE", async () => {
-  const minio = await startMinio();
-  const dir = await tempDir("s3csi-sanity-");
-  await Deno.mkdir(`${dir}/pods`);
-  const sock = `${dir}/csi.sock`;
-  const driver = await spawnDriver({
-    socket: sock,
-    args: [
-      "node",
-      "--controller",
-      "--endpoint",
-      sock,
-      "--kubelet-path",
-      dir,
-      "--s3-endpoint-url",
-      minio.endpoint,
-    ],
-    env: minioEnv(minio),
+  await sanityTier({
+    tier: "combined",
+    split: false,
+    minPassed: 28,
+    setup: (minio) => Promise.resolve({ secrets: minio }),
   });
-  try {
-    const r = await runSanity({
-      tier: "combined",
-      endpoint: `unix://${sock}`,
-      dir: `${dir}/pods`,
-      secrets: minio,
-    });
-    assert.ok(r.passed >= 28, `expected every applicable spec to run, got ${r.passed}`);
-    assert.ok(!driver.output().includes(minio.secretAccessKey), "a secret reached the log");
-    assert.deepEqual(await leftoverMounts(dir), [], "mounts left behind");
-  } finally {
-    await driver.stop();
-    for (const m of await leftoverMounts(dir)) {
-      await new Deno.Command("umount", { args: ["-l", m] }).output();
-    }
-    await minio.stop();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
+});
+
+Deno.test("csi-sanity (shared): every volume is a prefix of one existing bucket, driver credentials", async () => {
+  const bucket = "sanity-shared";
+  await sanityTier({
+    tier: "shared",
+    split: false,
+    minPassed: 28,
+    setup: async (_minio, s3) => {
+      await s3.createBucket(bucket);
+      return { volumeParameters: { bucketNaming: "shared", bucketName: bucket } };
+    },
+    check: async ({ s3, controllerLog, nodeLog }) => {
+      assert.ok(messages(controllerLog, "prefix created").length > 0, "prefix volumes were made");
+      assert.deepEqual(messages(controllerLog, "bucket created"), [], "no bucket was made");
+      const published = messages(nodeLog, "published");
+      assert.ok(published.length > 0, "volumes were published");
+      for (const p of published) {
+        assert.equal(p.bucket, bucket);
+        assert.match(String(p.prefix), /^csi-s3-[0-9a-f-]{36}\/$/);
+        assert.equal(p.authenticationSource, "driver");
+      }
+      const left = await s3.listObjects(bucket, {});
+      assert.deepEqual(left.objects.map((o) => o.key), [], "every deleted volume's marker is gone");
+      await s3.headBucket(bucket);
+    },
+  });
+});
+
+Deno.test("csi-sanity (temporary credentials): provisioner and node secrets with a session token, driver credentials refused", async () => {
+  let temporary: Credentials | undefined;
+  const refused = (e: unknown) => isS3Error(e, "AccessDenied");
+  await sanityTier({
+    tier: "temporary-credentials",
+    split: true,
+    minPassed: 25,
+    setup: async (minio) => {
+      temporary = await assumeRole(minio);
+      const env = {
+        AWS_ACCESS_KEY_ID: `notauser${randomHex(6)}`,
+        AWS_SECRET_ACCESS_KEY: randomHex(20),
+        AWS_REGION: minio.region,
+      };
+      return { env, secrets: temporary };
+    },
+    check: async ({ minio, controllerLog, nodeLog }) => {
+      assert.ok(messages(controllerLog, "bucket created").length > 0, "buckets were made");
+      const published = messages(nodeLog, "published");
+      assert.ok(published.length > 0, "volumes were published");
+      for (const p of published) assert.equal(p.authenticationSource, "secret");
+      // Nothing else could have worked: the driver's own credentials are refused,
+      // and so are the temporary ones without their token.
+      const config = minioClientConfig(minio);
+      const attempts = [
+        { accessKeyId: "notauser", secretAccessKey: randomHex(20) },
+        { accessKeyId: temporary!.accessKeyId, secretAccessKey: temporary!.secretAccessKey },
+      ];
+      for (const credentials of attempts) {
+        const client = new AwsObjectClient({ ...config, credentials });
+        await assert.rejects(client.createBucket("sanity-probe"), refused);
+      }
+      const withToken = new AwsObjectClient({ ...config, credentials: temporary });
+      await withToken.createBucket("sanity-probe");
+    },
+  });
 });

@@ -1,10 +1,12 @@
 /**
  * Test support shared by the integration tiers under `tests/`: the MinIO
- * harness and small helpers (free ports, temporary directories, timeouts).
+ * harness, temporary credentials from its STS endpoint, and small helpers
+ * (free ports, temporary directories, timeouts).
  *
  * @module
  */
 
 export { minioBinary, minioClientConfig, minioEnv, startMinio } from "./minio.ts";
 export type { MinioServer, StartMinioOptions } from "./minio.ts";
+export { assumeRole } from "./sts.ts";
 export { freePort, randomHex, tempDir, withTimeout } from "./helpers.ts";
