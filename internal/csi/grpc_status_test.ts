@@ -1,0 +1,66 @@
+import assert from "node:assert/strict";
+import { status as Status } from "@grpc/grpc-js";
+import { toGrpcError } from "./grpc_status.ts";
+import { S3Error, type S3ErrorCode } from "../s3/object_client.ts";
+import {
+  AbortedError,
+  InvalidArgumentError,
+  NotFoundError,
+  UnimplementedError,
+  withContext,
+} from "../errors/mod.ts";
+
+Deno.test("toGrpcError() gives every S3 code the status of its kind", () => {
+  const expected: Record<S3ErrorCode, Status> = {
+    NoSuchKey: Status.NOT_FOUND,
+    NoSuchBucket: Status.NOT_FOUND,
+    NoSuchUpload: Status.NOT_FOUND,
+    PreconditionFailed: Status.FAILED_PRECONDITION,
+    InvalidRange: Status.INTERNAL,
+    BucketNotEmpty: Status.FAILED_PRECONDITION,
+    BucketAlreadyOwnedByYou: Status.ALREADY_EXISTS,
+    BucketAlreadyExists: Status.ALREADY_EXISTS,
+    InvalidBucketName: Status.INVALID_ARGUMENT,
+    AccessDenied: Status.PERMISSION_DENIED,
+    EntityTooSmall: Status.INTERNAL,
+    InvalidPart: Status.INTERNAL,
+    Throttled: Status.UNAVAILABLE,
+    ServerError: Status.UNAVAILABLE,
+    NetworkError: Status.UNAVAILABLE,
+    Aborted: Status.ABORTED,
+    Other: Status.INTERNAL,
+  };
+  for (const [code, status] of Object.entries(expected)) {
+    const err = new S3Error(code as S3ErrorCode, `HeadBucket failed: ${code}`);
+    assert.deepEqual(toGrpcError(err), { code: status, details: `HeadBucket failed: ${code}` });
+  }
+});
+
+Deno.test("toGrpcError() maps domain errors by kind and anything else to INTERNAL", () => {
+  assert.equal(
+    toGrpcError(new InvalidArgumentError("name", "Missing name")).code,
+    Status.INVALID_ARGUMENT,
+  );
+  assert.equal(toGrpcError(new NotFoundError("x")).code, Status.NOT_FOUND);
+  assert.equal(toGrpcError(new AbortedError("x")).code, Status.ABORTED);
+  assert.equal(toGrpcError(new UnimplementedError("x")).code, Status.UNIMPLEMENTED);
+  assert.deepEqual(toGrpcError(new Error("boom")), {
+    code: Status.INTERNAL,
+    details: "Internal error: boom",
+  });
+  assert.equal(toGrpcError("boom").details, "Internal error: boom");
+});
+
+Deno.test("withContext() puts the action in front and keeps the cause's status", () => {
+  const cause = new S3Error("NetworkError", "DeleteBucket failed: NetworkError (ECONNREFUSED)");
+  const err = withContext('Cannot delete bucket "b"', cause);
+  assert.deepEqual(toGrpcError(err), {
+    code: Status.UNAVAILABLE,
+    details: 'Cannot delete bucket "b": DeleteBucket failed: NetworkError (ECONNREFUSED)',
+  });
+  assert.equal(err.cause, cause);
+  assert.equal(
+    toGrpcError(withContext("Cannot x", new S3Error("Other", "y"))).code,
+    Status.INTERNAL,
+  );
+});
