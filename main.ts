@@ -1,11 +1,15 @@
 /**
  * s3csi: one program for every role of the S3 CSI driver. The first argument
  * chooses the role; each role's module parses its own flags and returns an
- * exit code. Usage errors exit 2, everything else that escapes exits 1.
+ * exit code when it ends normally. What escapes a role gets its exit code
+ * here, the one place that maps errors to exit codes (`EXIT`): a usage error
+ * and a startup failure are one line on stderr, an unexpected error a log
+ * entry.
  *
  * @module
  */
 import { UsageError } from "./internal/cli/mod.ts";
+import { StartupError, UnimplementedError } from "./internal/errors/mod.ts";
 import { DRIVER_NAME, VERSION } from "./internal/version.ts";
 import { log } from "./internal/log/mod.ts";
 import * as controller from "./cmd/controller/mod.ts";
@@ -20,6 +24,35 @@ interface Role {
 }
 
 const ROLES: Record<string, Role> = { controller, node, reconciler, mount, doctor };
+
+/** Exit codes. */
+export const EXIT = {
+  ok: 0,
+  /** A role could not start (`StartupError`), or failed unexpectedly. */
+  failure: 1,
+  /** Bad command line: unknown command or flag, malformed value. */
+  usage: 2,
+  /** The command exists but is not built yet. */
+  unimplemented: 3,
+} as const;
+
+/** Reports what ended `cmd` and returns its exit code. */
+function exitFor(cmd: string, err: unknown): number {
+  if (err instanceof UsageError) {
+    console.error(`s3csi ${cmd}: ${err.message}\nRun 's3csi ${cmd} --help' for usage.`);
+    return EXIT.usage;
+  }
+  if (err instanceof UnimplementedError) {
+    console.error(`s3csi ${cmd}: ${err.message}`);
+    return EXIT.unimplemented;
+  }
+  if (err instanceof StartupError) {
+    console.error(`s3csi ${cmd}: ${err.message}`);
+    return EXIT.failure;
+  }
+  log.error("fatal error", { role: cmd, error: err });
+  return EXIT.failure;
+}
 
 function topUsage(): string {
   const lines = [
@@ -41,26 +74,21 @@ export async function run(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help") {
     console.log(topUsage());
-    return cmd === undefined ? 2 : 0;
+    return cmd === undefined ? EXIT.usage : EXIT.ok;
   }
   if (cmd === "version" || cmd === "--version") {
     console.log(`s3csi ${VERSION} (${DRIVER_NAME})`);
-    return 0;
+    return EXIT.ok;
   }
   const role = ROLES[cmd];
   if (!role) {
     console.error(`s3csi: unknown command "${cmd}"\n\n${topUsage()}`);
-    return 2;
+    return EXIT.usage;
   }
   try {
     return await role.main(rest);
   } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(`s3csi ${cmd}: ${err.message}\nRun 's3csi ${cmd} --help' for usage.`);
-      return 2;
-    }
-    log.error("fatal error", { role: cmd, error: err });
-    return 1;
+    return exitFor(cmd, err);
   }
 }
 

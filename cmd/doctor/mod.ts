@@ -1,8 +1,8 @@
 /** `s3csi doctor`: wiring only (see internal/). */
-import { UsageError } from "../../internal/cli/mod.ts";
+import { UnimplementedError } from "../../internal/errors/mod.ts";
 
 export const summary = "Doctor (not yet implemented)";
 
 export function main(_args: string[]): Promise<number> {
-  return Promise.reject(new UsageError("the doctor role is not implemented yet"));
+  return Promise.reject(new UnimplementedError("not implemented yet"));
 }

@@ -15,7 +15,7 @@ import {
   UsageError,
 } from "../../internal/cli/mod.ts";
 import { MIB } from "../../internal/fs/config.ts";
-import { daemonize, runMount, StartupError } from "../../internal/mount/run.ts";
+import { daemonize, runMount } from "../../internal/mount/run.ts";
 import type { MetadataTtl } from "../../internal/fs/config.ts";
 
 export const summary = "Mount an S3 bucket as a FUSE file system";
@@ -129,36 +129,28 @@ export async function main(args: string[]): Promise<number> {
   };
   const maxInFlight = int(values, "max-threads", { min: 1, max: 1024 })!;
   if (!bool(values, "foreground")) return await daemonize(args);
-  try {
-    return await runMount({
-      bucket,
-      mountPoint,
-      fs,
-      s3: {
-        region: str(values, "region")!,
-        // Path-style unless asked otherwise: S3-compatible stores need it with custom endpoints.
-        forcePathStyle: bool(values, "force-path-style") || endpointUrl !== undefined,
-        maxAttempts: int(values, "aws-max-attempts", { min: 1, max: 100 })!,
-        maxConnections: Math.max(16, maxInFlight),
-        ...(endpointUrl ? { endpointUrl } : {}),
-        ...(str(values, "ca-bundle") ? { caBundlePath: str(values, "ca-bundle") } : {}),
-        ...(str(values, "user-agent-prefix")
-          ? { userAgentPrefix: str(values, "user-agent-prefix") }
-          : {}),
-      },
-      allowOther: bool(values, "allow-other"),
-      allowRoot: bool(values, "allow-root"),
-      ownerUid: Deno.uid() ?? 0,
-      ownerGid: Deno.gid() ?? 0,
-      debug: bool(values, "debug"),
-      maxInFlight,
-      ...(str(values, "log-file") ? { logFile: str(values, "log-file") } : {}),
-    });
-  } catch (err) {
-    if (err instanceof StartupError) {
-      console.error(`s3csi mount: ${err.message}`);
-      return 1;
-    }
-    throw err;
-  }
+  return await runMount({
+    bucket,
+    mountPoint,
+    fs,
+    s3: {
+      region: str(values, "region")!,
+      // Path-style unless asked otherwise: S3-compatible stores need it with custom endpoints.
+      forcePathStyle: bool(values, "force-path-style") || endpointUrl !== undefined,
+      maxAttempts: int(values, "aws-max-attempts", { min: 1, max: 100 })!,
+      maxConnections: Math.max(16, maxInFlight),
+      ...(endpointUrl ? { endpointUrl } : {}),
+      ...(str(values, "ca-bundle") ? { caBundlePath: str(values, "ca-bundle") } : {}),
+      ...(str(values, "user-agent-prefix")
+        ? { userAgentPrefix: str(values, "user-agent-prefix") }
+        : {}),
+    },
+    allowOther: bool(values, "allow-other"),
+    allowRoot: bool(values, "allow-root"),
+    ownerUid: Deno.uid() ?? 0,
+    ownerGid: Deno.gid() ?? 0,
+    debug: bool(values, "debug"),
+    maxInFlight,
+    ...(str(values, "log-file") ? { logFile: str(values, "log-file") } : {}),
+  });
 }

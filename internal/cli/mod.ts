@@ -10,7 +10,6 @@ import { parseArgs } from "node:util";
 
 /** Bad usage: unknown flag, missing argument, malformed value. Exit code 2. */
 export class UsageError extends Error {
-  readonly exitCode = 2;
   constructor(message: string) {
     super(message);
     this.name = "UsageError";

@@ -28,12 +28,17 @@
  * @module
  */
 import type { ServiceImpl } from "./server.ts";
-import { InvalidArgumentError, NotFoundError, UnavailableError } from "../errors/mod.ts";
-import { PermissionDeniedError } from "../errors/mod.ts";
-import { AbortedError, AlreadyExistsError, FailedPreconditionError } from "../errors/mod.ts";
+import {
+  AbortedError,
+  AlreadyExistsError,
+  InvalidArgumentError,
+  NotFoundError,
+  S3csiError,
+  withContext,
+} from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { sha256Hex } from "../util/hash.ts";
-import { type Credentials, isS3Error, type ObjectClient, S3Error } from "../s3/object_client.ts";
+import { type Credentials, isS3Error, type ObjectClient } from "../s3/object_client.ts";
 import { requireSupported, unsupportedReason, type VolumeCapabilityMsg } from "./capabilities.ts";
 import { credentialsFromSecrets } from "./credentials.ts";
 import {
@@ -150,18 +155,16 @@ function capacityOf(req: CreateVolumeRequest): { required: number; limit: number
   return { required, limit };
 }
 
-/** Translates S3 failures that are not part of the expected flow into domain errors. */
-function s3Failure(action: string, err: unknown): Error {
-  if (!(err instanceof S3Error)) return err instanceof Error ? err : new Error(String(err));
-  if (err.code === "AccessDenied") {
-    return new PermissionDeniedError(`Cannot ${action}: access denied by S3`, { cause: err });
-  }
-  if (err.transient) {
-    return new UnavailableError(`Cannot ${action}: S3 is unavailable (${err.code})`, {
-      cause: err,
-    });
-  }
-  return new FailedPreconditionError(`Cannot ${action}: ${err.message}`, { cause: err });
+/**
+ * Says what the controller was doing when an S3 call failed outside the
+ * expected flow. The status stays the S3 code's (one table, in
+ * object_client.ts): AccessDenied is PERMISSION_DENIED, transient failures
+ * UNAVAILABLE so the provisioner retries, and what S3 refused for reasons the
+ * driver does not classify is INTERNAL, its HTTP status and S3 code in the
+ * message.
+ */
+function s3Failure(action: string, err: unknown): unknown {
+  return err instanceof S3csiError ? withContext(`Cannot ${action}`, err) : err;
 }
 
 export class ControllerServer {

@@ -1,16 +1,15 @@
 /**
  * The one mapping from domain errors to gRPC status codes.
  *
- * Handlers throw `internal/errors` types (or let an `S3Error` escape); this
- * module turns them into the CSI spec's codes with a user-facing message and
- * no status details (the spec requires `details` to be empty). Unknown errors
- * become INTERNAL.
+ * Handlers throw `internal/errors` types (an `S3Error` is one too, its kind
+ * set by its S3 code); this module turns each kind into the CSI spec's code
+ * with a user-facing message and no status details (the spec requires
+ * `details` to be empty). Anything else thrown becomes INTERNAL.
  *
  * @module
  */
 import { status as Status } from "@grpc/grpc-js";
-import { type ErrorKind, S3csiError } from "../errors/mod.ts";
-import { S3Error } from "../s3/object_client.ts";
+import { type ErrorKind, errorMessage, S3csiError } from "../errors/mod.ts";
 
 export interface GrpcError {
   code: Status;
@@ -29,37 +28,7 @@ const KIND_TO_STATUS: Record<ErrorKind, Status> = {
   internal: Status.INTERNAL,
 };
 
-/** S3 failures that escape a handler unwrapped; handlers should translate where context matters. */
-function s3ErrorStatus(err: S3Error): Status {
-  switch (err.code) {
-    case "AccessDenied":
-      return Status.PERMISSION_DENIED;
-    case "NoSuchBucket":
-    case "NoSuchKey":
-    case "NoSuchUpload":
-      return Status.NOT_FOUND;
-    case "InvalidBucketName":
-      return Status.INVALID_ARGUMENT;
-    case "BucketAlreadyExists":
-    case "BucketAlreadyOwnedByYou":
-      return Status.ALREADY_EXISTS;
-    case "BucketNotEmpty":
-    case "PreconditionFailed":
-      return Status.FAILED_PRECONDITION;
-    case "Throttled":
-    case "ServerError":
-    case "NetworkError":
-      return Status.UNAVAILABLE;
-    case "Aborted":
-      return Status.ABORTED;
-    default:
-      return Status.INTERNAL;
-  }
-}
-
 export function toGrpcError(err: unknown): GrpcError {
   if (err instanceof S3csiError) return { code: KIND_TO_STATUS[err.kind], details: err.message };
-  if (err instanceof S3Error) return { code: s3ErrorStatus(err), details: err.message };
-  const message = err instanceof Error ? err.message : String(err);
-  return { code: Status.INTERNAL, details: `Internal error: ${message}` };
+  return { code: Status.INTERNAL, details: `Internal error: ${errorMessage(err)}` };
 }

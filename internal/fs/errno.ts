@@ -8,41 +8,21 @@
  * in SEMANTICS.md). The cause is logged once, at the point of translation,
  * together with the errno it became.
  *
- * Only `PreconditionFailed` depends on the operation: on a read it means the
- * object changed under an open handle (ESTALE), on an upload with
- * If-None-Match it means someone else created the key first (EEXIST).
+ * Errnos follow the error's kind (an `S3Error`'s kind comes from its code).
+ * A few S3 codes mean something more precise to a file system than their
+ * kind says, or depend on the operation: those are the overrides in
+ * `s3Errno`, each with its reason.
  *
  * @module
  */
 
 import { Errno, FsError } from "./api.ts";
-import { type ErrorKind, S3csiError } from "../errors/mod.ts";
-import { S3Error, type S3ErrorCode } from "../s3/object_client.ts";
+import { type ErrorKind, errorMessage, S3csiError } from "../errors/mod.ts";
+import { S3Error } from "../s3/object_client.ts";
 import { log } from "../log/mod.ts";
 
 /** What the file system was doing when the error happened. */
 export type FsOp = "lookup" | "read" | "write" | "upload" | "list" | "delete" | "other";
-
-const S3_ERRNO: Record<S3ErrorCode, number> = {
-  NoSuchKey: Errno.ENOENT,
-  // The mounted bucket vanished: every file is unreachable, not absent.
-  NoSuchBucket: Errno.EIO,
-  NoSuchUpload: Errno.EIO,
-  PreconditionFailed: Errno.ESTALE,
-  InvalidRange: Errno.EIO,
-  BucketNotEmpty: Errno.EIO,
-  BucketAlreadyOwnedByYou: Errno.EIO,
-  BucketAlreadyExists: Errno.EIO,
-  InvalidBucketName: Errno.EIO,
-  AccessDenied: Errno.EACCES,
-  EntityTooSmall: Errno.EIO,
-  InvalidPart: Errno.EIO,
-  Throttled: Errno.EIO,
-  ServerError: Errno.EIO,
-  NetworkError: Errno.EIO,
-  Aborted: Errno.EINTR,
-  Other: Errno.EIO,
-};
 
 const KIND_ERRNO: Record<ErrorKind, number> = {
   invalid_argument: Errno.EINVAL,
@@ -56,16 +36,35 @@ const KIND_ERRNO: Record<ErrorKind, number> = {
   internal: Errno.EIO,
 };
 
+/** The errno of an S3 failure where its kind alone would say the wrong thing. */
+function s3Errno(err: S3Error, op: FsOp): number | undefined {
+  switch (err.code) {
+    case "NoSuchKey":
+      // A read pinned to an ETag whose object was deleted is just as stale
+      // as one whose object was overwritten.
+      return op === "read" ? Errno.ESTALE : undefined;
+    // NoSuchBucket: the mounted bucket vanished, so every file is unreachable,
+    // not absent. NoSuchUpload: the upload a write started is gone (aborted
+    // by someone else): the write failed, no file is missing.
+    case "NoSuchBucket":
+    case "NoSuchUpload":
+      return Errno.EIO;
+    case "PreconditionFailed":
+      // On a read the object changed under an open handle; on an upload
+      // with If-None-Match someone else created the key first.
+      return op === "upload" ? Errno.EEXIST : Errno.ESTALE;
+    case "Aborted":
+      // The kernel interrupted the request (not "busy, retry": EAGAIN).
+      return Errno.EINTR;
+    default:
+      return undefined;
+  }
+}
+
 /** The errno for any thrown value (without logging). */
 export function errnoOf(err: unknown, op: FsOp = "other"): number {
   if (err instanceof FsError) return err.errno;
-  if (err instanceof S3Error) {
-    if (err.code === "PreconditionFailed" && op === "upload") return Errno.EEXIST;
-    // A read pinned to an ETag whose object was deleted is just as stale
-    // as one whose object was overwritten.
-    if (err.code === "NoSuchKey" && op === "read") return Errno.ESTALE;
-    return S3_ERRNO[err.code];
-  }
+  if (err instanceof S3Error) return s3Errno(err, op) ?? KIND_ERRNO[err.kind];
   if (err instanceof S3csiError) return KIND_ERRNO[err.kind];
   if (err instanceof DOMException && err.name === "AbortError") return Errno.EINTR;
   return Errno.EIO;
@@ -85,6 +84,5 @@ export function toFsError(err: unknown, op: FsOp, context: Record<string, unknow
     ...context,
     error: err,
   });
-  const message = err instanceof Error ? err.message : String(err);
-  return new FsError(errno, `${op} failed: ${message}`, { cause: err });
+  return new FsError(errno, `${op} failed: ${errorMessage(err)}`, { cause: err });
 }

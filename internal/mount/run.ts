@@ -29,6 +29,7 @@ import { isS3Error, type S3ClientConfig } from "../s3/object_client.ts";
 import { resolveCredentials } from "./credentials.ts";
 import { VERSION } from "../version.ts";
 import { sha256Hex } from "../util/hash.ts";
+import { errorMessage, StartupError } from "../errors/mod.ts";
 
 const log = rootLog.with({ component: "mount" });
 
@@ -49,14 +50,6 @@ export interface MountConfig {
   maxInFlight: number;
 }
 
-/** A startup failure: printed as one line, exit code 1, nothing left mounted. */
-export class StartupError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "StartupError";
-  }
-}
-
 async function preflightMountPoint(path: string): Promise<void> {
   if (path.startsWith("/dev/fd/")) return;
   let st: Deno.FileInfo;
@@ -71,7 +64,7 @@ async function preflightMountPoint(path: string): Promise<void> {
         `Mount point "${path}" is a dead FUSE mount (transport endpoint is not connected): unmount it first (umount -l)`,
       );
     }
-    throw new StartupError(`Cannot use mount point "${path}": ${(err as Error).message}`);
+    throw new StartupError(`Cannot use mount point "${path}": ${errorMessage(err)}`);
   }
   if (!st.isDirectory) throw new StartupError(`Mount point "${path}" is not a directory`);
   const health = await checkMount(path);
@@ -102,7 +95,7 @@ async function preflightBucket(client: AwsObjectClient, cfg: MountConfig): Promi
       });
     }
     throw new StartupError(
-      `Cannot access bucket "${cfg.bucket}" at ${where}: ${(err as Error).message}`,
+      `Cannot access bucket "${cfg.bucket}" at ${where}: ${errorMessage(err)}`,
       { cause: err },
     );
   }
@@ -124,7 +117,7 @@ async function defaultCacheSize(dir: string): Promise<number> {
     log.warn("the cache disk has less than 5% free: the cache stores nothing", { dir });
     return 0;
   } catch (err) {
-    throw new StartupError(`Cannot size the cache in "${dir}": ${(err as Error).message}`, {
+    throw new StartupError(`Cannot size the cache in "${dir}": ${errorMessage(err)}`, {
       cause: err,
     });
   }
@@ -139,7 +132,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   try {
     creds = await resolveCredentials();
   } catch (err) {
-    throw new StartupError((err as Error).message, { cause: err });
+    throw new StartupError(errorMessage(err), { cause: err });
   }
   const s3: S3ClientConfig = {
     ...cfg.s3,
@@ -188,7 +181,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       defaultPermissions: true,
     });
   } catch (err) {
-    throw new StartupError(`Cannot mount on "${cfg.mountPoint}": ${(err as Error).message}`, {
+    throw new StartupError(`Cannot mount on "${cfg.mountPoint}": ${errorMessage(err)}`, {
       cause: err,
     });
   }

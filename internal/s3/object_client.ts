@@ -9,31 +9,48 @@
  *
  * Every failure is an `S3Error` with a `code` from a closed set, so callers
  * branch on codes and never on SDK exception classes or message strings.
+ * Each code's domain-error kind (and so its gRPC status and errno) is set in
+ * one table, `S3_ERROR_KINDS`, which is also the list of codes.
  *
  * @module
  */
+import { type ErrorKind, S3csiError } from "../errors/mod.ts";
 
-/** The closed set of S3 failure kinds callers branch on. */
-export type S3ErrorCode =
-  | "NoSuchKey"
-  | "NoSuchBucket"
-  | "NoSuchUpload"
-  | "PreconditionFailed" // If-Match / If-None-Match did not hold
-  | "InvalidRange"
-  | "BucketNotEmpty"
-  | "BucketAlreadyOwnedByYou"
-  | "BucketAlreadyExists" // owned by someone else
-  | "InvalidBucketName"
-  | "AccessDenied" // includes bad signatures and unknown access keys
-  | "EntityTooSmall"
-  | "InvalidPart"
-  | "Throttled" // 503 SlowDown, 429
-  | "ServerError" // other 5xx
-  | "NetworkError" // connection refused, reset, DNS, TLS, timeout
-  | "Aborted" // the caller's AbortSignal fired
-  | "Other";
+/** The closed set of S3 failure codes callers branch on, each with its kind. */
+const S3_ERROR_KINDS = {
+  NoSuchKey: "not_found",
+  NoSuchBucket: "not_found",
+  NoSuchUpload: "not_found",
+  // If-Match / If-None-Match did not hold.
+  PreconditionFailed: "failed_precondition",
+  // A range the object does not have.
+  InvalidRange: "internal",
+  BucketNotEmpty: "failed_precondition",
+  BucketAlreadyOwnedByYou: "already_exists",
+  // Owned by someone else.
+  BucketAlreadyExists: "already_exists",
+  InvalidBucketName: "invalid_argument",
+  // Includes bad signatures and unknown access keys.
+  AccessDenied: "permission_denied",
+  // A multipart upload S3 refused to assemble.
+  EntityTooSmall: "internal",
+  InvalidPart: "internal",
+  // The transient ones (`S3Error.transient`): 503 SlowDown and 429; other 5xx;
+  // connection refused, reset, DNS, TLS, timeout.
+  Throttled: "unavailable",
+  ServerError: "unavailable",
+  NetworkError: "unavailable",
+  // The caller's AbortSignal fired.
+  Aborted: "aborted",
+  // Any other refusal or failure: the message carries the HTTP status and S3 code.
+  Other: "internal",
+} as const satisfies Record<string, ErrorKind>;
 
-export class S3Error extends Error {
+export type S3ErrorCode = keyof typeof S3_ERROR_KINDS;
+
+export class S3Error extends S3csiError {
+  readonly kind: ErrorKind;
+
   constructor(
     readonly code: S3ErrorCode,
     message: string,
@@ -41,13 +58,12 @@ export class S3Error extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
-    this.name = "S3Error";
+    this.kind = S3_ERROR_KINDS[code];
   }
 
   /** True for failures worth retrying later (the request may succeed unchanged). */
   get transient(): boolean {
-    return this.code === "Throttled" || this.code === "ServerError" ||
-      this.code === "NetworkError";
+    return this.kind === "unavailable";
   }
 }
 
