@@ -7,7 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import { AwsObjectClient, readBody } from "../../internal/s3/aws_object_client.ts";
+import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
+import { readBody } from "../../internal/s3/body_reader.ts";
 import { FetchHttpHandler, TransportError } from "../../internal/s3/fetch_http_handler.ts";
 import { isS3Error } from "../../internal/s3/object_client.ts";
 
