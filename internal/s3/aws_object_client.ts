@@ -1,9 +1,8 @@
 /**
  * `AwsObjectClient`: the production `ObjectClient`, on `@aws-sdk/client-s3`.
  *
- * Each method turns one `ObjectClient` call into one SDK command (two for a
- * few edge cases, such as an empty range) and the answer back into plain
- * values. Around it:
+ * Each method turns one `ObjectClient` call into one SDK command and its
+ * answer back into plain values. Around it:
  *
  * - **Transport** (`sdk_clients.ts`): the SDK clients run on our
  *   `FetchHttpHandler` over Deno's `fetch`, with a `node:http` client for
