@@ -13,10 +13,11 @@
  * - **Bodies** (`body_reader.ts`): `getObject` reads the response into one
  *   buffer sized from Content-Length, copying the socket's bytes once.
  * - **Errors** (this file): every failure leaves through `toS3Error()`, the
- *   one place that knows SDK exception names, HTTP statuses and Node/Deno
- *   network error codes. Its messages are built from the operation, bucket,
- *   key and codes only: SDK messages can echo request details, so they are
- *   never copied and the SDK error is not kept as `cause`.
+ *   one place that maps S3 error codes and HTTP statuses to `S3ErrorCode`s
+ *   (and, through `network_errors.ts`, transport failures to NetworkError).
+ *   Its messages are built from the operation, bucket, key and codes only:
+ *   SDK messages can echo request details, so they are never copied and the
+ *   SDK error is not kept as `cause`.
  *
  * Requires `--allow-net`, `--allow-env` and `--allow-read` (AWS profile files,
  * CA bundle).
@@ -47,20 +48,22 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { readBody } from "./body_reader.ts";
+import { networkCode } from "./network_errors.ts";
 import { type ClientCredentials, clientCredentials } from "./credential_provider.ts";
-import type {
-  BucketLocation,
-  CompletedPart,
-  GetOptions,
-  GetResult,
-  ListOptions,
-  ListPage,
-  ObjectClient,
-  ObjectInfo,
-  PutOptions,
-  S3ClientConfig,
+import {
+  type BucketLocation,
+  type CompletedPart,
+  type GetOptions,
+  type GetResult,
+  type ListOptions,
+  type ListPage,
+  type ObjectClient,
+  type ObjectInfo,
+  type PutOptions,
+  type S3ClientConfig,
+  S3Error,
+  type S3ErrorCode,
 } from "./object_client.ts";
-import { S3Error, type S3ErrorCode } from "./object_client.ts";
 import { SdkClients, type Transport } from "./sdk_clients.ts";
 
 export interface AwsObjectClientOptions {
@@ -162,14 +165,7 @@ export class AwsObjectClient implements ObjectClient {
     };
     try {
       const out = await this.#send(ctx, new HeadObjectCommand({ Bucket: bucket, Key: key }));
-      return {
-        key,
-        size: out.ContentLength ?? 0,
-        etag: out.ETag ?? "",
-        lastModified: out.LastModified ?? new Date(0),
-        // S3 sends the header only for classes other than STANDARD; list always names it.
-        storageClass: out.StorageClass ?? "STANDARD",
-      };
+      return objectInfo(key, out.ContentLength, out);
     } catch (err) {
       if (err instanceof S3Error && err.code === "NoSuchKey") return null;
       throw err;
@@ -271,13 +267,7 @@ export class AwsObjectClient implements ObjectClient {
     );
     const encoded = out.EncodingType === "url";
     const decode = (s: string) => (encoded ? decodeUrlEncodedKey(s) : s);
-    const objects: ObjectInfo[] = (out.Contents ?? []).map((o) => ({
-      key: decode(o.Key ?? ""),
-      size: o.Size ?? 0,
-      etag: o.ETag ?? "",
-      lastModified: o.LastModified ?? new Date(0),
-      storageClass: o.StorageClass ?? "STANDARD",
-    }));
+    const objects = (out.Contents ?? []).map((o) => objectInfo(decode(o.Key ?? ""), o.Size, o));
     const commonPrefixes = (out.CommonPrefixes ?? []).map((p) => decode(p.Prefix ?? ""));
     const page: ListPage = { objects, commonPrefixes };
     if (out.IsTruncated && out.NextContinuationToken) {
@@ -375,6 +365,22 @@ export class AwsObjectClient implements ObjectClient {
   }
 }
 
+/** An `ObjectInfo` from the fields HEAD and LIST answers share. */
+function objectInfo(
+  key: string,
+  size: number | undefined,
+  o: { ETag?: string; LastModified?: Date; StorageClass?: string },
+): ObjectInfo {
+  return {
+    key,
+    size: size ?? 0,
+    etag: o.ETag ?? "",
+    lastModified: o.LastModified ?? new Date(0),
+    // HEAD sends the header only for classes other than STANDARD; LIST always names it.
+    storageClass: o.StorageClass ?? "STANDARD",
+  };
+}
+
 function writeOptions(opts: PutOptions) {
   return {
     ...(opts.storageClass ? { StorageClass: opts.storageClass as StorageClass } : {}),
@@ -443,63 +449,9 @@ const SERVICE_CODES: Record<string, S3ErrorCode> = {
   RequestTimeout: "NetworkError",
 };
 
-/** Transport error codes (Node `err.code`) that mean the network, DNS or TLS failed. */
-const NETWORK_CODES = new Set([
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "EAI_FAIL",
-  "EAI_NONAME",
-  "ETIMEDOUT",
-  "ESOCKETTIMEDOUT",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "EHOSTDOWN",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "EADDRNOTAVAIL",
-  "EPROTO",
-  "ERR_SOCKET_CONNECTION_TIMEOUT",
-  "ERR_STREAM_PREMATURE_CLOSE",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-  "ERR_SSL_WRONG_VERSION_NUMBER",
-  "ERR_BLOCKED_PORT",
-  "ENETWORK",
-]);
-
-/** Error names (Node SDK, Deno built-in errors, DOM) that mean a transport failure. */
-const NETWORK_NAMES = new Set([
-  "TimeoutError",
-  "ConnectionRefused",
-  "ConnectionReset",
-  "ConnectionAborted",
-  "NotConnected",
-  "AddrNotAvailable",
-  "BrokenPipe",
-  "TimedOut",
-  "UnexpectedEof",
-  "NetworkUnreachable",
-  "HostUnreachable",
-  "BodyLengthError",
-]);
-
 interface ErrorShape {
   name?: unknown;
-  code?: unknown;
   Code?: unknown;
-  message?: unknown;
-  cause?: unknown;
   $fault?: unknown;
   $metadata?: { httpStatusCode?: number; requestId?: string };
   $response?: { statusCode?: number };
@@ -559,21 +511,6 @@ function codeForStatus(status: number, ctx: ErrorContext): S3ErrorCode {
   if (status === 429 || status === 503) return "Throttled";
   if (status >= 500) return "ServerError";
   return "Other";
-}
-
-/** The transport failure code found on `err` or its causes, if it is one. */
-function networkCode(err: unknown, depth = 0): string | undefined {
-  if (depth > 4 || typeof err !== "object" || err === null) return undefined;
-  const e = err as ErrorShape;
-  const code = typeof e.code === "string" ? e.code : undefined;
-  const name = typeof e.name === "string" ? e.name : "";
-  if (code && (NETWORK_CODES.has(code) || code.startsWith("ERR_TLS") || code.startsWith("CERT_"))) {
-    return code;
-  }
-  if (NETWORK_NAMES.has(name)) return code ?? name;
-  // Deno reports TLS and malformed-stream failures as InvalidData.
-  if (name === "InvalidData") return "TLS or protocol error";
-  return networkCode(e.cause, depth + 1);
 }
 
 /** Keeps identifier-like text only, so nothing unexpected reaches a message. */
