@@ -25,28 +25,7 @@
  * @module
  */
 
-import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateBucketCommand,
-  type CreateBucketCommandInput,
-  CreateMultipartUploadCommand,
-  DeleteBucketCommand,
-  DeleteObjectCommand,
-  GetBucketTaggingCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutBucketTaggingCommand,
-  PutObjectCommand,
-  S3Client,
-  type ServerSideEncryption,
-  type ServiceInputTypes,
-  type ServiceOutputTypes,
-  type StorageClass,
-  UploadPartCommand,
-} from "@aws-sdk/client-s3";
+import * as sdk from "@aws-sdk/client-s3";
 import { readBody } from "./body_reader.ts";
 import { networkCode } from "./network_errors.ts";
 import { type ClientCredentials, clientCredentials } from "./credential_provider.ts";
@@ -88,8 +67,8 @@ export interface ErrorContext {
 }
 
 /** Any command `S3Client.send()` takes, with its input and output types. */
-type S3Command<In extends ServiceInputTypes, Out extends ServiceOutputTypes> = Parameters<
-  typeof S3Client.prototype.send<In, Out>
+type S3Command<In extends sdk.ServiceInputTypes, Out extends sdk.ServiceOutputTypes> = Parameters<
+  typeof sdk.S3Client.prototype.send<In, Out>
 >[0];
 
 export class AwsObjectClient implements ObjectClient {
@@ -107,39 +86,39 @@ export class AwsObjectClient implements ObjectClient {
   }
 
   async createBucket(bucket: string, opts: BucketLocation = {}): Promise<void> {
-    const input: CreateBucketCommandInput = { Bucket: bucket };
+    const input: sdk.CreateBucketCommandInput = { Bucket: bucket };
     // us-east-1 is the one region S3 refuses as an explicit location constraint.
     if (opts.region && opts.region !== "us-east-1") {
       input.CreateBucketConfiguration = {
         LocationConstraint: opts.region as NonNullable<
-          CreateBucketCommandInput["CreateBucketConfiguration"]
+          sdk.CreateBucketCommandInput["CreateBucketConfiguration"]
         >["LocationConstraint"],
       };
     }
-    await this.#send({ operation: "CreateBucket", bucket }, new CreateBucketCommand(input));
+    await this.#send({ operation: "CreateBucket", bucket }, new sdk.CreateBucketCommand(input));
   }
 
   async headBucket(bucket: string): Promise<void> {
     const ctx: ErrorContext = { operation: "HeadBucket", bucket, notFound: "NoSuchBucket" };
-    await this.#send(ctx, new HeadBucketCommand({ Bucket: bucket }));
+    await this.#send(ctx, new sdk.HeadBucketCommand({ Bucket: bucket }));
   }
 
   async deleteBucket(bucket: string): Promise<void> {
     const ctx: ErrorContext = { operation: "DeleteBucket", bucket, notFound: "NoSuchBucket" };
-    await this.#send(ctx, new DeleteBucketCommand({ Bucket: bucket }));
+    await this.#send(ctx, new sdk.DeleteBucketCommand({ Bucket: bucket }));
   }
 
   async putBucketTagging(bucket: string, tags: Record<string, string>): Promise<void> {
     const ctx: ErrorContext = { operation: "PutBucketTagging", bucket, notFound: "NoSuchBucket" };
     const TagSet = Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
-    await this.#send(ctx, new PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet } }));
+    await this.#send(ctx, new sdk.PutBucketTaggingCommand({ Bucket: bucket, Tagging: { TagSet } }));
   }
 
   async getBucketTagging(bucket: string): Promise<Record<string, string>> {
     const ctx: ErrorContext = { operation: "GetBucketTagging", bucket, notFound: "NoSuchBucket" };
     const out = await this.#send(
       ctx,
-      new GetBucketTaggingCommand({ Bucket: bucket }),
+      new sdk.GetBucketTaggingCommand({ Bucket: bucket }),
       // S3 answers "no tags" with an error rather than an empty set.
       (err) =>
         (err as { name?: string })?.name === "NoSuchTagSet"
@@ -164,7 +143,7 @@ export class AwsObjectClient implements ObjectClient {
       signal: opts.signal,
     };
     try {
-      const out = await this.#send(ctx, new HeadObjectCommand({ Bucket: bucket, Key: key }));
+      const out = await this.#send(ctx, new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }));
       return objectInfo(key, out.ContentLength, out);
     } catch (err) {
       if (err instanceof S3Error && err.code === "NoSuchKey") return null;
@@ -193,7 +172,7 @@ export class AwsObjectClient implements ObjectClient {
         // HTTP cannot express an empty range; a conditional HEAD gives the same answer.
         const head = await this.#send(
           ctx,
-          new HeadObjectCommand({ Bucket: bucket, Key: key, ...ifMatch }),
+          new sdk.HeadObjectCommand({ Bucket: bucket, Key: key, ...ifMatch }),
         );
         return {
           body: new Uint8Array(0),
@@ -205,7 +184,7 @@ export class AwsObjectClient implements ObjectClient {
     }
     const out = await this.#send(
       ctx,
-      new GetObjectCommand({
+      new sdk.GetObjectCommand({
         Bucket: bucket,
         Key: key,
         ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
@@ -234,7 +213,7 @@ export class AwsObjectClient implements ObjectClient {
   ): Promise<{ etag: string }> {
     const out = await this.#send(
       { operation: "PutObject", bucket, key, signal: opts.signal },
-      new PutObjectCommand({
+      new sdk.PutObjectCommand({
         Bucket: bucket,
         Key: key,
         Body: body,
@@ -248,13 +227,13 @@ export class AwsObjectClient implements ObjectClient {
 
   async deleteObject(bucket: string, key: string): Promise<void> {
     const ctx: ErrorContext = { operation: "DeleteObject", bucket, key };
-    await this.#send(ctx, new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    await this.#send(ctx, new sdk.DeleteObjectCommand({ Bucket: bucket, Key: key }));
   }
 
   async listObjects(bucket: string, opts: ListOptions = {}): Promise<ListPage> {
     const out = await this.#send(
       { operation: "ListObjectsV2", bucket, notFound: "NoSuchBucket", signal: opts.signal },
-      new ListObjectsV2Command({
+      new sdk.ListObjectsV2Command({
         Bucket: bucket,
         // URL encoding keeps keys with characters XML 1.0 cannot carry intact.
         EncodingType: "url",
@@ -279,7 +258,7 @@ export class AwsObjectClient implements ObjectClient {
   async createMultipartUpload(bucket: string, key: string, opts: PutOptions = {}): Promise<string> {
     const out = await this.#send(
       { operation: "CreateMultipartUpload", bucket, key, signal: opts.signal },
-      new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ...writeOptions(opts) }),
+      new sdk.CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ...writeOptions(opts) }),
     );
     if (!out.UploadId) {
       throw new S3Error(
@@ -300,7 +279,7 @@ export class AwsObjectClient implements ObjectClient {
   ): Promise<string> {
     const out = await this.#send(
       { operation: "UploadPart", bucket, key, notFound: "NoSuchUpload", signal: opts.signal },
-      new UploadPartCommand({
+      new sdk.UploadPartCommand({
         Bucket: bucket,
         Key: key,
         UploadId: uploadId,
@@ -321,7 +300,7 @@ export class AwsObjectClient implements ObjectClient {
   ): Promise<{ etag: string }> {
     const out = await this.#send(
       { operation: "CompleteMultipartUpload", bucket, key, notFound: "NoSuchUpload" },
-      new CompleteMultipartUploadCommand({
+      new sdk.CompleteMultipartUploadCommand({
         Bucket: bucket,
         Key: key,
         UploadId: uploadId,
@@ -337,7 +316,7 @@ export class AwsObjectClient implements ObjectClient {
   async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
     await this.#send(
       { operation: "AbortMultipartUpload", bucket, key, notFound: "NoSuchUpload" },
-      new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }),
+      new sdk.AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }),
     );
   }
 
@@ -345,7 +324,7 @@ export class AwsObjectClient implements ObjectClient {
    * Sends one command with the caller's signal. Every failure leaves through
    * `toS3Error()`, but for one that `answer` turns into a result.
    */
-  async #send<In extends ServiceInputTypes, Out extends ServiceOutputTypes>(
+  async #send<In extends sdk.ServiceInputTypes, Out extends sdk.ServiceOutputTypes>(
     ctx: ErrorContext,
     command: S3Command<In, Out>,
     answer?: (err: unknown) => NoInfer<Out> | undefined,
@@ -383,8 +362,8 @@ function objectInfo(
 
 function writeOptions(opts: PutOptions) {
   return {
-    ...(opts.storageClass ? { StorageClass: opts.storageClass as StorageClass } : {}),
-    ...(opts.sse ? { ServerSideEncryption: opts.sse as ServerSideEncryption } : {}),
+    ...(opts.storageClass ? { StorageClass: opts.storageClass as sdk.StorageClass } : {}),
+    ...(opts.sse ? { ServerSideEncryption: opts.sse as sdk.ServerSideEncryption } : {}),
     ...(opts.sseKmsKeyId ? { SSEKMSKeyId: opts.sseKmsKeyId } : {}),
   };
 }
