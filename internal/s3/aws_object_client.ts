@@ -48,6 +48,7 @@ import { SdkClients, type Transport } from "./sdk_clients.ts";
 export interface AwsObjectClientOptions {
   /** Reuse window for `credentialsProvider` results; 0 calls the provider for every request. */
   credentialsCacheMs?: number;
+  /** Chosen by the tests, to run every operation over `node:http` too. */
   transport?: Transport;
 }
 
