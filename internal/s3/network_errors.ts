@@ -5,7 +5,7 @@
  * Deno's built-in error names, and a body cut short (`BodyLengthError`).
  *
  * `toS3Error()` asks `networkCode()` once it has ruled out an S3 answer, and
- * reports a match as NetworkError, the transient kind a caller may retry.
+ * reports a match as NetworkError.
  *
  * @module
  */
