@@ -11,15 +11,9 @@ import {
   decodeUrlEncodedKey,
   type ErrorContext,
   parseContentRangeTotal,
-  readBody,
   toS3Error,
 } from "./aws_object_client.ts";
-import {
-  classifyFetchError,
-  hasDotSegment,
-  isFetchBlockedPort,
-  TransportError,
-} from "./fetch_http_handler.ts";
+import { TransportError } from "./fetch_http_handler.ts";
 import type { S3ErrorCode } from "./object_client.ts";
 
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -190,96 +184,4 @@ Deno.test("decodeUrlEncodedKey() decodes percent escapes and form-style spaces",
   assert.equal(decodeUrlEncodedKey("a%20b%2Bc/d"), "a b+c/d");
   assert.equal(decodeUrlEncodedKey("a+b"), "a b");
   assert.equal(decodeUrlEncodedKey("%C3%BC%01"), "ü\x01");
-});
-
-function streamOf(...chunks: number[][]): ReadableStream<Uint8Array> {
-  return ReadableStream.from(chunks.map((c) => new Uint8Array(c)));
-}
-
-Deno.test("readBody() fills a buffer of the announced length", async () => {
-  const body = await readBody(streamOf([1, 2], [3], [4, 5]), 5);
-  assert.deepEqual([...body], [1, 2, 3, 4, 5]);
-  assert.equal(body.buffer.byteLength, 5);
-});
-
-Deno.test("readBody() joins chunks when the length is unknown", async () => {
-  const body = await readBody(streamOf([1], [2, 3]), undefined);
-  assert.deepEqual([...body], [1, 2, 3]);
-});
-
-Deno.test("readBody() rejects a body shorter than Content-Length as a network error", async () => {
-  const err = await readBody(streamOf([1, 2]), 4).catch((e) => e);
-  assert.equal(toS3Error(err, ctx).code, "NetworkError");
-});
-
-Deno.test("readBody() rejects a body longer than Content-Length", async () => {
-  const err = await readBody(streamOf([1, 2, 3]), 2).catch((e) => e);
-  assert.ok(err instanceof Error);
-  assert.equal(toS3Error(err, ctx).code, "NetworkError");
-});
-
-/** A byte stream (what the fetch handler returns), so readBody() takes its BYOB path. */
-function byteStreamOf(...chunks: number[][]): ReadableStream<Uint8Array> {
-  let i = 0;
-  return new ReadableStream({
-    type: "bytes",
-    pull(c: ReadableByteStreamController) {
-      if (i < chunks.length) c.enqueue(new Uint8Array(chunks[i++]));
-      else {
-        c.close();
-        c.byobRequest?.respond(0);
-      }
-    },
-  });
-}
-
-Deno.test("readBody() reads a byte stream straight into one buffer of the announced length", async () => {
-  const body = await readBody(byteStreamOf([1, 2], [3], [4, 5]), 5);
-  assert.deepEqual([...body], [1, 2, 3, 4, 5]);
-  assert.equal(body.byteLength, 5);
-});
-
-Deno.test("readBody() rejects a byte stream shorter or longer than Content-Length", async () => {
-  const short = await readBody(byteStreamOf([1, 2]), 4).catch((e) => e);
-  assert.match(String(short), /ended after 2 of 4 bytes/);
-  assert.equal(toS3Error(short, ctx).code, "NetworkError");
-  const long = await readBody(byteStreamOf([1, 2], [3]), 2).catch((e) => e);
-  assert.match(String(long), /longer than Content-Length 2/);
-  assert.equal(toS3Error(long, ctx).code, "NetworkError");
-});
-
-Deno.test("readBody() returns an empty buffer for a missing body", async () => {
-  assert.equal((await readBody(undefined, 0)).byteLength, 0);
-});
-
-Deno.test("hasDotSegment() finds . and .. path segments only", () => {
-  assert.equal(hasDotSegment("a/../b"), true);
-  assert.equal(hasDotSegment("./x"), true);
-  assert.equal(hasDotSegment("a/."), true);
-  assert.equal(hasDotSegment("a/.../b"), false);
-  assert.equal(hasDotSegment(".hidden/x.."), false);
-});
-
-Deno.test("isFetchBlockedPort() refuses fetch's bad ports and allows the usual S3 ports", () => {
-  for (const p of [1, 22, 6000, 6667, 10080]) assert.equal(isFetchBlockedPort(p), true, `${p}`);
-  for (const p of [80, 443, 8080, 9000, 39123]) assert.equal(isFetchBlockedPort(p), false, `${p}`);
-});
-
-Deno.test("classifyFetchError() derives a Node-style code from Deno's fetch errors", () => {
-  const wrap = (text: string) => new TypeError("fetch failed", { cause: new Error(text) });
-  const cases: [string, string][] = [
-    [
-      "client error (Connect): tcp connect error: Connection refused (os error 111)",
-      "ECONNREFUSED",
-    ],
-    ["client error (Connect): dns error: failed to lookup address information", "ENOTFOUND"],
-    ["connection reset by peer", "ECONNRESET"],
-    ["invalid peer certificate: UnknownIssuer", "ERR_TLS_HANDSHAKE"],
-    ["something new", "ENETWORK"],
-  ];
-  for (const [text, code] of cases) {
-    const err = classifyFetchError(wrap(text));
-    assert.ok(err instanceof TransportError);
-    assert.equal(err.code, code);
-  }
 });

@@ -2,9 +2,11 @@
  * S3 clients per credential set.
  *
  * CSI calls carry their own secrets; building an SDK client per call would
- * waste connections, so clients are cached by (credentials digest, region),
- * with a bounded size and an idle expiry. `undefined` credentials mean the
- * driver-level ones.
+ * waste connections, so clients are cached by region and credentials (the
+ * key holds the secrets in memory only), with a bounded size and an idle
+ * expiry. `undefined` credentials mean the driver-level ones.
+ *
+ * `s3Readiness()` builds the controller's Probe check on such a client.
  *
  * @module
  */

@@ -57,7 +57,10 @@ export interface FetchHttpHandlerOptions {
   bodyIdleTimeoutMs: number;
 }
 
-/** A failure below HTTP: connect, DNS, TLS, reset or timeout. */
+/**
+ * A failure below HTTP: connect, DNS, TLS, reset or timeout. Exported for
+ * the tests, which check the code a failure carries.
+ */
 export class TransportError extends Error {
   override readonly name = "TransportError";
   constructor(readonly code: string, message: string) {
@@ -320,7 +323,11 @@ function fetchBody(body: unknown): BodyInit | undefined {
   throw new TypeError(`Unsupported request body type "${Object.prototype.toString.call(body)}"`);
 }
 
-/** Gives a `fetch` rejection a Node-style code from Deno's (hyper's) description. */
+/**
+ * Gives a `fetch` rejection a Node-style code from Deno's (hyper's)
+ * description. Exported for its unit test: most of these failures (DNS,
+ * reset, bad certificates) cannot be provoked on a test server.
+ */
 export function classifyFetchError(err: unknown): TransportError | Error {
   if (err instanceof TransportError) return err;
   if (err instanceof DOMException && err.name === "AbortError") return err;

@@ -93,8 +93,6 @@ const MAX_PART_NUMBER = 10_000;
 const MAX_LIST_KEYS = 1000;
 const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
-export { compareKeys };
-
 function aborted(signal?: AbortSignal): void {
   if (signal?.aborted) throw new S3Error("Aborted", "Request aborted by the caller");
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { compareKeys, MemoryObjectClient } from "./memory_object_client.ts";
-import { isS3Error, type ListPage } from "./object_client.ts";
+import { MemoryObjectClient } from "./memory_object_client.ts";
+import { compareKeys, isS3Error, type ListPage } from "./object_client.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);

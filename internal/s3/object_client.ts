@@ -4,8 +4,9 @@
  * Two implementations stand behind it: `AwsObjectClient` (on
  * `@aws-sdk/client-s3`, used in production and against MinIO in tests) and
  * `MemoryObjectClient` (in memory, with ETags, for fast unit and model tests,
- * and able to simulate changes made by other clients). The file system core,
- * the controller and the benchmarks depend only on this file.
+ * and able to simulate changes made by other clients). The file system core
+ * and the controller depend only on this file; an `AwsObjectClient` is built
+ * where a role is wired up (`ClientCache`, the mount runner, benchmarks).
  *
  * Every failure is an `S3Error` with a `code` from a closed set, so callers
  * branch on codes and never on SDK exception classes or message strings.

@@ -7,7 +7,11 @@
  */
 
 import assert from "node:assert/strict";
-import { AwsObjectClient, readBody } from "../../internal/s3/aws_object_client.ts";
+import {
+  AwsObjectClient,
+  type AwsObjectClientOptions,
+} from "../../internal/s3/aws_object_client.ts";
+import { readBody } from "../../internal/s3/body_reader.ts";
 import { FetchHttpHandler, TransportError } from "../../internal/s3/fetch_http_handler.ts";
 import { isS3Error } from "../../internal/s3/object_client.ts";
 
@@ -26,6 +30,19 @@ async function withServer(
     ac.abort();
     await server.finished;
   }
+}
+
+/** A client of the fake server at `url`, failing on the first error. */
+function clientOf(url: URL, opts: AwsObjectClientOptions & { userAgentPrefix?: string } = {}) {
+  const { userAgentPrefix, ...options } = opts;
+  return new AwsObjectClient({
+    endpointUrl: url.origin,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: "someone", secretAccessKey: "some-secret" },
+    maxAttempts: 1,
+    ...(userAgentPrefix ? { userAgentPrefix } : {}),
+  }, options);
 }
 
 function newHandler(
@@ -167,14 +184,7 @@ Deno.test("AwsObjectClient sends userAgentPrefix at the front of User-Agent on b
     return new Response(null, { status: 200 });
   }, async (url) => {
     for (const transport of ["fetch", "node"] as const) {
-      const c = new AwsObjectClient({
-        endpointUrl: url.origin,
-        region: "us-east-1",
-        forcePathStyle: true,
-        credentials: { accessKeyId: "someone", secretAccessKey: "some-secret" },
-        userAgentPrefix: "s3csi/1.2.3",
-        maxAttempts: 1,
-      }, { transport });
+      const c = clientOf(url, { userAgentPrefix: "s3csi/1.2.3", transport });
       try {
         await c.headBucket("bucket");
       } finally {
@@ -190,13 +200,7 @@ Deno.test("AwsObjectClient maps an unparseable 5xx answer to ServerError", async
   await withServer(
     () => new Response("<html>bad gateway</html>", { status: 502 }),
     async (url) => {
-      const c = new AwsObjectClient({
-        endpointUrl: url.origin,
-        region: "us-east-1",
-        forcePathStyle: true,
-        credentials: { accessKeyId: "someone", secretAccessKey: "some-secret" },
-        maxAttempts: 1,
-      });
+      const c = clientOf(url);
       try {
         const err = await c.getObject("bucket", "key").then(() => undefined, (e) => e);
         assert.ok(isS3Error(err), `unexpected ${err}`);
@@ -215,13 +219,7 @@ Deno.test("AwsObjectClient maps 503 SlowDown to Throttled", async () => {
   await withServer(
     () => new Response(xml, { status: 503, headers: { "content-type": "application/xml" } }),
     async (url) => {
-      const c = new AwsObjectClient({
-        endpointUrl: url.origin,
-        region: "us-east-1",
-        forcePathStyle: true,
-        credentials: { accessKeyId: "someone", secretAccessKey: "some-secret" },
-        maxAttempts: 1,
-      });
+      const c = clientOf(url);
       try {
         const err = await c.putObject("bucket", "key", new Uint8Array(3)).then(
           () => undefined,
