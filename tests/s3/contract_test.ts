@@ -329,6 +329,22 @@ const CHECKS: Record<string, Check> = {
     assert.equal(await c.headObject(bucket, "s2"), null);
   },
 
+  "user metadata: stored by put, returned by head only, replaced by overwrite": async (
+    c,
+    bucket,
+  ) => {
+    await c.putObject(bucket, "m", new Uint8Array(0), {
+      metadata: { "csi-name": "pvc-1", "csi-capacity": "1073741824" },
+    });
+    const head = await c.headObject(bucket, "m");
+    assert.deepEqual(head?.metadata, { "csi-name": "pvc-1", "csi-capacity": "1073741824" });
+    const listed = await c.listObjects(bucket, { prefix: "m" });
+    assert.equal(listed.objects[0]?.metadata, undefined);
+    await c.putObject(bucket, "m", enc.encode("x"));
+    assert.equal((await c.headObject(bucket, "m"))?.metadata, undefined);
+    await c.deleteObject(bucket, "m");
+  },
+
   "bucket tags": async (c, bucket) => {
     assert.ok(c.putBucketTagging && c.getBucketTagging);
     assert.deepEqual(await c.getBucketTagging(bucket), {});
