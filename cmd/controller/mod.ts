@@ -45,7 +45,7 @@ export async function main(args: string[]): Promise<number> {
     identity: identity.handlers(),
     controller: controller.handlers(),
   });
-  const { done } = shutdownSignal();
+  const done = shutdownSignal();
   await server.listen(str(values, "endpoint")!);
   log.info("controller started", { region, s3Endpoint: s3.endpointUrl ?? "aws" });
   const signal = await done;

@@ -94,7 +94,7 @@ export async function main(args: string[]): Promise<number> {
     node: node.handlers(),
     ...(controller ? { controller: controller.handlers() } : {}),
   });
-  const { done } = shutdownSignal();
+  const done = shutdownSignal();
   await server.listen(str(values, "endpoint")!);
   log.info("node started", {
     nodeId,

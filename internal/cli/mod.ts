@@ -38,7 +38,7 @@ export type FlagSpecs = Record<string, FlagSpec>;
 /** Parsed flags by canonical name: booleans, raw strings, or what the flag's kind parsed. */
 export type FlagValues = Record<string, unknown>;
 
-export interface Parsed {
+interface Parsed {
   values: FlagValues;
   positionals: string[];
 }
@@ -125,23 +125,12 @@ export function num(values: FlagValues, name: string): number | undefined {
   return typeof v === "number" ? v : undefined;
 }
 
-/**
- * Resolves when SIGINT or SIGTERM arrives; the returned AbortSignal fires at
- * the same moment. Roles use it for graceful shutdown.
- */
-export function shutdownSignal(): { signal: AbortSignal; done: Promise<string> } {
-  const ctl = new AbortController();
-  const done = new Promise<string>((resolve) => {
-    const handler = (name: string) => () => {
-      if (!ctl.signal.aborted) {
-        ctl.abort(name);
-        resolve(name);
-      }
-    };
-    Deno.addSignalListener("SIGINT", handler("SIGINT"));
-    Deno.addSignalListener("SIGTERM", handler("SIGTERM"));
+/** Resolves with the signal's name when SIGINT or SIGTERM arrives: roles then shut down. */
+export function shutdownSignal(): Promise<string> {
+  return new Promise<string>((resolve) => {
+    Deno.addSignalListener("SIGINT", () => resolve("SIGINT"));
+    Deno.addSignalListener("SIGTERM", () => resolve("SIGTERM"));
   });
-  return { signal: ctl.signal, done };
 }
 
 /**

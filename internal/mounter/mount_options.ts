@@ -53,7 +53,7 @@ export interface ParseContext {
 }
 
 /** Splits one mount flag into key and optional value: `k`, `k=v`, `k v`, `--k=v`. */
-export function splitOption(raw: string): { key: string; value?: string } {
+function splitOption(raw: string): { key: string; value?: string } {
   let s = raw.trim();
   if (s.startsWith("--")) s = s.slice(2);
   else if (s.startsWith("-") && s.length > 1) s = s.slice(1);

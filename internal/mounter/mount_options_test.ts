@@ -1,18 +1,21 @@
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "../errors/mod.ts";
-import { applyFsGroup, parseMountOptions, splitOption, toMountArgs } from "./mount_options.ts";
+import { applyFsGroup, parseMountOptions, toMountArgs } from "./mount_options.ts";
 
 const DRIVER = { region: "us-east-1", endpointUrl: "http://s3.local:8000", forcePathStyle: true };
 const CTX = { cacheRoot: "/var/lib/kubelet/plugins/s3.csi.scality.com/cache" };
 
-Deno.test("splitOption() accepts key, key=value, key value and leading dashes", () => {
-  assert.deepEqual(splitOption("allow-delete"), { key: "allow-delete" });
-  assert.deepEqual(splitOption("uid=1000"), { key: "uid", value: "1000" });
-  assert.deepEqual(splitOption("uid 1000"), { key: "uid", value: "1000" });
-  assert.deepEqual(splitOption("--metadata-ttl=60"), { key: "metadata-ttl", value: "60" });
-  assert.deepEqual(splitOption("  Allow_Other "), { key: "allow-other" });
+Deno.test("parseMountOptions() reads key, key=value, key value and leading dashes", () => {
+  assert.equal(parseMountOptions(["uid=1000"], CTX).uid, 1000);
+  assert.equal(parseMountOptions(["uid 1000"], CTX).uid, 1000);
+  assert.deepEqual(parseMountOptions(["--metadata-ttl=60"], CTX).metadataTtl, {
+    kind: "seconds",
+    s: 60,
+  });
+  assert.equal(parseMountOptions(["  Allow_Other "], CTX).allowOther, true);
+  assert.equal(parseMountOptions(["-allow-delete"], CTX).allowDelete, true);
   // "=" inside a value after a space split stays in the value.
-  assert.deepEqual(splitOption("prefix a=b/"), { key: "prefix", value: "a=b/" });
+  assert.equal(parseMountOptions(["prefix a=b/"], CTX).prefix, "a=b/");
 });
 
 Deno.test("parseMountOptions() normalises, de-duplicates and maps the seeds' options", () => {
