@@ -6,15 +6,13 @@
  */
 import {
   bool,
-  CSI_ROLE_FLAGS,
-  int,
-  logLevel,
+  type FlagSpecs,
   parseFlags,
   shutdownSignal,
   str,
   usage,
 } from "../../internal/cli/mod.ts";
-import type { FlagSpecs } from "../../internal/cli/mod.ts";
+import { CSI_ROLE_FLAGS, logLevel, s3Connection } from "../../internal/cli/role_flags.ts";
 import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/mod.ts";
 import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { log, setLevel } from "../../internal/log/mod.ts";
@@ -24,12 +22,7 @@ export const summary = "Serve CSI Identity + Controller (dynamic provisioning)";
 
 const FLAGS: FlagSpecs = {
   ...CSI_ROLE_FLAGS,
-  "aws-max-attempts": {
-    type: "string",
-    env: "AWS_MAX_ATTEMPTS",
-    default: "3",
-    help: "Attempts per S3 request, retries included",
-  },
+  "aws-max-attempts": { ...CSI_ROLE_FLAGS["aws-max-attempts"], default: "3" },
 };
 
 export async function main(args: string[]): Promise<number> {
@@ -39,14 +32,10 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   setLevel(logLevel(values));
-  const region = str(values, "region")!;
-  const clients = new ClientCache({
-    endpointUrl: str(values, "s3-endpoint-url"),
-    forcePathStyle: !bool(values, "virtual-hosted-style"),
-    caBundlePath: str(values, "ca-bundle"),
-    maxAttempts: int(values, "aws-max-attempts", { min: 1, max: 100 }),
-    driverCredentials: credentialsFromEnv(),
-  });
+  // Path-style by default: S3-compatible stores need it, and AWS still serves it.
+  const s3 = s3Connection(values, true);
+  const region = s3.region;
+  const clients = new ClientCache({ ...s3, driverCredentials: credentialsFromEnv() });
   const controller = new ControllerServer({ region, clientFactory: clients.factory() });
   const identity = new IdentityServer({
     controllerService: true,
@@ -56,9 +45,9 @@ export async function main(args: string[]): Promise<number> {
     identity: identity.handlers(),
     controller: controller.handlers(),
   });
-  const { done } = shutdownSignal();
+  const done = shutdownSignal();
   await server.listen(str(values, "endpoint")!);
-  log.info("controller started", { region, s3Endpoint: str(values, "s3-endpoint-url") ?? "aws" });
+  log.info("controller started", { region, s3Endpoint: s3.endpointUrl ?? "aws" });
   const signal = await done;
   log.info("shutting down", { signal });
   await server.stop();

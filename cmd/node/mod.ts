@@ -6,17 +6,16 @@
  */
 import {
   bool,
-  CSI_ROLE_FLAGS,
   type FlagSpecs,
-  int,
-  logLevel,
+  num,
   parseFlags,
   selfCommand,
   shutdownSignal,
   str,
   usage,
-  UsageError,
 } from "../../internal/cli/mod.ts";
+import { CSI_ROLE_FLAGS, logLevel, s3Connection } from "../../internal/cli/role_flags.ts";
+import { oneOf, uint } from "../../internal/cli/values.ts";
 import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/mod.ts";
 import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { NodeServer } from "../../internal/csi/node_server.ts";
@@ -42,12 +41,14 @@ const FLAGS: FlagSpecs = {
   },
   mounter: {
     type: "string",
+    kind: oneOf(["process"]),
     default: "process",
     env: "S3CSI_MOUNTER",
     help: "How mounts are served: process",
   },
   "mount-timeout": {
     type: "string",
+    kind: uint({ min: 1, max: 3600 }),
     default: "60",
     help: "Seconds a mount may take to become ready",
   },
@@ -65,24 +66,14 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   setLevel(logLevel(values));
-  if (str(values, "mounter") !== "process") {
-    throw new UsageError(
-      `Invalid value for --mounter: "${str(values, "mounter")}" (supported: process)`,
-    );
-  }
   const nodeId = str(values, "node-id") ?? Deno.env.get("KUBE_NODE_NAME") ?? Deno.hostname();
-  const region = str(values, "region")!;
-  const endpointUrl = str(values, "s3-endpoint-url");
-  const forcePathStyle = !bool(values, "virtual-hosted-style");
-  const caBundlePath = str(values, "ca-bundle");
+  // Path-style by default, as the controller; --aws-max-attempts, when given, reaches every mount.
+  const s3 = s3Connection(values, true);
   const driverCredentials = credentialsFromEnv();
   const mounter = new ProcessMounter({
+    ...s3,
     command: selfCommand(),
-    region,
-    forcePathStyle,
-    startTimeoutMs: int(values, "mount-timeout", { min: 1, max: 3600 })! * 1000,
-    ...(endpointUrl ? { endpointUrl } : {}),
-    ...(caBundlePath ? { caBundlePath } : {}),
+    startTimeoutMs: num(values, "mount-timeout")! * 1000,
   });
   const node = new NodeServer({
     nodeId,
@@ -94,13 +85,8 @@ export async function main(args: string[]): Promise<number> {
   const withController = bool(values, "controller");
   let controller: ControllerServer | undefined;
   if (withController) {
-    const clients = new ClientCache({
-      forcePathStyle,
-      driverCredentials,
-      ...(endpointUrl ? { endpointUrl } : {}),
-      ...(caBundlePath ? { caBundlePath } : {}),
-    });
-    controller = new ControllerServer({ region, clientFactory: clients.factory() });
+    const clients = new ClientCache({ ...s3, driverCredentials });
+    controller = new ControllerServer({ region: s3.region, clientFactory: clients.factory() });
   }
   const identity = new IdentityServer({ controllerService: withController, ready: fuseAvailable });
   const server = new CsiServer({
@@ -108,7 +94,7 @@ export async function main(args: string[]): Promise<number> {
     node: node.handlers(),
     ...(controller ? { controller: controller.handlers() } : {}),
   });
-  const { done } = shutdownSignal();
+  const done = shutdownSignal();
   await server.listen(str(values, "endpoint")!);
   log.info("node started", {
     nodeId,

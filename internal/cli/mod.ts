@@ -1,12 +1,15 @@
 /**
  * Command-line plumbing shared by every subcommand: flag parsing on
  * `node:util` `parseArgs` with one error type for bad usage (exit code 2),
- * and environment-variable fallbacks. Each `cmd/<role>/mod.ts` declares its
- * flags as data and turns the parsed values into a typed config.
+ * old flag names kept as aliases, environment-variable fallbacks, and values
+ * checked by their kind (`values.ts`) so a bad value is refused naming its
+ * flag. Each `cmd/<role>/mod.ts` declares its flags as data and turns the
+ * parsed values into a typed config.
  *
  * @module
  */
 import { parseArgs } from "node:util";
+import { type Kind, ValueError } from "./values.ts";
 
 /** Bad usage: unknown flag, missing argument, malformed value. Exit code 2. */
 export class UsageError extends Error {
@@ -19,8 +22,11 @@ export class UsageError extends Error {
 export interface FlagSpec {
   type: "string" | "boolean";
   short?: string;
-  multiple?: boolean;
-  default?: string | boolean;
+  /** Other names accepted for the same flag (old names, mount-s3's spellings). */
+  aliases?: readonly string[];
+  /** Parses the value of a string flag; the raw text is kept when absent. */
+  kind?: Kind<unknown>;
+  default?: string;
   /** One line for the usage text. */
   help: string;
   /** Environment variable consulted when the flag is absent. */
@@ -28,23 +34,20 @@ export interface FlagSpec {
 }
 
 export type FlagSpecs = Record<string, FlagSpec>;
-export type FlagValues = Record<string, string | boolean | string[] | undefined>;
+/** Parsed flags by canonical name: booleans, raw strings, or what the flag's kind parsed. */
+export type FlagValues = Record<string, unknown>;
 
-export interface Parsed {
+interface Parsed {
   values: FlagValues;
   positionals: string[];
 }
 
 /** Parses `args` against `specs`; throws UsageError naming the bad flag. */
 export function parseFlags(args: string[], specs: FlagSpecs, allowPositionals = false): Parsed {
-  const options: Record<
-    string,
-    { type: "string" | "boolean"; short?: string; multiple?: boolean }
-  > = {};
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
   for (const [name, spec] of Object.entries(specs)) {
-    options[name] = { type: spec.type };
-    if (spec.short) options[name].short = spec.short;
-    if (spec.multiple) options[name].multiple = true;
+    options[name] = spec.short ? { type: spec.type, short: spec.short } : { type: spec.type };
+    for (const alias of spec.aliases ?? []) options[alias] = { type: spec.type };
   }
   let parsed;
   try {
@@ -52,17 +55,34 @@ export function parseFlags(args: string[], specs: FlagSpecs, allowPositionals = 
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
-  const values = { ...parsed.values } as FlagValues;
+  const given = parsed.values as Record<string, string | boolean | undefined>;
+  const values: FlagValues = {};
   for (const [name, spec] of Object.entries(specs)) {
-    if (values[name] !== undefined) continue;
-    const fromEnv = spec.env ? Deno.env.get(spec.env) : undefined;
-    if (fromEnv !== undefined && fromEnv !== "") {
-      values[name] = spec.type === "boolean" ? parseBool(name, fromEnv) : fromEnv;
-    } else if (spec.default !== undefined) {
-      values[name] = spec.default;
+    const names = [name, ...(spec.aliases ?? [])].filter((n) => given[n] !== undefined);
+    if (names.length > 1) {
+      throw new UsageError(`--${names[0]} and --${names[1]} are the same flag: give it once`);
     }
+    let raw = names.length === 1 ? given[names[0]] : undefined;
+    const fromEnv = spec.env ? Deno.env.get(spec.env) : undefined;
+    if (raw === undefined && fromEnv !== undefined && fromEnv !== "") {
+      raw = spec.type === "boolean" ? parseBool(spec.env!, fromEnv) : fromEnv;
+    }
+    raw ??= spec.default;
+    if (raw === undefined) continue;
+    values[name] = typeof raw === "string" && spec.kind ? parseValue(name, spec.kind, raw) : raw;
   }
   return { values, positionals: parsed.positionals };
+}
+
+function parseValue(name: string, kind: Kind<unknown>, raw: string): unknown {
+  try {
+    return kind.parse(raw);
+  } catch (err) {
+    if (err instanceof ValueError) {
+      throw new UsageError(`Invalid value for --${name}: ${err.message}`);
+    }
+    throw err;
+  }
 }
 
 function parseBool(name: string, raw: string): boolean {
@@ -75,10 +95,13 @@ function parseBool(name: string, raw: string): boolean {
 export function usage(synopsis: string, specs: FlagSpecs): string {
   const lines = [`Usage: ${synopsis}`, "", "Options:"];
   for (const [name, spec] of Object.entries(specs)) {
-    const flag = `--${name}${spec.type === "string" ? " <value>" : ""}`;
+    const flag = `${spec.short ? `-${spec.short}, ` : ""}--${name}${
+      spec.type === "string" ? " <value>" : ""
+    }`;
     const extra = [
       spec.default !== undefined ? `default: ${spec.default}` : "",
       spec.env ? `env: ${spec.env}` : "",
+      spec.aliases?.length ? `also ${spec.aliases.map((a) => `--${a}`).join(", ")}` : "",
     ].filter(Boolean).join(", ");
     lines.push(`  ${flag.padEnd(32)} ${spec.help}${extra ? ` (${extra})` : ""}`);
   }
@@ -95,44 +118,18 @@ export function bool(values: FlagValues, name: string): boolean {
   return values[name] === true;
 }
 
-/** Parses an integer flag in [min, max]; UsageError naming the flag otherwise. */
-export function int(
-  values: FlagValues,
-  name: string,
-  range: { min?: number; max?: number } = {},
-): number | undefined {
-  const raw = str(values, name);
-  if (raw === undefined) return undefined;
-  if (!/^-?\d+$/.test(raw.trim())) {
-    throw new UsageError(`Invalid value for --${name}: "${raw}" is not an integer`);
-  }
-  const n = Number(raw);
-  if (range.min !== undefined && n < range.min) {
-    throw new UsageError(`Invalid value for --${name}: ${n} is below the minimum ${range.min}`);
-  }
-  if (range.max !== undefined && n > range.max) {
-    throw new UsageError(`Invalid value for --${name}: ${n} is above the maximum ${range.max}`);
-  }
-  return n;
+/** Reads a flag whose kind parses numbers; undefined when unset. */
+export function num(values: FlagValues, name: string): number | undefined {
+  const v = values[name];
+  return typeof v === "number" ? v : undefined;
 }
 
-/**
- * Resolves when SIGINT or SIGTERM arrives; the returned AbortSignal fires at
- * the same moment. Roles use it for graceful shutdown.
- */
-export function shutdownSignal(): { signal: AbortSignal; done: Promise<string> } {
-  const ctl = new AbortController();
-  const done = new Promise<string>((resolve) => {
-    const handler = (name: string) => () => {
-      if (!ctl.signal.aborted) {
-        ctl.abort(name);
-        resolve(name);
-      }
-    };
-    Deno.addSignalListener("SIGINT", handler("SIGINT"));
-    Deno.addSignalListener("SIGTERM", handler("SIGTERM"));
+/** Resolves with the signal's name when SIGINT or SIGTERM arrives: roles then shut down. */
+export function shutdownSignal(): Promise<string> {
+  return new Promise<string>((resolve) => {
+    Deno.addSignalListener("SIGINT", () => resolve("SIGINT"));
+    Deno.addSignalListener("SIGTERM", () => resolve("SIGTERM"));
   });
-  return { signal: ctl.signal, done };
 }
 
 /**
@@ -146,41 +143,4 @@ export function selfCommand(): string[] {
     return [exe, "run", "-A", new URL(Deno.mainModule).pathname];
   }
   return [exe];
-}
-
-/** Flags every CSI role shares: its socket, how to reach S3, and logging. */
-export const CSI_ROLE_FLAGS: FlagSpecs = {
-  endpoint: {
-    type: "string",
-    default: "unix:///csi/csi.sock",
-    env: "CSI_ENDPOINT",
-    help: "CSI socket to listen on",
-  },
-  "s3-endpoint-url": {
-    type: "string",
-    env: "AWS_ENDPOINT_URL",
-    help: "S3 endpoint URL (AWS endpoints when unset)",
-  },
-  region: { type: "string", default: "us-east-1", env: "AWS_REGION", help: "Default S3 region" },
-  "virtual-hosted-style": {
-    type: "boolean",
-    help: "Use virtual-hosted-style addressing instead of path-style",
-  },
-  "ca-bundle": { type: "string", env: "AWS_CA_BUNDLE", help: "PEM file of extra trusted CAs" },
-  "log-level": {
-    type: "string",
-    default: "info",
-    env: "S3CSI_LOG_LEVEL",
-    help: "debug, info, warn or error",
-  },
-  help: { type: "boolean", short: "h", help: "Show this help" },
-};
-
-/** Validates --log-level and returns it. */
-export function logLevel(values: FlagValues): "debug" | "info" | "warn" | "error" {
-  const level = str(values, "log-level") ?? "info";
-  if (level !== "debug" && level !== "info" && level !== "warn" && level !== "error") {
-    throw new UsageError(`Invalid value for --log-level: "${level}"`);
-  }
-  return level;
 }

@@ -85,7 +85,7 @@ export function validateFsConfig(c: FsConfig): void {
 }
 
 /** The kernel's "forever": a year, small enough for every encoding on the wire. */
-export const INDEFINITE_TTL_MS = 365 * 24 * 3600 * 1000;
+const INDEFINITE_TTL_MS = 365 * 24 * 3600 * 1000;
 
 /** With `minimal`, what the kernel may cache and how long our own stat cache lives. */
 export const MINIMAL_TTL_MS = 1000;

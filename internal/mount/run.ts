@@ -23,7 +23,7 @@ import { checkMount, mountFuse, serveFd, tuneReadahead, unmount } from "../fuse/
 import { S3FileSystem } from "../fs/mod.ts";
 import type { FsConfig } from "../fs/config.ts";
 import { createDataCache } from "../fs/prefetch/mod.ts";
-import { log as rootLog, logToFile, setLevel } from "../log/mod.ts";
+import { type Level, log as rootLog, logToFile, setLevel } from "../log/mod.ts";
 import { AwsObjectClient } from "../s3/aws_object_client.ts";
 import { isS3Error, type S3ClientConfig } from "../s3/object_client.ts";
 import { resolveCredentials } from "./credentials.ts";
@@ -44,7 +44,7 @@ export interface MountConfig {
   /** Mount owner (user_id=) and, with allow-root, the one non-root user allowed in. */
   ownerUid: number;
   ownerGid: number;
-  debug: boolean;
+  logLevel: Level;
   logFile?: string;
   /** FUSE requests handled at once (--max-threads). */
   maxInFlight: number;
@@ -125,7 +125,7 @@ async function defaultCacheSize(dir: string): Promise<number> {
 
 /** Runs a mount in the foreground until it is unmounted or signalled. Returns the exit code. */
 export async function runMount(cfg: MountConfig): Promise<number> {
-  setLevel(cfg.debug ? "debug" : "info");
+  setLevel(cfg.logLevel);
   if (cfg.logFile) logToFile(cfg.logFile);
   await preflightMountPoint(cfg.mountPoint);
   let creds;

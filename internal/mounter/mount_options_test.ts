@@ -1,17 +1,21 @@
 import assert from "node:assert/strict";
 import { InvalidArgumentError } from "../errors/mod.ts";
-import { applyFsGroup, parseMountOptions, splitOption, toMountArgs } from "./mount_options.ts";
+import { applyFsGroup, parseMountOptions, toMountArgs } from "./mount_options.ts";
 
+const DRIVER = { region: "us-east-1", endpointUrl: "http://s3.local:8000", forcePathStyle: true };
 const CTX = { cacheRoot: "/var/lib/kubelet/plugins/s3.csi.scality.com/cache" };
 
-Deno.test("splitOption() accepts key, key=value, key value and leading dashes", () => {
-  assert.deepEqual(splitOption("allow-delete"), { key: "allow-delete" });
-  assert.deepEqual(splitOption("uid=1000"), { key: "uid", value: "1000" });
-  assert.deepEqual(splitOption("uid 1000"), { key: "uid", value: "1000" });
-  assert.deepEqual(splitOption("--metadata-ttl=60"), { key: "metadata-ttl", value: "60" });
-  assert.deepEqual(splitOption("  Allow_Other "), { key: "allow-other" });
+Deno.test("parseMountOptions() reads key, key=value, key value and leading dashes", () => {
+  assert.equal(parseMountOptions(["uid=1000"], CTX).uid, 1000);
+  assert.equal(parseMountOptions(["uid 1000"], CTX).uid, 1000);
+  assert.deepEqual(parseMountOptions(["--metadata-ttl=60"], CTX).metadataTtl, {
+    kind: "seconds",
+    s: 60,
+  });
+  assert.equal(parseMountOptions(["  Allow_Other "], CTX).allowOther, true);
+  assert.equal(parseMountOptions(["-allow-delete"], CTX).allowDelete, true);
   // "=" inside a value after a space split stays in the value.
-  assert.deepEqual(splitOption("prefix a=b/"), { key: "prefix", value: "a=b/" });
+  assert.equal(parseMountOptions(["prefix a=b/"], CTX).prefix, "a=b/");
 });
 
 Deno.test("parseMountOptions() normalises, de-duplicates and maps the seeds' options", () => {
@@ -37,7 +41,7 @@ Deno.test("parseMountOptions() normalises, de-duplicates and maps the seeds' opt
   assert.equal(o.fileMode, 0o640);
   assert.equal(o.dirMode, 0o750);
   assert.deepEqual(o.metadataTtl, { kind: "indefinite" });
-  assert.deepEqual(toMountArgs(o), [
+  assert.deepEqual(toMountArgs(o, DRIVER), [
     "--allow-delete",
     "--read-only",
     "--uid",
@@ -50,6 +54,9 @@ Deno.test("parseMountOptions() normalises, de-duplicates and maps the seeds' opt
     "0750",
     "--region",
     "eu-west-1",
+    "--endpoint-url",
+    "http://s3.local:8000",
+    "--force-path-style",
     "--prefix",
     "data/",
     "--metadata-ttl",
@@ -94,4 +101,62 @@ Deno.test("applyFsGroup() sets gid, allow-other and group-writable modes unless 
   assert.equal(kept.allowOther, false);
   assert.throws(() => applyFsGroup(base, "staff"), /volume_mount_group/);
   assert.equal(applyFsGroup(base, undefined), base);
+});
+
+Deno.test("parseMountOptions() refuses the driver's S3 settings and process flags, with the table's reason", () => {
+  const cases: Array<[string, RegExp]> = [
+    ["force-path-style", /"force-path-style": refused by policy: .*administrator/],
+    ["virtual-hosted-style", /"virtual-hosted-style": refused by policy/],
+    ["ca-bundle=/etc/ca.pem", /"ca-bundle": refused by policy/],
+    ["s3-endpoint-url=http://x", /"s3-endpoint-url": refused by policy: .*endpoint/],
+    ["f", /"f": refused by policy: the driver manages the mount process/],
+    ["log-level=debug", /"log-level": refused by policy: mount logs/],
+    ["-o allow-delete", /"o": refused by policy: fstab-style/],
+    ["no-sign-request", /"no-sign-request": refused by policy: credentials/],
+  ];
+  for (const [flag, re] of cases) {
+    assert.throws(() => parseMountOptions([flag], CTX), (err: unknown) => {
+      assert.ok(err instanceof InvalidArgumentError, `${flag}: ${err}`);
+      assert.match(err.message, re);
+      return true;
+    });
+  }
+});
+
+Deno.test("parseMountOptions() checks values with the same kinds as s3csi mount", () => {
+  assert.throws(() => parseMountOptions(["max-threads=0"], CTX), /"max-threads": 0 is below/);
+  assert.throws(() => parseMountOptions(["write-part-size=1024"], CTX), /"write-part-size"/);
+  assert.throws(() => parseMountOptions(["sse=des"], CTX), /"sse": "des" is not one of/);
+  assert.throws(() => parseMountOptions(["region=EU West"], CTX), /"region"/);
+  assert.throws(() => parseMountOptions(["metadata-ttl=soon"], CTX), /"metadata-ttl"/);
+  const o = parseMountOptions(["debug-crt", "d", "metadata-ttl=0", "aws-max-attempts=4"], CTX);
+  assert.equal(o.debug, true);
+  assert.deepEqual(o.metadataTtl, { kind: "minimal" });
+  assert.equal(o.awsMaxAttempts, 4);
+});
+
+Deno.test("toMountArgs() gives the driver's connection and lets the volume's region and attempts win", () => {
+  const vhost = {
+    region: "us-east-1",
+    forcePathStyle: false,
+    caBundlePath: "/ca.pem",
+    maxAttempts: 5,
+  };
+  assert.deepEqual(toMountArgs(parseMountOptions([], CTX), vhost), [
+    "--region",
+    "us-east-1",
+    "--virtual-hosted-style",
+    "--ca-bundle",
+    "/ca.pem",
+    "--aws-max-attempts",
+    "5",
+  ]);
+  const own = parseMountOptions(["region=eu-west-1", "aws-max-attempts=2", "sse aws:kms"], CTX);
+  const args = toMountArgs(own, vhost);
+  assert.deepEqual(args.slice(args.indexOf("--region"), args.indexOf("--region") + 2), [
+    "--region",
+    "eu-west-1",
+  ]);
+  assert.equal(args[args.indexOf("--aws-max-attempts") + 1], "2");
+  assert.equal(args[args.indexOf("--sse") + 1], "aws:kms");
 });

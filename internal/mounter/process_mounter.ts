@@ -19,6 +19,7 @@
  *
  * @module
  */
+import type { S3Connection } from "../cli/role_flags.ts";
 import { FailedPreconditionError, InternalError } from "../errors/mod.ts";
 import { checkMount, mountFuse, tuneReadahead, unmount } from "../fuse/mount.ts";
 import { log as rootLog } from "../log/mod.ts";
@@ -32,13 +33,10 @@ const log = rootLog.with({ component: "mounter" });
 
 const PROFILE = "s3csi";
 
-export interface ProcessMounterConfig {
+/** The driver's S3 connection, passed to every mount, and how to run them. */
+export interface ProcessMounterConfig extends S3Connection {
   /** How to run s3csi: e.g. [Deno.execPath(), "run", "-A", "/app/main.ts"] or ["/bin/s3csi"]. */
   command: string[];
-  endpointUrl?: string;
-  region: string;
-  forcePathStyle: boolean;
-  caBundlePath?: string;
   /** How long a mount may take to become ready. */
   startTimeoutMs?: number;
 }
@@ -125,17 +123,13 @@ export class ProcessMounter implements Mounter {
       `${spec.stateDir}/mount.log`,
       ...toMountArgs({
         ...opts,
-        region: opts.region ?? this.#config.region,
         userAgentPrefix: [
           `s3csi/${VERSION}`,
           `credential-source#${spec.authenticationSource}`,
           opts.userAgentPrefix,
         ].filter(Boolean).join(" "),
-      }),
+      }, this.#config),
     ];
-    if (this.#config.endpointUrl) args.push("--endpoint-url", this.#config.endpointUrl);
-    if (this.#config.forcePathStyle) args.push("--force-path-style");
-    if (this.#config.caBundlePath) args.push("--ca-bundle", this.#config.caBundlePath);
     const env: Record<string, string> = {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
       HOME: Deno.env.get("HOME") ?? "/root",
