@@ -16,9 +16,8 @@ import {
 } from "../../internal/cli/mod.ts";
 import { CSI_ROLE_FLAGS, logLevel, s3Connection } from "../../internal/cli/role_flags.ts";
 import { oneOf, uint } from "../../internal/cli/values.ts";
-import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/mod.ts";
+import { ControllerServer, CsiServer, IdentityServer, NodeServer } from "../../internal/csi/mod.ts";
 import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
-import { NodeServer } from "../../internal/csi/node_server.ts";
 import { log, setLevel } from "../../internal/log/mod.ts";
 import { ProcessMounter } from "../../internal/mounter/process_mounter.ts";
 import { BindTargetOps } from "../../internal/mounter/target_ops.ts";

@@ -1,11 +1,12 @@
 /**
- * The CSI layer: gRPC server, Identity, Controller (and, later, Node)
- * services. Services are plain classes whose `handlers()` the `CsiServer`
- * wraps with logging and error mapping.
+ * The CSI layer, as the roles wire it: the gRPC server and the Identity,
+ * Controller and Node services. Services are plain classes whose
+ * `handlers()` the `CsiServer` wraps with logging and the one error mapping
+ * (`grpc_status.ts`).
  *
  * @module
  */
-export { CsiServer, socketPath } from "./server.ts";
+export { CsiServer } from "./server.ts";
 export { IdentityServer } from "./identity_server.ts";
-export { type ClientFactory, ControllerServer, parseStorageParams } from "./controller_server.ts";
-export { csiDefinitions } from "./proto.ts";
+export { ControllerServer } from "./controller_server.ts";
+export { NodeServer } from "./node_server.ts";

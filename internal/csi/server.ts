@@ -72,7 +72,7 @@ function wrapAll(impl: ServiceImpl): grpc.UntypedServiceImplementation {
 }
 
 /** Parses `unix:///path` or `/path` into a socket path; throws on other schemes. */
-export function socketPath(endpoint: string): string {
+function socketPath(endpoint: string): string {
   if (endpoint.startsWith("unix://")) return endpoint.slice("unix://".length);
   if (endpoint.startsWith("/")) return endpoint;
   throw new Error(`Cannot listen on "${endpoint}": only unix:// endpoints are supported`);
