@@ -131,6 +131,11 @@ export class FsError extends Error {
   }
 }
 
+/** Refuses the current operation with `errno`. */
+export function fail(errno: number, message: string): never {
+  throw new FsError(errno, message);
+}
+
 /** Linux errno values (one table for the whole program). */
 export { Errno } from "../errno.ts";
 
