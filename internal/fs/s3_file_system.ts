@@ -314,6 +314,21 @@ export class S3FileSystem implements FileSystem {
     });
   }
 
+  /** S3 objects cannot be links (SEMANTICS.md S21). */
+  symlink(_ctx: RequestContext, _parent: Ino, name: string, target: string): Promise<Entry> {
+    return this.#guard("other", { name, target }, () => {
+      this.#writable();
+      fail(Errno.EPERM, `Cannot create symbolic link "${name}": S3 objects cannot be links`);
+    });
+  }
+
+  link(_ctx: RequestContext, ino: Ino, _newParent: Ino, newName: string): Promise<Entry> {
+    return this.#guard("other", { ino, newName }, () => {
+      this.#writable();
+      fail(Errno.EPERM, `Cannot create hard link "${newName}": S3 objects have no link count`);
+    });
+  }
+
   // ---- Files -----------------------------------------------------------------
 
   open(ctx: RequestContext, ino: Ino, flags: number): Promise<OpenReply> {

@@ -417,6 +417,22 @@ Deno.test("S20 readdir() sorts by name, re-sorting S3 common prefixes, and merge
   fs.forget(f.ino, 1);
 });
 
+// ---- Unsupported operations -------------------------------------------------------
+
+Deno.test("S21 symlink() and link() are EPERM and write nothing, EROFS on a read-only mount", async () => {
+  const { fs, client } = await mount();
+  await put(client, "f", "x");
+  const f = await resolve(fs, "f");
+  assert.equal(await errnoOf(fs.symlink(ctx(), ROOT_INO, "s", "f")), Errno.EPERM);
+  assert.equal(await errnoOf(fs.link(ctx(), f, ROOT_INO, "g")), Errno.EPERM);
+  assert.deepEqual(client.keys(BUCKET), ["f"]);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "s")), Errno.ENOENT);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "g")), Errno.ENOENT);
+  const ro = await mount({ readOnly: true }, client);
+  assert.equal(await errnoOf(ro.fs.symlink(ctx(), ROOT_INO, "s", "f")), Errno.EROFS);
+  assert.equal(await errnoOf(ro.fs.link(ctx(), f, ROOT_INO, "g")), Errno.EROFS);
+});
+
 // ---- Other rules ------------------------------------------------------------------
 
 Deno.test("rename() is EXDEV, and EROFS on a read-only mount", async () => {
