@@ -119,12 +119,15 @@ export class WriteHandle {
   /**
    * At unmount: completes an upload whose handle the application already
    * closed (the release that would have completed it will not come), aborts
-   * one still open, so no partial object is created.
+   * one still open, so no partial object is created, and waits for the abort
+   * of one that failed.
    */
   async unmount(): Promise<void> {
-    if (this.upload.state !== "open") return;
-    if (this.#flushed) await this.complete().catch(() => {});
-    else await this.upload.abort("file system unmounted with the file still open");
+    const state = this.upload.state;
+    if (state === "open" && this.#flushed) await this.complete().catch(() => {});
+    else if (state === "open" || state === "failed") {
+      await this.upload.abort("file system unmounted with the file still open");
+    }
   }
 }
 
