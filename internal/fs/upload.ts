@@ -24,7 +24,7 @@ import { errnoOf } from "./errno.ts";
 import type { CompletedPart, ObjectClient, PutOptions } from "../s3/object_client.ts";
 import { log } from "../log/mod.ts";
 
-export const MAX_PARTS = 10_000;
+const MAX_PARTS = 10_000;
 const INITIAL_BUFFER = 64 * 1024;
 
 export type UploadState = "open" | "completing" | "done" | "failed";

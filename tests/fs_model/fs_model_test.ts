@@ -21,10 +21,10 @@ import {
   O_RDONLY,
   O_WRONLY,
   ROOT_INO,
+  type S3FileSystem,
   S_IFDIR,
   S_IFREG,
-} from "../../internal/fs/api.ts";
-import type { S3FileSystem } from "../../internal/fs/s3_file_system.ts";
+} from "../../internal/fs/mod.ts";
 import { BUCKET, ctx, dec, enc, errnoOf, listIno, mount } from "../../internal/fs/testing.ts";
 import type { MemoryObjectClient } from "../../internal/s3/memory_object_client.ts";
 import {
