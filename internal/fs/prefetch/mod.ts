@@ -14,4 +14,5 @@
 export { MemoryBudget } from "./memory_budget.ts";
 export { allocate, BufferPool } from "./buffer_pool.ts";
 export { createDataCache, type DataCache, type DataCacheOptions } from "./data_cache.ts";
-export { createReader, type ReaderOptions, type ReadSource } from "./reader.ts";
+export { createReader, type ReaderOptions } from "./reader.ts";
+export type { ReadSource } from "./read_source.ts";
