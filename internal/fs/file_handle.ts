@@ -62,22 +62,26 @@ export class ReadHandle {
 
 export class WriteHandle {
   readonly kind = "write";
+  readonly inode: Inode;
+  readonly upload: Upload;
+  /** The opening process: its close completes the upload. */
+  readonly #pid: number;
+  readonly #table: InodeTable;
   /** Whether the application closed a descriptor of this handle. */
   #flushed = false;
 
-  constructor(
-    readonly inode: Inode,
-    readonly upload: Upload,
-    /** The opening process: its close completes the upload. */
-    readonly pid: number,
-    readonly table: InodeTable,
-  ) {}
+  constructor(inode: Inode, upload: Upload, pid: number, table: InodeTable) {
+    this.inode = inode;
+    this.upload = upload;
+    this.#pid = pid;
+    this.#table = table;
+  }
 
   async write(offset: number, data: Uint8Array): Promise<number> {
     try {
       return await this.upload.write(offset, data);
     } catch (err) {
-      this.table.uploadFailed(this.inode, this.upload);
+      this.#table.uploadFailed(this.inode, this.upload);
       throw err;
     }
   }
@@ -85,11 +89,12 @@ export class WriteHandle {
   async flush(pid: number): Promise<void> {
     this.#flushed = true;
     const u = this.upload;
-    if (u.state === "failed") throw u.failure!;
+    // Throws the failure once its abort is over, and the inode lets go of the upload.
+    if (u.state === "failed") return await this.complete();
     if (u.state === "done") return;
     // close() from another process (a dup'd or inherited descriptor) or
     // of an empty file defers the upload to release: see SEMANTICS.md.
-    if (pid !== this.pid || u.size === 0) return;
+    if (pid !== this.#pid || u.size === 0) return;
     await this.complete();
   }
 
@@ -99,10 +104,10 @@ export class WriteHandle {
     try {
       result = await this.upload.complete();
     } catch (err) {
-      this.table.uploadFailed(this.inode, this.upload);
+      this.#table.uploadFailed(this.inode, this.upload);
       throw err;
     }
-    this.table.uploaded(this.inode, this.upload, result);
+    this.#table.uploaded(this.inode, this.upload, result);
   }
 
   /** The last descriptor is gone: completes what is left, logging a failure. */

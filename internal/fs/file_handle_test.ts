@@ -80,3 +80,27 @@ Deno.test("S3FileSystem reads through the data cache its caller gives and closes
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("flush() after a part failed in the background answers once the upload is aborted, and the new file is gone", async () => {
+  const { fs, client } = await mount({ writePartSize: 4 });
+  const gates: (() => void)[] = [];
+  client.setBeforeRequest((op) =>
+    op === "abortMultipartUpload" ? new Promise<void>((r) => gates.push(r)) : undefined
+  );
+  const f = await fs.mknod(ctx(), ROOT_INO, "f", S_IFREG | 0o644, 0);
+  const { fh } = await fs.open(ctx(), f.ino, O_WRONLY);
+  client.failNext("uploadPart", "ServerError");
+  await fs.write(ctx(), f.ino, fh, 0, enc("0123")); // a full part, which fails in the background
+  while (gates.length === 0) await new Promise((r) => setTimeout(r, 0));
+  let settled = false;
+  const flushed = errnoOf(fs.flush(ctx(), f.ino, fh)).finally(() => settled = true);
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
+  assert.equal(settled, false, "close returned while the abort was in flight");
+  gates.shift()!();
+  assert.equal(await flushed, Errno.EIO);
+  assert.deepEqual(client.pendingUploads(), []);
+  await fs.release(ctx(), f.ino, fh, 0);
+  fs.forget(f.ino, 1);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "f")), Errno.ENOENT);
+  assert.deepEqual(client.keys(BUCKET), []);
+});
