@@ -26,7 +26,6 @@ export const ROOT_INO: Ino = 1;
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
-export const S_IFLNK = 0o120000;
 
 export interface Attr {
   ino: Ino;
@@ -110,15 +109,15 @@ export interface RequestContext {
   signal: AbortSignal;
 }
 
-/** Open flags as the kernel passes them (O_ACCMODE, O_TRUNC, O_APPEND, O_DIRECT, ...). */
+/**
+ * Open flags as the kernel passes them: the ones the file system looks at,
+ * plus O_RDWR and O_SYNC, which callers (and the tests) pass.
+ */
 export const O_ACCMODE = 0o3;
 export const O_RDONLY = 0o0;
 export const O_WRONLY = 0o1;
 export const O_RDWR = 0o2;
-export const O_CREAT = 0o100;
-export const O_EXCL = 0o200;
 export const O_TRUNC = 0o1000;
-export const O_APPEND = 0o2000;
 export const O_DSYNC = 0o10000;
 export const O_DIRECT = 0o40000;
 export const O_SYNC = 0o4010000;
@@ -131,12 +130,17 @@ export class FsError extends Error {
   }
 }
 
+/** Refuses the current operation with `errno`. */
+export function fail(errno: number, message: string): never {
+  throw new FsError(errno, message);
+}
+
 /** Linux errno values (one table for the whole program). */
 export { Errno } from "../errno.ts";
 
 /**
  * The operations a FUSE session dispatches to. Operations not listed here
- * (symlink, link, readlink, xattrs, locks, fallocate, ...) are answered by the
+ * (readlink, xattrs, locks, fallocate, ...) are answered by the
  * session itself with the errno documented in internal/fs/SEMANTICS.md.
  */
 export interface FileSystem {

@@ -23,8 +23,8 @@
 import type { ObjectClient, ObjectInfo } from "../s3/object_client.ts";
 import { blockersOf, compareUtf8 as compareKeys, isValidName } from "./names.ts";
 
-export const LIST_PAGE_SIZE = 1000;
-export const PROBE_THRESHOLD = 1000;
+const LIST_PAGE_SIZE = 1000;
+const PROBE_THRESHOLD = 1000;
 
 export type ListedEntry =
   | { name: string; source: "remote"; kind: "dir" }
@@ -48,6 +48,7 @@ export interface DirStreamOptions {
   /** The directory's key prefix ("" or ending with "/"). */
   dirKey: string;
   local: { name: string; kind: "dir" | "file" }[];
+  /** Keys per LIST page (`LIST_PAGE_SIZE`); tests list in tiny pages to cross page ends. */
   pageSize?: number;
 }
 

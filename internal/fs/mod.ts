@@ -1,19 +1,14 @@
 /**
  * The file system core of `s3csi mount`: Mountpoint-for-S3 semantics over an
- * `ObjectClient`, behind the `FileSystem` interface of `./api.ts`. The rules
- * it implements are written down in `./SEMANTICS.md`.
+ * `ObjectClient`, behind the `FileSystem` contract of `./api.ts`. The rules
+ * it implements are written down in `./SEMANTICS.md`. This is what other
+ * folders import: the contract, the S3 file system, its configuration, and
+ * the disk data cache a mount builds once and hands to the file system.
  *
  * @module
  */
 
-export { S3FileSystem } from "./s3_file_system.ts";
-export {
-  defaultFsConfig,
-  type FsConfig,
-  type MetadataTtl,
-  MINIMAL_TTL_MS,
-  ttlsOf,
-  validateFsConfig,
-} from "./config.ts";
-export { errnoOf, toFsError } from "./errno.ts";
-export type { ReadSource } from "./prefetch/mod.ts";
+export * from "./api.ts";
+export { S3FileSystem, type S3FileSystemOptions } from "./s3_file_system.ts";
+export { type FsConfig, type MetadataTtl, MIB } from "./config.ts";
+export { createDataCache, type DataCache, type DataCacheOptions } from "./prefetch/mod.ts";

@@ -5,7 +5,6 @@ import {
   O_DSYNC,
   O_RDONLY,
   O_RDWR,
-  O_SYNC,
   O_TRUNC,
   O_WRONLY,
   ROOT_INO,
@@ -21,20 +20,14 @@ import {
   errnoOf,
   listDir,
   mount,
+  names,
   overwriteFile,
-  parentOf,
+  put,
   readFile,
   resolve,
   writeFile,
 } from "./testing.ts";
 import { MemoryObjectClient } from "../s3/memory_object_client.ts";
-
-const names = (l: { name: string; dir: boolean }[]) =>
-  l.map((e) => (e.dir ? e.name + "/" : e.name));
-
-async function put(client: MemoryObjectClient, key: string, body = "") {
-  await client.putObjectOutOfBand(BUCKET, key, body);
-}
 
 // ---- Tree -------------------------------------------------------------------
 
@@ -417,6 +410,22 @@ Deno.test("S20 readdir() sorts by name, re-sorting S3 common prefixes, and merge
   fs.forget(f.ino, 1);
 });
 
+// ---- Unsupported operations -------------------------------------------------------
+
+Deno.test("S21 symlink() and link() are EPERM and write nothing, EROFS on a read-only mount", async () => {
+  const { fs, client } = await mount();
+  await put(client, "f", "x");
+  const f = await resolve(fs, "f");
+  assert.equal(await errnoOf(fs.symlink(ctx(), ROOT_INO, "s", "f")), Errno.EPERM);
+  assert.equal(await errnoOf(fs.link(ctx(), f, ROOT_INO, "g")), Errno.EPERM);
+  assert.deepEqual(client.keys(BUCKET), ["f"]);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "s")), Errno.ENOENT);
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "g")), Errno.ENOENT);
+  const ro = await mount({ readOnly: true }, client);
+  assert.equal(await errnoOf(ro.fs.symlink(ctx(), ROOT_INO, "s", "f")), Errno.EROFS);
+  assert.equal(await errnoOf(ro.fs.link(ctx(), f, ROOT_INO, "g")), Errno.EROFS);
+});
+
 // ---- Other rules ------------------------------------------------------------------
 
 Deno.test("rename() is EXDEV, and EROFS on a read-only mount", async () => {
@@ -483,181 +492,10 @@ Deno.test("statfs() reports huge fake numbers", async () => {
   assert.ok(Number.isSafeInteger(s.files) || s.files === 2 ** 54);
 });
 
-Deno.test("forget() drops inodes the kernel no longer holds", async () => {
-  const { fs, client } = await mount();
-  for (let i = 0; i < 50; i++) await put(client, `d/f${i}`);
-  const before = fs.inodeCount;
-  await listDir(fs, "d", { plus: true, perCall: 9 });
-  const d = await fs.lookup(ctx(), ROOT_INO, "d");
-  // listDir forgets what readdirplus handed out; resolve() keeps "d" (twice).
-  assert.equal(fs.inodeCount, before + 1);
-  fs.forget(d.ino, 2);
-  assert.equal(fs.inodeCount, before);
-});
-
-Deno.test("readdir() with plus adds a reference only for entries add() accepts", async () => {
-  const { fs, client } = await mount();
-  await put(client, "a");
-  await put(client, "b");
-  const { fh } = await fs.opendir(ctx(), ROOT_INO, 0);
-  const got: DirEntry[] = [];
-  await fs.readdir(
-    ctx(),
-    ROOT_INO,
-    fh,
-    0,
-    true,
-    (e) => got.length < 3 ? (got.push(e), true) : false,
-  );
-  assert.deepEqual(got.map((e) => e.name), [".", "..", "a"]);
-  assert.equal(fs.inodeCount, 2); // root + "a"
-  await fs.readdir(ctx(), ROOT_INO, fh, got[2]!.nextOffset, true, (e) => (got.push(e), true));
-  assert.deepEqual(got.map((e) => e.name), [".", "..", "a", "b"]);
-  // Re-reading from an earlier cookie serves the same entries again.
-  const again: string[] = [];
-  await fs.readdir(
-    ctx(),
-    ROOT_INO,
-    fh,
-    got[1]!.nextOffset,
-    false,
-    (e) => (again.push(e.name), true),
-  );
-  assert.deepEqual(again, ["a", "b"]);
-  await fs.releasedir(ctx(), ROOT_INO, fh);
-  fs.forget(got[2]!.ino, 1);
-  fs.forget(got[3]!.ino, 1);
-  assert.equal(fs.inodeCount, 1);
-});
-
-Deno.test("readdir() lists 100,000 entries sorted across pages", async () => {
-  const { fs, client } = await mount();
-  const n = 100_000;
-  const all: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const name = `f${String(i).padStart(6, "0")}${i % 10 === 0 ? "-x" : ""}`;
-    all.push(name);
-    await put(client, `big/${name}`);
-  }
-  for (let i = 0; i < 100; i++) await put(client, `big/f${String(i * 1000).padStart(6, "0")}/sub`);
-  const listed = await listDir(fs, "big", { perCall: 500 });
-  assert.equal(listed.length, n + 100);
-  const sorted = [...listed.map((e) => e.name)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  assert.deepEqual(listed.map((e) => e.name), sorted);
-  assert.equal(new Set(listed.map((e) => e.name)).size, listed.length);
-});
-
-Deno.test("readdir() survives entries added and removed during the listing", async () => {
-  const { fs, client } = await mount();
-  for (let i = 0; i < 30; i++) await put(client, `k${String(i).padStart(2, "0")}`);
-  const ino = ROOT_INO;
-  const { fh } = await fs.opendir(ctx(), ino, 0);
-  const seen: string[] = [];
-  let offset = 0;
-  let round = 0;
-  for (;;) {
-    const batch: DirEntry[] = [];
-    await fs.readdir(
-      ctx(),
-      ino,
-      fh,
-      offset,
-      false,
-      (e) => batch.length < 4 ? (batch.push(e), true) : false,
-    );
-    if (batch.length === 0) break;
-    seen.push(...batch.map((e) => e.name));
-    offset = batch.at(-1)!.nextOffset;
-    round++;
-    await put(client, `k${String(round).padStart(2, "0")}x`); // behind and ahead of the cursor
-    await client.deleteObject(BUCKET, `k${String(29 - round).padStart(2, "0")}`);
-  }
-  await fs.releasedir(ctx(), ino, fh);
-  const entries = seen.filter((s) => s !== "." && s !== "..");
-  assert.equal(new Set(entries).size, entries.length);
-  assert.deepEqual(entries, [...entries].sort());
-  assert.ok(entries.includes("k00"));
-});
-
-Deno.test("readdir() in a directory with many names blocked on a later prefix probes instead of buffering", async () => {
-  const { fs, client } = await mount();
-  for (let i = 0; i < 2500; i++) await put(client, `p/a-${String(i).padStart(4, "0")}`);
-  await put(client, "p/a/inner");
-  await put(client, "p/a");
-  const listed = names(await listDir(fs, "p", { perCall: 100 }));
-  assert.equal(listed[0], "a/");
-  assert.equal(listed.length, 2501);
-  assert.equal(listed.filter((n) => n.startsWith("a/") || n === "a").length, 1);
-});
-
-Deno.test("destroy() completes closed-but-deferred uploads and aborts open ones", async () => {
-  const { fs, client } = await mount({ writePartSize: 4 });
-  const a = await fs.mknod(ctx(), ROOT_INO, "a", S_IFREG | 0o644, 0);
-  const ah = await fs.open(ctx(1), a.ino, O_WRONLY);
-  await fs.write(ctx(1), a.ino, ah.fh, 0, enc("closed"));
-  await fs.flush(ctx(2), a.ino, ah.fh); // deferred
-  const b = await fs.mknod(ctx(), ROOT_INO, "b", S_IFREG | 0o644, 0);
-  const bh = await fs.open(ctx(1), b.ino, O_WRONLY);
-  await fs.write(ctx(1), b.ino, bh.fh, 0, enc("still open"));
-  await fs.destroy();
-  assert.equal(dec(client.peek(BUCKET, "a")!), "closed");
-  assert.equal(client.peek(BUCKET, "b"), undefined);
-  assert.deepEqual(client.pendingUploads(), []);
-});
-
-Deno.test("open() for writing is ENOMEM past the writer cap", async () => {
-  const mib = 1024 * 1024;
-  const { fs } = await mount({
-    maxMemory: 100 * mib,
-    writePartSize: 8 * mib,
-    readPartSize: 8 * mib,
-  });
-  // (100 - 64 - 8) / 16 = 1 writer.
-  const a = await fs.mknod(ctx(), ROOT_INO, "a", S_IFREG | 0o644, 0);
-  const b = await fs.mknod(ctx(), ROOT_INO, "b", S_IFREG | 0o644, 0);
-  const ah = await fs.open(ctx(), a.ino, O_WRONLY);
-  assert.equal(await errnoOf(fs.open(ctx(), b.ino, O_WRONLY)), Errno.ENOMEM);
-  await fs.release(ctx(), a.ino, ah.fh, 0);
-  const bh = await fs.open(ctx(), b.ino, O_WRONLY);
-  await fs.release(ctx(), b.ino, bh.fh, 0);
-});
-
 Deno.test("concurrent mknod() of one name creates it once", async () => {
   const { fs } = await mount();
   const results = await Promise.all(
     [1, 2, 3].map((i) => errnoOf(fs.mknod(ctx(i), ROOT_INO, "same", S_IFREG | 0o644, 0))),
   );
   assert.deepEqual(results.sort(), [0, Errno.EEXIST, Errno.EEXIST]);
-});
-
-Deno.test("write() with a large file keeps parts flowing and reads back intact", async () => {
-  const { fs, client } = await mount({ writePartSize: 64 * 1024 });
-  const data = new Uint8Array(1024 * 1024 + 123);
-  for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
-  await writeFile(fs, "bin", data, 100_000);
-  const stored = client.peek(BUCKET, "bin")!;
-  assert.equal(stored.byteLength, data.byteLength);
-  assert.deepEqual(stored, data);
-  const [parent, name] = await parentOf(fs, "bin");
-  const e = await fs.lookup(ctx(), parent, name);
-  assert.equal(e.attr.size, data.byteLength);
-});
-
-Deno.test("forget() drops a created file that was never opened, so a refused CREATE leaves nothing", async () => {
-  const { fs, client } = await mount();
-  const f = await fs.mknod(ctx(), ROOT_INO, "sync", S_IFREG | 0o644, 0);
-  // The open after mknod is refused (O_SYNC): the session rolls back with forget.
-  assert.equal(await errnoOf(fs.open(ctx(), f.ino, O_WRONLY | O_SYNC)), Errno.EINVAL);
-  fs.forget(f.ino, 1);
-  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "sync")), Errno.ENOENT);
-  assert.deepEqual(names(await listDir(fs, "")), []);
-  assert.equal(client.peek(BUCKET, "sync"), undefined);
-  // A created file the kernel still knows stays, and one being written survives a forget.
-  const g = await fs.mknod(ctx(), ROOT_INO, "g", S_IFREG | 0o644, 0);
-  const { fh } = await fs.open(ctx(), g.ino, O_WRONLY);
-  fs.forget(g.ino, 1);
-  await fs.write(ctx(), g.ino, fh, 0, enc("kept"));
-  await fs.flush(ctx(), g.ino, fh);
-  await fs.release(ctx(), g.ino, fh, 0);
-  assert.equal(dec(client.peek(BUCKET, "g")!), "kept");
 });

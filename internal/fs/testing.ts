@@ -20,7 +20,7 @@ import {
   S_IFREG,
 } from "./api.ts";
 import { defaultFsConfig, type FsConfig } from "./config.ts";
-import { S3FileSystem } from "./s3_file_system.ts";
+import { S3FileSystem, type S3FileSystemOptions } from "./s3_file_system.ts";
 import { MemoryObjectClient } from "../s3/memory_object_client.ts";
 
 export const BUCKET = "test-bucket";
@@ -32,12 +32,22 @@ export function ctx(pid = 100): RequestContext {
 export async function mount(
   overrides: Partial<FsConfig> = {},
   client?: MemoryObjectClient,
+  options: S3FileSystemOptions = {},
 ): Promise<{ fs: S3FileSystem; client: MemoryObjectClient }> {
   const c = client ?? new MemoryObjectClient({ minPartSize: 1 });
   if (!client) await c.createBucket(BUCKET);
-  const fs = new S3FileSystem(c, defaultFsConfig(BUCKET, overrides));
+  const fs = new S3FileSystem(c, defaultFsConfig(BUCKET, overrides), options);
   return { fs, client: c };
 }
+
+/** Another client writes `key`: the mount learns of it only through S3. */
+export async function put(client: MemoryObjectClient, key: string, body = ""): Promise<void> {
+  await client.putObjectOutOfBand(BUCKET, key, body);
+}
+
+/** Listed entries as names, directories with a trailing "/". */
+export const names = (l: { name: string; dir: boolean }[]): string[] =>
+  l.map((e) => (e.dir ? e.name + "/" : e.name));
 
 export const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array): string => new TextDecoder().decode(b);

@@ -11,7 +11,10 @@
  * never appears.
  *
  * Failures are sticky: once the upload failed every later call fails with
- * the same errno.
+ * the same errno. A failure (even one found by a part in the background)
+ * starts the abort of the multipart upload; `complete()` and `abort()`
+ * resolve only once that abort is over, so whoever waits for them (close,
+ * unmount) never leaves an upload behind that is still being cleaned up.
  *
  * @module
  */
@@ -21,7 +24,7 @@ import { errnoOf } from "./errno.ts";
 import type { CompletedPart, ObjectClient, PutOptions } from "../s3/object_client.ts";
 import { log } from "../log/mod.ts";
 
-export const MAX_PARTS = 10_000;
+const MAX_PARTS = 10_000;
 const INITIAL_BUFFER = 64 * 1024;
 
 export type UploadState = "open" | "completing" | "done" | "failed";
@@ -58,6 +61,8 @@ export class Upload {
   readonly #inflight = new Set<Promise<void>>();
   #queue: Promise<unknown> = Promise.resolve();
   #failure: FsError | null = null;
+  /** The abort that follows the failure, once failed. */
+  #failing: Promise<void> | null = null;
   #completion: Promise<{ etag: string; size: number }> | null = null;
 
   constructor(opts: UploadOptions) {
@@ -204,7 +209,10 @@ export class Upload {
   }
 
   async #complete(): Promise<{ etag: string; size: number }> {
-    if (this.#failure) throw this.#failure;
+    if (this.#failure) {
+      await this.#failing;
+      throw this.#failure;
+    }
     this.#state = "completing";
     const { client, bucket, key, put, ifNoneMatch } = this.#o;
     try {
@@ -232,14 +240,19 @@ export class Upload {
     }
   }
 
-  /** Abandons the upload (no object is created). */
+  /** Abandons the upload (no object is created); resolves once its abort is over. */
   async abort(reason: string): Promise<void> {
-    if (this.#state === "done" || this.#failure) return;
+    if (this.#state === "done") return;
     await this.#fail(new FsError(Errno.EIO, `Upload of "${this.#o.key}" aborted: ${reason}`));
   }
 
-  async #fail(err: unknown): Promise<void> {
-    if (this.#failure) return;
+  /** Records the first failure (synchronously) and returns its abort, shared by every caller. */
+  #fail(err: unknown): Promise<void> {
+    this.#failing ??= this.#failAndAbort(err);
+    return this.#failing;
+  }
+
+  async #failAndAbort(err: unknown): Promise<void> {
     const errno = errnoOf(err, "upload");
     this.#failure = err instanceof FsError ? err : new FsError(
       errno,

@@ -93,3 +93,25 @@ Deno.test("Upload.write() keeps up to maxInFlight parts uploading with spare mem
   assert.equal(new TextDecoder().decode(client.peek("bkt", "k")!), "aaaabbbbccccdddd");
   assert.equal(spare.reserved, 0, "borrowed memory is returned");
 });
+
+Deno.test("Upload.complete() and abort() after a part failed in the background wait for its abort", async () => {
+  const { client, upload } = await setup(4);
+  const gates: (() => void)[] = [];
+  client.setBeforeRequest((op) =>
+    op === "abortMultipartUpload" ? new Promise<void>((r) => gates.push(r)) : undefined
+  );
+  client.failNext("uploadPart", "ServerError");
+  await upload.write(0, new TextEncoder().encode("aaaa")); // part 1 fails in the background
+  while (gates.length === 0) await new Promise((r) => setTimeout(r, 0));
+  assert.equal(upload.state, "failed");
+  let settled = 0;
+  const completed = upload.complete().catch((err) => (settled++, err));
+  const aborted = upload.abort("unmount").then(() => settled++);
+  for (let i = 0; i < 10; i++) await new Promise((r) => setTimeout(r, 0));
+  assert.equal(settled, 0, "complete() or abort() returned while the abort was in flight");
+  assert.equal(client.pendingUploads().length, 1);
+  gates.shift()!();
+  assert.equal(((await completed) as FsError).errno, Errno.EIO);
+  await aborted;
+  assert.deepEqual(client.pendingUploads(), []);
+});

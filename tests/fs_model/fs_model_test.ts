@@ -21,14 +21,22 @@ import {
   O_RDONLY,
   O_WRONLY,
   ROOT_INO,
+  type S3FileSystem,
   S_IFDIR,
   S_IFREG,
-} from "../../internal/fs/api.ts";
-import { compareUtf8 } from "../../internal/fs/names.ts";
-import type { S3FileSystem } from "../../internal/fs/s3_file_system.ts";
+} from "../../internal/fs/mod.ts";
 import { BUCKET, ctx, dec, enc, errnoOf, listIno, mount } from "../../internal/fs/testing.ts";
 import type { MemoryObjectClient } from "../../internal/s3/memory_object_client.ts";
-import { describe, directories, files, join, materialize, Model, type Tree } from "./model.ts";
+import {
+  compareNames,
+  describe,
+  directories,
+  files,
+  join,
+  materialize,
+  Model,
+  type Tree,
+} from "./model.ts";
 import { setLevel } from "../../internal/log/mod.ts";
 
 export type Cmd =
@@ -140,7 +148,7 @@ export class Harness {
         return;
       }
       case "delete": {
-        const keys = [...m.keys.keys()].sort(compareUtf8);
+        const keys = [...m.keys.keys()].sort(compareNames);
         if (keys.length === 0) return;
         const key = keys[c.sel % keys.length]!;
         await this.client.deleteObject(BUCKET, this.prefix + key);
@@ -172,7 +180,7 @@ export class Harness {
         return;
       }
       case "close": {
-        const paths = [...m.writers.keys()].sort(compareUtf8);
+        const paths = [...m.writers.keys()].sort(compareNames);
         if (paths.length === 0) return;
         const path = paths[c.sel % paths.length]!;
         const data = m.writers.get(path)!;
@@ -188,7 +196,7 @@ export class Harness {
         return;
       }
       case "append": {
-        const paths = [...m.writers.keys()].sort(compareUtf8);
+        const paths = [...m.writers.keys()].sort(compareNames);
         if (paths.length === 0) return;
         const path = paths[c.sel % paths.length]!;
         const data = m.writers.get(path)!;
@@ -302,7 +310,7 @@ export class Harness {
   async #walk(ino: Ino, path: string, out: Tree, plus: boolean): Promise<void> {
     const entries = await listIno(this.fs, ino, { plus, perCall: 3 });
     const listed = entries.map((e) => e.name);
-    assert.deepEqual(listed, [...listed].sort(compareUtf8), `readdir of "${path}" is sorted`);
+    assert.deepEqual(listed, [...listed].sort(compareNames), `readdir of "${path}" is sorted`);
     assert.equal(new Set(listed).size, listed.length, `readdir of "${path}" has no duplicates`);
     for (const e of entries) {
       const p = join(path, e.name);

@@ -5,10 +5,34 @@
  * tree, so every rule of SEMANTICS.md about the tree (implicit directories,
  * markers, shadowing, hidden keys, precedence) lives in one function.
  *
+ * The name rules (which key components are names, how names sort) are
+ * written here from SEMANTICS.md, sharing no code with `internal/fs`, so a
+ * bug in the file system's own rules shows up as a difference.
+ *
  * @module
  */
 
-import { compareUtf8, isValidName } from "../../internal/fs/names.ts";
+const encoder = new TextEncoder();
+
+/**
+ * SEMANTICS.md, Tree: a key component is shown unless it is empty, `.` or
+ * `..`, contains NUL, or is longer than 255 bytes (it never contains `/`:
+ * keys are split on it).
+ */
+export function isName(component: string): boolean {
+  return component !== "" && component !== "." && component !== ".." &&
+    !component.includes("\0") && encoder.encode(component).length <= 255;
+}
+
+/** SEMANTICS.md, Directories: names sort in UTF-8 byte order, as S3 sorts keys. */
+export function compareNames(a: string, b: string): number {
+  const x = encoder.encode(a);
+  const y = encoder.encode(b);
+  for (let i = 0; i < x.length && i < y.length; i++) {
+    if (x[i] !== y[i]) return x[i]! - y[i]!;
+  }
+  return x.length - y.length;
+}
 
 export type Node =
   | { kind: "dir" }
@@ -57,7 +81,7 @@ export function materialize(m: Model): Tree {
     const comps = key.split("/");
     let valid = true;
     for (let i = 0; i < comps.length - 1; i++) {
-      if (!isValidName(comps[i]!)) {
+      if (!isName(comps[i]!)) {
         valid = false;
         break;
       }
@@ -65,7 +89,7 @@ export function materialize(m: Model): Tree {
     }
     const last = comps[comps.length - 1]!;
     // An empty last component is a directory marker; other invalid names are hidden.
-    if (valid && isValidName(last)) remoteFiles.set(key, new TextEncoder().encode(content).length);
+    if (valid && isName(last)) remoteFiles.set(key, encoder.encode(content).length);
   }
   const localDirs = new Set<string>();
   for (const d of m.localDirs) {
@@ -89,16 +113,16 @@ export function materialize(m: Model): Tree {
 /** Sorted [path, description] pairs, for readable comparisons. */
 export function describe(tree: Tree): string[] {
   return [...tree.entries()]
-    .sort(([a], [b]) => compareUtf8(a, b))
+    .sort(([a], [b]) => compareNames(a, b))
     .map(([p, n]) => (n.kind === "dir" ? `${p}/` : `${p} (${n.size})`));
 }
 
 export function directories(tree: Tree): string[] {
-  return ["", ...[...tree].filter(([, n]) => n.kind === "dir").map(([p]) => p)].sort(compareUtf8);
+  return ["", ...[...tree].filter(([, n]) => n.kind === "dir").map(([p]) => p)].sort(compareNames);
 }
 
 export function files(tree: Tree): string[] {
-  return [...tree].filter(([, n]) => n.kind === "file").map(([p]) => p).sort(compareUtf8);
+  return [...tree].filter(([, n]) => n.kind === "file").map(([p]) => p).sort(compareNames);
 }
 
 export function join(dir: string, name: string): string {

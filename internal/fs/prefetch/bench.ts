@@ -13,7 +13,7 @@
 
 import { AwsObjectClient } from "../../s3/aws_object_client.ts";
 import { startMinio } from "../../../tests/support/minio.ts";
-import { createDataCache, createReader, MemoryBudget } from "./mod.ts";
+import { createDataCache, createReader, type DataCache, MemoryBudget } from "./mod.ts";
 
 const MiB = 1024 * 1024;
 const sizeMiB = Number(Deno.args[0] ?? 1024);
@@ -31,6 +31,7 @@ const client = new AwsObjectClient({
   maxConnections: 64,
 });
 const cacheDir = await Deno.makeTempDir({ prefix: "s3csi-bench-cache-" });
+let cache: DataCache | undefined;
 try {
   await client.createBucket("bench");
   const etag = await upload(size);
@@ -76,19 +77,20 @@ try {
 
   // Cached re-read.
   {
-    const cache = await createDataCache({ dir: cacheDir, maxBytes: size + 64 * MiB });
+    cache = await createDataCache({ dir: cacheDir, maxBytes: size + 64 * MiB });
     const budget = new MemoryBudget(1024 * MiB);
     let t = performance.now();
     await readerRead(etag, budget, cache);
     report("reader with cache, first read", size, performance.now() - t);
-    await new Promise((r) => setTimeout(r, 1000));
+    await cache.idle(); // the first read's blocks are on disk
     t = performance.now();
     await readerRead(etag, budget, cache);
     report("reader with cache, second read", size, performance.now() - t);
     console.log(`  cache ${JSON.stringify(cache.stats())}`);
-    await cache.close();
   }
 } finally {
+  // Its background writes land before the directory goes.
+  await cache?.close();
   client.close();
   await minio.stop();
   await Deno.remove(cacheDir, { recursive: true });
@@ -125,7 +127,7 @@ async function rawRead(etag: string, concurrency: number): Promise<void> {
 async function readerRead(
   etag: string,
   budget: MemoryBudget,
-  cache?: Awaited<ReturnType<typeof createDataCache>>,
+  cache?: DataCache,
 ): Promise<void> {
   const reader = createReader({
     client,

@@ -57,9 +57,12 @@ export interface DataCache {
   /** Stores a block in the background; never rejects (a failed write is just not cached). */
   put(object: CachedObjectId, index: number, data: Uint8Array): Promise<void>;
   stats(): DataCacheStats;
-  /** Resolves once every block write and file removal started so far has finished. */
+  /** Resolves once every block read, write and file removal started so far has finished. */
   idle(): Promise<void>;
-  /** Waits for pending writes, then removes the directory. */
+  /**
+   * Refuses new work, waits until idle, then removes the directory: once it
+   * resolves, nothing of the cache touches the disk any more.
+   */
   close(): Promise<void>;
 }
 
@@ -147,7 +150,9 @@ class DiskDataCache implements DataCache {
     this.#index.set(id, entry);
     let buf: Uint8Array;
     try {
-      buf = await Deno.readFile(entry.path);
+      const read = Deno.readFile(entry.path);
+      this.#track(read);
+      buf = await read;
     } catch {
       // Evicted or removed under us.
       this.#dropIfCurrent(id, entry);
@@ -253,9 +258,10 @@ class DiskDataCache implements DataCache {
     this.#track(Deno.remove(path).catch(() => {}));
   }
 
+  /** Counts `p` as background work until it settles (`idle()` and `close()` wait for it). */
   #track(p: Promise<unknown>): void {
     this.#pending.add(p);
-    p.finally(() => this.#pending.delete(p));
+    p.then(() => this.#pending.delete(p), () => this.#pending.delete(p));
   }
 }
 

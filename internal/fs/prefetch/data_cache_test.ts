@@ -5,6 +5,7 @@ import {
   createDataCache,
   createReader,
   type DataCache,
+  type DataCacheOptions,
   MemoryBudget,
   type ReaderOptions,
 } from "./mod.ts";
@@ -17,13 +18,28 @@ const OBJ = { bucket: "bucket", key: "a/b.bin", etag: '"e1"' };
 /** Log lines written during the current test. */
 let logged: string[] = [];
 
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+/**
+ * Runs `fn` with `open()`, which creates caches in a fresh directory. Every
+ * cache opened is closed before the directory is removed, even when `fn`
+ * fails: close waits for the cache's background writes, which would
+ * otherwise land in a directory being removed and hide `fn`'s own error.
+ */
+async function withDir(
+  fn: (open: (o: Omit<DataCacheOptions, "dir">) => Promise<DataCache>) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "s3csi-cache-test-" });
+  const caches: DataCache[] = [];
+  const open = async (o: Omit<DataCacheOptions, "dir">) => {
+    const cache = await createDataCache({ ...o, dir });
+    caches.push(cache);
+    return cache;
+  };
   logged = [];
   const prev = setSink({ write: (line) => logged.push(line) });
   try {
-    await fn(dir);
+    await fn(open);
   } finally {
+    for (const c of caches) await c.close();
     setSink(prev);
     await Deno.remove(dir, { recursive: true });
   }
@@ -36,8 +52,8 @@ async function blockFiles(dir: string): Promise<string[]> {
 }
 
 Deno.test("createDataCache() stores blocks that get() returns intact", async () => {
-  await withDir(async (dir) => {
-    const cache = await createDataCache({ dir, maxBytes: 16 * MiB, blockSize: 64 * KiB });
+  await withDir(async (open) => {
+    const cache = await open({ maxBytes: 16 * MiB, blockSize: 64 * KiB });
     const a = pattern(64 * KiB, 1);
     const b = pattern(1000, 2);
     await cache.put(OBJ, 0, a);
@@ -56,8 +72,8 @@ Deno.test("createDataCache() stores blocks that get() returns intact", async () 
 });
 
 Deno.test("DataCache.get() treats a corrupt or truncated block as a miss", async () => {
-  await withDir(async (dir) => {
-    const cache = await createDataCache({ dir, maxBytes: 16 * MiB, blockSize: 64 * KiB });
+  await withDir(async (open) => {
+    const cache = await open({ maxBytes: 16 * MiB, blockSize: 64 * KiB });
     await cache.put(OBJ, 0, pattern(64 * KiB, 1));
     await cache.put(OBJ, 1, pattern(64 * KiB, 2));
     const [f0, f1] = await blockFiles(cache.dir);
@@ -76,9 +92,9 @@ Deno.test("DataCache.get() treats a corrupt or truncated block as a miss", async
 });
 
 Deno.test("DataCache evicts least recently used blocks to stay under maxBytes", async () => {
-  await withDir(async (dir) => {
+  await withDir(async (open) => {
     const blockSize = 64 * KiB;
-    const cache = await createDataCache({ dir, maxBytes: 4 * blockSize + 512, blockSize });
+    const cache = await open({ maxBytes: 4 * blockSize + 512, blockSize });
     for (let i = 0; i < 4; i++) await cache.put(OBJ, i, pattern(blockSize - 200, i));
     assert.ok(await cache.get(OBJ, 0), "block 0 missing before eviction");
     // Block 0 was just used, so block 1 is the oldest.
@@ -94,9 +110,9 @@ Deno.test("DataCache evicts least recently used blocks to stay under maxBytes", 
 });
 
 Deno.test("DataCache keeps the bytes on disk under maxBytes", async () => {
-  await withDir(async (dir) => {
+  await withDir(async (open) => {
     const blockSize = 32 * KiB;
-    const cache = await createDataCache({ dir, maxBytes: 10 * blockSize, blockSize });
+    const cache = await open({ maxBytes: 10 * blockSize, blockSize });
     await Promise.all(
       Array.from({ length: 40 }, (_, i) => cache.put(OBJ, i, pattern(blockSize, i))),
     );
@@ -111,12 +127,12 @@ Deno.test("DataCache keeps the bytes on disk under maxBytes", async () => {
 });
 
 Deno.test("createDataCache() wipes its mount directory at start and close() removes it", async () => {
-  await withDir(async (dir) => {
-    const first = await createDataCache({ dir, maxBytes: MiB, mountId: "m1" });
+  await withDir(async (open) => {
+    const first = await open({ maxBytes: MiB, mountId: "m1" });
     await first.put(OBJ, 0, pattern(100));
     assert.equal((await blockFiles(first.dir)).length, 1);
     // A restart of the same mount (the first one crashed) starts empty.
-    const second = await createDataCache({ dir, maxBytes: MiB, mountId: "m1" });
+    const second = await open({ maxBytes: MiB, mountId: "m1" });
     assert.equal(second.dir, first.dir);
     assert.equal((await blockFiles(second.dir)).length, 0);
     assert.equal(await second.get(OBJ, 0), null);
@@ -126,8 +142,8 @@ Deno.test("createDataCache() wipes its mount directory at start and close() remo
 });
 
 Deno.test("DataCache.put() skips blocks while too many writes are in flight", async () => {
-  await withDir(async (dir) => {
-    const cache = await createDataCache({ dir, maxBytes: 256 * MiB });
+  await withDir(async (open) => {
+    const cache = await open({ maxBytes: 256 * MiB });
     const block = pattern(MiB, 3);
     // Not awaited one by one: a disk slower than the network.
     await Promise.all(Array.from({ length: 80 }, (_, i) => cache.put(OBJ, i, block)));
@@ -174,17 +190,18 @@ async function readAll(
 }
 
 Deno.test("createReader() with a cache serves a second read without S3 requests", async () => {
-  await withDir(async (dir) => {
+  await withDir(async (open) => {
     const size = 10 * MiB + 1234;
     const { client, data, readerOptions } = await setupObject(size);
-    const cache = await createDataCache({ dir, maxBytes: 64 * MiB });
+    const cache = await open({ maxBytes: 64 * MiB });
     const budget = new MemoryBudget(64 * MiB);
     const opts = readerOptions(4 * MiB, budget, cache);
     const first = createReader(opts);
     assert.deepEqual(await readAll(first, size), data);
     first.close();
-    // Let the background writes land.
-    await waitFor(() => cache.stats().blocks === 11);
+    // Every block was handed to the cache before its read returned: let the writes land.
+    await cache.idle();
+    assert.equal(cache.stats().blocks, 11);
     const before = client.gets.length;
     const second = createReader(opts);
     assert.deepEqual(await readAll(second, size), data);
@@ -202,16 +219,17 @@ Deno.test("createReader() with a cache serves a second read without S3 requests"
 });
 
 Deno.test("createReader() refetches only the block the cache finds corrupt", async () => {
-  await withDir(async (dir) => {
+  await withDir(async (open) => {
     const size = 4 * MiB;
     const { client, data, readerOptions } = await setupObject(size);
-    const cache = await createDataCache({ dir, maxBytes: 64 * MiB });
+    const cache = await open({ maxBytes: 64 * MiB });
     const budget = new MemoryBudget(64 * MiB);
     const opts = readerOptions(4 * MiB, budget, cache);
     const first = createReader(opts);
     assert.deepEqual(await readAll(first, size), data);
     first.close();
-    await waitFor(() => cache.stats().blocks === 4);
+    await cache.idle();
+    assert.equal(cache.stats().blocks, 4);
     // Flip the last data byte of one block file.
     const [victim] = await blockFiles(cache.dir);
     const bytes = await Deno.readFile(victim!);
@@ -231,10 +249,10 @@ Deno.test("createReader() refetches only the block the cache finds corrupt", asy
 
 Deno.test("createReader() with a small evicting cache returns the right bytes for any reads", async () => {
   const fc = (await import("fast-check")).default;
-  await withDir(async (dir) => {
+  await withDir(async (open) => {
     const size = 2 * MiB + 999;
     const { data, readerOptions } = await setupObject(size);
-    const cache = await createDataCache({ dir, maxBytes: 512 * KiB, blockSize: 64 * KiB });
+    const cache = await open({ maxBytes: 512 * KiB, blockSize: 64 * KiB });
     const read = fc.record({
       offset: fc.integer({ min: 0, max: size }),
       size: fc.integer({ min: 0, max: 400_000 }),
@@ -264,8 +282,3 @@ Deno.test("createReader() with a small evicting cache returns the right bytes fo
     await cache.close();
   });
 });
-
-async function waitFor(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 2));
-  assert.ok(cond(), "condition not reached");
-}

@@ -42,7 +42,8 @@
  *
  * Disk cache. With a `DataCache`, parts are aligned to its blocks; a part is
  * assembled from cached blocks when possible, only the missing run is fetched
- * from S3, and fetched blocks are written back in the background.
+ * from S3, and fetched blocks are written back in the background (all in
+ * `part_source.ts`; `part.ts` holds the part itself).
  *
  * Buffers. Without a disk cache, a consumed part's buffer goes back to the
  * `BufferPool` for a later GET it fits. So the bytes `read()`
@@ -52,21 +53,24 @@
  * @module
  */
 
-import { bodyBufferSize, type ObjectClient, S3Error } from "../../s3/object_client.ts";
+import { bodyBufferSize, type ObjectClient, type S3Error } from "../../s3/object_client.ts";
 import { log } from "../../log/mod.ts";
 import type { MemoryBudget, Reclaimable } from "./memory_budget.ts";
-import type { CachedObjectId, DataCache } from "./data_cache.ts";
+import type { DataCache } from "./data_cache.ts";
 import type { BufferPool } from "./buffer_pool.ts";
-
-/** What the file system core reads an open file through. */
-export interface ReadSource {
-  /** Up to `size` bytes at `offset`; shorter (or empty) only at the end of the object. */
-  read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array>;
-  /** Cancels requests in flight and releases all memory; later reads fail. */
-  close(): void;
-  /** What the reader did so far (requests, resets…), for logs and tests. */
-  stats(): ReaderStats;
-}
+import {
+  abortedError,
+  closedError,
+  EMPTY,
+  FAILED,
+  IN_FLIGHT,
+  Part,
+  PLANNED,
+  READY,
+  waitFor,
+} from "./part.ts";
+import { PartSource } from "./part_source.ts";
+import type { ReaderStats, ReadSource } from "./read_source.ts";
 
 export interface ReaderOptions {
   client: ObjectClient;
@@ -80,37 +84,15 @@ export interface ReaderOptions {
   partSize: number;
   budget: MemoryBudget;
   cache?: DataCache;
-  /** Prefetch GETs in flight at once for this reader (8 by default). */
+  /** Prefetch GETs in flight at once for this reader (8 by default; tests use fewer). */
   maxConcurrency?: number;
-  /** Largest prefetch window for this reader (128 MiB by default). */
+  /** Largest prefetch window for this reader (128 MiB by default; tests use less). */
   maxWindow?: number;
   /**
    * Where part buffers come from and go back to once consumed. Not used with
    * a `cache`, which keeps views of fetched parts while it writes them out.
    */
   pool?: BufferPool;
-}
-
-/** Counters for tests and benchmarks. */
-export interface ReaderStats {
-  /** GETs issued to S3. */
-  requests: number;
-  /** Bytes requested from S3. */
-  bytesRequested: number;
-  /** Parts served entirely from the disk cache. */
-  cacheParts: number;
-  /** Stream restarts (seeks, errors). */
-  resets: number;
-  /** One-off GETs for late reads behind the stream. */
-  sideReads: number;
-  /** Times the budget took back this reader's prefetched data while it was idle. */
-  reclaims: number;
-  /** The current prefetch window in bytes (0 while reading randomly). */
-  window: number;
-  /** GETs in flight now. */
-  inFlight: number;
-  /** Bytes this reader holds reserved in the budget now. */
-  reserved: number;
 }
 
 const KiB = 1024;
@@ -128,49 +110,18 @@ const FORWARD_SLACK = 2 * MiB;
 const DEFAULT_MAX_CONCURRENCY = 8;
 const DEFAULT_MAX_WINDOW = 128 * MiB;
 
-const EMPTY = new Uint8Array(0);
-
-const PLANNED = 0;
-const IN_FLIGHT = 1;
-const READY = 2;
-const FAILED = 3;
-
-/** A byte range of the object and its data; internal to the reader. */
-class Part {
-  // A plain number: the state changes across awaits, where narrowing would mislead the compiler.
-  state: number = PLANNED;
-  data: Uint8Array = EMPTY;
-  error: unknown = undefined;
-  /** Settles (never rejects) when the GET ends or is aborted. */
-  done: Promise<void> | undefined = undefined;
-  settle: (() => void) | undefined = undefined;
-  controller: AbortController | undefined = undefined;
-  /** Bytes reserved in the budget for this part, released exactly once. */
-  reserved = 0;
-  /** Reads currently awaiting this part: it is not cancelled while any remain. */
-  waiters = 0;
-  /** No longer in the stream: release its memory as soon as it settles. */
-  dropped = false;
-  /** Reserved over the budget for a waiting read: not kept for backward seeks. */
-  forced = false;
-  constructor(readonly start: number, readonly end: number) {}
-}
-
 export function createReader(opts: ReaderOptions): PrefetchReader {
   return new PrefetchReader(opts);
 }
 
 export class PrefetchReader implements ReadSource, Reclaimable {
-  readonly #client: ObjectClient;
   readonly #bucket: string;
   readonly #key: string;
-  readonly #etag: string;
   readonly #size: number;
   readonly #partSize: number;
   readonly #budget: MemoryBudget;
-  readonly #cache: DataCache | undefined;
   readonly #pool: BufferPool | undefined;
-  readonly #cacheId: CachedObjectId;
+  readonly #source: PartSource;
   /** Alignment of part boundaries: the cache block size, or 1 without a cache. */
   readonly #unit: number;
   readonly #maxConcurrency: number;
@@ -196,9 +147,6 @@ export class PrefetchReader implements ReadSource, Reclaimable {
   /** `performance.now()` of the last read, for idle reclaim. */
   #lastReadAt = 0;
   #closed = false;
-  #requests = 0;
-  #bytesRequested = 0;
-  #cacheParts = 0;
   #resets = 0;
   #sideReads = 0;
   #reclaims = 0;
@@ -210,23 +158,23 @@ export class PrefetchReader implements ReadSource, Reclaimable {
     if (!Number.isInteger(opts.size) || opts.size < 0) {
       throw new RangeError(`Cannot create reader: invalid object size "${opts.size}"`);
     }
-    this.#client = opts.client;
     this.#bucket = opts.bucket;
     this.#key = opts.key;
-    this.#etag = opts.etag;
     this.#size = opts.size;
     this.#partSize = opts.partSize;
     this.#budget = opts.budget;
-    this.#cache = opts.cache;
     this.#pool = opts.cache ? undefined : opts.pool;
-    this.#cacheId = { bucket: opts.bucket, key: opts.key, etag: opts.etag };
-    this.#unit = opts.cache ? opts.cache.blockSize : 1;
+    this.#source = new PartSource({
+      client: opts.client,
+      bucket: opts.bucket,
+      key: opts.key,
+      etag: opts.etag,
+      cache: opts.cache,
+      pool: this.#pool,
+    });
+    this.#unit = this.#source.unit;
     this.#maxConcurrency = Math.max(1, opts.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY);
     this.#maxWindow = Math.max(FIRST_REQUEST, opts.maxWindow ?? DEFAULT_MAX_WINDOW);
-  }
-
-  get size(): number {
-    return this.#size;
   }
 
   stats(): ReaderStats {
@@ -234,9 +182,9 @@ export class PrefetchReader implements ReadSource, Reclaimable {
     for (const p of this.#parts) reserved += p.reserved;
     for (const p of this.#active) if (p.dropped) reserved += p.reserved;
     return {
-      requests: this.#requests,
-      bytesRequested: this.#bytesRequested,
-      cacheParts: this.#cacheParts,
+      requests: this.#source.requests,
+      bytesRequested: this.#source.bytesRequested,
+      cacheParts: this.#source.cacheParts,
       resets: this.#resets,
       sideReads: this.#sideReads,
       reclaims: this.#reclaims,
@@ -452,7 +400,7 @@ export class PrefetchReader implements ReadSource, Reclaimable {
 
   async #load(p: Part): Promise<void> {
     try {
-      const data = await this.#fetchPart(p, p.controller!.signal);
+      const data = await this.#source.fetch(p.start, p.end, p.controller!.signal);
       if (p.state === IN_FLIGHT) {
         p.data = data;
         p.state = READY;
@@ -468,76 +416,6 @@ export class PrefetchReader implements ReadSource, Reclaimable {
       p.settle!();
       this.#pump();
     }
-  }
-
-  async #fetchPart(p: Part, signal: AbortSignal): Promise<Uint8Array> {
-    const cache = this.#cache;
-    if (cache === undefined || p.start % this.#unit !== 0) {
-      return await this.#get(p.start, p.end, signal);
-    }
-    const unit = this.#unit;
-    const firstBlock = p.start / unit;
-    const count = Math.ceil((p.end - p.start) / unit);
-    const lookups: Promise<Uint8Array | null>[] = [];
-    for (let i = 0; i < count; i++) lookups.push(cache.get(this.#cacheId, firstBlock + i));
-    const blocks = await Promise.all(lookups);
-    let firstMiss = -1;
-    let lastMiss = -1;
-    for (let i = 0; i < count; i++) {
-      const start = p.start + i * unit;
-      const expected = Math.min(start + unit, p.end) - start;
-      const b = blocks[i];
-      if (b === null || b === undefined || b.length !== expected) {
-        blocks[i] = null;
-        if (firstMiss < 0) firstMiss = i;
-        lastMiss = i;
-      }
-    }
-    if (firstMiss < 0) {
-      this.#cacheParts++;
-      if (count === 1) return blocks[0]!;
-      return assemble(p, blocks as Uint8Array[], unit, undefined, 0);
-    }
-    const fetchStart = p.start + firstMiss * unit;
-    const fetchEnd = Math.min(p.start + (lastMiss + 1) * unit, p.end);
-    const body = await this.#get(fetchStart, fetchEnd, signal);
-    for (let i = firstMiss; i <= lastMiss; i++) {
-      if (blocks[i] !== null) continue;
-      const from = (i - firstMiss) * unit;
-      cache.put(
-        this.#cacheId,
-        firstBlock + i,
-        body.subarray(from, Math.min(from + unit, body.length)),
-      );
-    }
-    if (fetchStart === p.start && fetchEnd === p.end) return body;
-    return assemble(p, blocks, unit, body, fetchStart);
-  }
-
-  /** One conditional ranged GET, checked against the ETag and the range length. */
-  async #get(start: number, end: number, signal: AbortSignal): Promise<Uint8Array> {
-    this.#requests++;
-    this.#bytesRequested += end - start;
-    const res = await this.#client.getObject(this.#bucket, this.#key, {
-      range: { start, end },
-      ifMatch: this.#etag,
-      signal,
-      into: this.#pool?.acquire(bodyBufferSize(end - start)),
-    });
-    if (res.etag && res.etag !== this.#etag) {
-      throw new S3Error(
-        "PreconditionFailed",
-        `Read of "${this.#key}" failed: ETag is "${res.etag}", expected "${this.#etag}"`,
-        412,
-      );
-    }
-    if (res.body.length !== end - start) {
-      throw new S3Error(
-        "Other",
-        `Read of "${this.#key}" failed: got "${res.body.length}" bytes for range "${start}-${end}"`,
-      );
-    }
-    return res.body;
   }
 
   /** Serves `[offset, end)` from the stream, which covers it. */
@@ -699,43 +577,4 @@ export class PrefetchReader implements ReadSource, Reclaimable {
     if (r === 0) return Math.min(offset, this.#size);
     return up ? Math.min(offset - r + unit, this.#size) : offset - r;
   }
-}
-
-/** Copies cached blocks and the fetched run `body` (starting at `bodyStart`) into one buffer for `p`. */
-function assemble(
-  p: Part,
-  blocks: (Uint8Array | null)[],
-  unit: number,
-  body: Uint8Array | undefined,
-  bodyStart: number,
-): Uint8Array {
-  const out = new Uint8Array(p.end - p.start);
-  for (let i = 0; i < blocks.length; i++) {
-    const b = blocks[i];
-    if (b) out.set(b, i * unit);
-  }
-  if (body) out.set(body, bodyStart - p.start);
-  return out;
-}
-
-/** Waits for `p` to settle, or rejects when the caller's `signal` fires first. */
-function waitFor(p: Part, signal: AbortSignal | undefined, key: string): Promise<void> {
-  if (signal === undefined) return p.done!;
-  if (signal.aborted) return Promise.reject(abortedError(key));
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => reject(abortedError(key));
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.done!.then(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    });
-  });
-}
-
-function abortedError(key: string): S3Error {
-  return new S3Error("Aborted", `Read of "${key}" was cancelled`);
-}
-
-function closedError(key: string): S3Error {
-  return new S3Error("Aborted", `Read of "${key}" failed: the file handle is closed`);
 }

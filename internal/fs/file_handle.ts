@@ -1,0 +1,223 @@
+/**
+ * Open file handles of `S3FileSystem`: a read handle wraps the prefetching
+ * reader pinned at open; a write handle owns the file's `Upload` and decides
+ * when it completes (SEMANTICS.md, Writing):
+ *
+ * - `close` (flush) from the opening process completes the upload, unless
+ *   the file is empty or the close comes from another process: then
+ *   completion waits for release, which keeps `touch`, shell redirections
+ *   and `dd` working;
+ * - `fsync` completes it at once; release completes whatever is left, and
+ *   its errors are only logged, since nobody sees them.
+ *
+ * Completion and failure are reported to the inode table, which moves the
+ * inode (and the mkdirs above it) from local to remote state.
+ *
+ * `OpenFiles` holds what all open files of a mount share: the read memory
+ * budget, the pool of part buffers, the optional disk data cache and the
+ * cap on files open for writing (SEMANTICS.md, Writing: Memory).
+ *
+ * @module
+ */
+
+import { Errno, fail } from "./api.ts";
+import { type FsConfig, maxWriters, readBudgetBytes } from "./config.ts";
+import type { Inode, InodeTable } from "./inode_table.ts";
+import {
+  BufferPool,
+  createReader,
+  type DataCache,
+  MemoryBudget,
+  type ReadSource,
+} from "./prefetch/mod.ts";
+import { Upload } from "./upload.ts";
+import { log } from "../log/mod.ts";
+import type { ObjectClient } from "../s3/object_client.ts";
+
+const fsLog = log.with({ component: "fs" });
+
+export class ReadHandle {
+  readonly kind = "read";
+  constructor(readonly inode: Inode, readonly reader: ReadSource) {}
+
+  read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array> {
+    return this.reader.read(offset, size, signal);
+  }
+
+  close(pool: BufferPool): void {
+    this.reader.close();
+    // What the prefetcher did for this handle: the first thing to look at when reads are slow.
+    const { requests, bytesRequested, resets, sideReads, reclaims } = this.reader.stats();
+    fsLog.debug("Read handle closed", {
+      key: this.inode.key,
+      requests,
+      bytesRequested,
+      resets,
+      sideReads,
+      reclaims,
+      pool: pool.stats(),
+    });
+  }
+}
+
+export class WriteHandle {
+  readonly kind = "write";
+  readonly inode: Inode;
+  readonly upload: Upload;
+  /** The opening process: its close completes the upload. */
+  readonly #pid: number;
+  readonly #table: InodeTable;
+  /** Whether the application closed a descriptor of this handle. */
+  #flushed = false;
+
+  constructor(inode: Inode, upload: Upload, pid: number, table: InodeTable) {
+    this.inode = inode;
+    this.upload = upload;
+    this.#pid = pid;
+    this.#table = table;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<number> {
+    try {
+      return await this.upload.write(offset, data);
+    } catch (err) {
+      this.#table.uploadFailed(this.inode, this.upload);
+      throw err;
+    }
+  }
+
+  async flush(pid: number): Promise<void> {
+    this.#flushed = true;
+    const u = this.upload;
+    // Throws the failure once its abort is over, and the inode lets go of the upload.
+    if (u.state === "failed") return await this.complete();
+    if (u.state === "done") return;
+    // close() from another process (a dup'd or inherited descriptor) or
+    // of an empty file defers the upload to release: see SEMANTICS.md.
+    if (pid !== this.#pid || u.size === 0) return;
+    await this.complete();
+  }
+
+  /** Completes the upload (fsync, or a flush that does not defer). */
+  async complete(): Promise<void> {
+    let result: { etag: string; size: number };
+    try {
+      result = await this.upload.complete();
+    } catch (err) {
+      this.#table.uploadFailed(this.inode, this.upload);
+      throw err;
+    }
+    this.#table.uploaded(this.inode, this.upload, result);
+  }
+
+  /** The last descriptor is gone: completes what is left, logging a failure. */
+  async release(): Promise<void> {
+    const state = this.upload.state;
+    if (state !== "open" && state !== "completing") return;
+    try {
+      await this.complete();
+    } catch (err) {
+      fsLog.warn("Upload failed at release", { key: this.inode.key, error: err });
+    }
+  }
+
+  /**
+   * At unmount: completes an upload whose handle the application already
+   * closed (the release that would have completed it will not come), aborts
+   * one still open, so no partial object is created, and waits for the abort
+   * of one that failed.
+   */
+  async unmount(): Promise<void> {
+    const state = this.upload.state;
+    if (state === "open" && this.#flushed) await this.complete().catch(() => {});
+    else if (state === "open" || state === "failed") {
+      await this.upload.abort("file system unmounted with the file still open");
+    }
+  }
+}
+
+export interface OpenFilesOptions {
+  client: ObjectClient;
+  config: FsConfig;
+  table: InodeTable;
+  /** The mount's disk data cache, closed by `destroy()`. */
+  cache: DataCache | undefined;
+}
+
+export class OpenFiles {
+  readonly #o: OpenFilesOptions;
+  readonly #budget: MemoryBudget;
+  /** Part buffers reused across reads (memory outside the budget: at most 8 buffers, 72 MiB). */
+  readonly #pool = new BufferPool();
+  readonly #maxWriters: number;
+  #writers = 0;
+
+  constructor(o: OpenFilesOptions) {
+    this.#o = o;
+    this.#budget = new MemoryBudget(readBudgetBytes(o.config));
+    this.#maxWriters = maxWriters(o.config);
+  }
+
+  /** A read handle pinned to the ETag and size `inode` has now. */
+  reader(inode: Inode): ReadHandle {
+    const { client, config: c, cache } = this.#o;
+    const reader = createReader({
+      client,
+      bucket: c.bucket,
+      key: inode.key,
+      etag: inode.etag!,
+      size: inode.size,
+      partSize: c.readPartSize,
+      budget: this.#budget,
+      cache,
+      pool: this.#pool,
+    });
+    return new ReadHandle(inode, reader);
+  }
+
+  /** A write handle for a new file (`isNew`: created with If-None-Match) or an overwrite. */
+  writer(inode: Inode, isNew: boolean, pid: number): WriteHandle {
+    if (this.#writers >= this.#maxWriters) {
+      fail(
+        Errno.ENOMEM,
+        `Cannot open "${inode.key}" for writing: "${this.#writers}" files are already open for writing`,
+      );
+    }
+    const { client, config: c, table } = this.#o;
+    const upload = new Upload({
+      client,
+      bucket: c.bucket,
+      key: inode.key,
+      partSize: c.writePartSize,
+      ifNoneMatch: isNew,
+      // Extra parts in flight borrow from the read budget's unused share.
+      spare: this.#budget,
+      put: { storageClass: c.storageClass, sse: c.sse, sseKmsKeyId: c.sseKmsKeyId },
+    });
+    table.startWriting(inode, upload);
+    this.#writers++;
+    return new WriteHandle(inode, upload, pid, table);
+  }
+
+  /** The kernel released `h`. */
+  async release(h: ReadHandle | WriteHandle): Promise<void> {
+    if (h.kind === "read") {
+      h.close(this.#pool);
+      return;
+    }
+    this.#writers--;
+    await h.release();
+  }
+
+  /** At unmount: settles every upload still open (see `WriteHandle.unmount`), then closes the cache. */
+  async destroy(handles: (ReadHandle | WriteHandle)[]): Promise<void> {
+    const work: Promise<void>[] = [];
+    for (const h of handles) {
+      if (h.kind === "write") work.push(h.unmount());
+      else h.reader.close();
+    }
+    await Promise.all(work);
+    // Waits for the cache's background writes before removing its directory.
+    await this.#o.cache?.close();
+  }
+}
