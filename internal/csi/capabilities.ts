@@ -13,7 +13,7 @@ export interface VolumeCapabilityMsg {
   access_mode?: { mode?: string } | null;
 }
 
-export const SUPPORTED_ACCESS_MODES = new Set([
+const SUPPORTED_ACCESS_MODES = new Set([
   "SINGLE_NODE_WRITER",
   "SINGLE_NODE_READER_ONLY",
   "MULTI_NODE_READER_ONLY",

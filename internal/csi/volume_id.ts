@@ -18,7 +18,7 @@
 /** Namespace for s3csi volume names (a fixed random UUID). */
 const VOLUME_NAMESPACE = "8f4c2a6e-93d1-4b7e-a5f0-2c91d7e4b3a8";
 
-export const VOLUME_PREFIX = "csi-s3-";
+const VOLUME_PREFIX = "csi-s3-";
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

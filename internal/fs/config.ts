@@ -88,7 +88,7 @@ export function validateFsConfig(c: FsConfig): void {
 const INDEFINITE_TTL_MS = 365 * 24 * 3600 * 1000;
 
 /** With `minimal`, what the kernel may cache and how long our own stat cache lives. */
-export const MINIMAL_TTL_MS = 1000;
+const MINIMAL_TTL_MS = 1000;
 
 /** Bounded so a `find` over a huge tree cannot grow it without limit. */
 export const NEGATIVE_CACHE_MAX = 100_000;

@@ -62,10 +62,6 @@ export function setLevel(level: Level): void {
   minLevel = level;
 }
 
-export function getLevel(): Level {
-  return minLevel;
-}
-
 /** Redirects log output; returns the previous sink so tests can restore it. */
 export function setSink(next: Sink): Sink {
   const prev = sink;
@@ -93,7 +89,7 @@ function maskString(s: string): string {
 }
 
 /** Returns a copy of `value` that is safe to log. Exported for the gRPC logging interceptor. */
-export function sanitize(value: unknown, depth = 0): unknown {
+function sanitize(value: unknown, depth = 0): unknown {
   if (depth > 8) return "[depth]";
   if (typeof value === "string") return maskString(value);
   if (typeof value === "bigint") return value.toString();
