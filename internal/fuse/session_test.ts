@@ -336,11 +336,11 @@ Deno.test("FuseSession answers EIO to requests that arrive before INIT", async (
   }, false);
 });
 
-Deno.test("FuseSession answers unsupported opcodes itself with ENOSYS or EPERM", async () => {
+Deno.test("FuseSession answers ENOSYS for what the FileSystem contract lacks or the FS leaves out", async () => {
   await withSession(stubFs(), {}, async (k) => {
     const cases: [number, Uint8Array, number][] = [
-      [Op.SYMLINK, cat(name("l"), name("t")), Errno.EPERM],
-      [Op.LINK, cat(body(["u64", 5]), name("l")), Errno.EPERM],
+      [Op.SYMLINK, cat(name("l"), name("t")), Errno.ENOSYS], // no fs.symlink
+      [Op.LINK, cat(body(["u64", 5]), name("l")), Errno.ENOSYS], // no fs.link
       [Op.GETXATTR, cat(body(["u32", 0], ["u32", 0]), name("user.x")), Errno.ENOSYS],
       [
         Op.SETXATTR,
@@ -366,6 +366,36 @@ Deno.test("FuseSession answers unsupported opcodes itself with ENOSYS or EPERM",
       unique += 2;
     }
   });
+});
+
+Deno.test("FuseSession passes SYMLINK and LINK to the FS that implements them", async () => {
+  const calls: string[] = [];
+  const fs = stubFs({
+    symlink: (_c, parent, n, target) => {
+      calls.push(`symlink ${parent} ${n} -> ${target}`);
+      return Promise.resolve(entry(20));
+    },
+    link: (_c, ino, newParent, newName) => {
+      calls.push(`link ${ino} ${newParent} ${newName}`);
+      return n === 0 ? Promise.resolve(entry(ino)) : Promise.reject(new FsError(Errno.EPERM, "no"));
+    },
+  });
+  let n = 0;
+  await withSession(fs, {}, async (k) => {
+    k.send(Op.SYMLINK, 10, 1, cat(name("ln"), name("../target")));
+    const r = await k.recv();
+    assert.equal(r.error, 0);
+    assert.equal(r.payload.byteLength, 128, "an entry_out");
+    assert.equal(r.view.getBigUint64(0, true), 20n); // nodeid
+    k.send(Op.LINK, 12, 3, cat(body(["u64", 5]), name("hard")));
+    const r2 = await k.recv();
+    assert.equal(r2.error, 0);
+    assert.equal(r2.view.getBigUint64(0, true), 5n);
+    n++;
+    k.send(Op.LINK, 14, 3, cat(body(["u64", 5]), name("again")));
+    assert.equal((await k.recv()).error, -Errno.EPERM, "the FS's own refusal");
+  });
+  assert.deepEqual(calls, ["symlink 1 ln -> ../target", "link 5 3 hard", "link 5 3 again"]);
 });
 
 Deno.test("FuseSession answers a malformed request with EIO and logs it", async () => {
