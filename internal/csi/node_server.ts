@@ -28,7 +28,7 @@ import { InternalError, InvalidArgumentError } from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { applyFsGroup, type MountOptions, parseMountOptions } from "../mounter/mount_options.ts";
 import type { Mounter, MountSpec } from "../mounter/mounter.ts";
-import { type MountInfoEntry, readMountInfo } from "../fuse/mount.ts";
+import { type MountInfoEntry, readMountInfo } from "../fuse/mod.ts";
 import type { Credentials } from "../s3/object_client.ts";
 import { READER_ONLY_MODES, unsupportedReason, type VolumeCapabilityMsg } from "./capabilities.ts";
 import { credentialsFromSecrets } from "./credentials.ts";

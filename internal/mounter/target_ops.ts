@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { checkMount, type MountHealth, unmount } from "../fuse/mount.ts";
+import { checkMount, type MountHealth, unmount } from "../fuse/mod.ts";
 import { mount, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from "../sys/libc.ts";
 
 const MS_REMOUNT = 32;

@@ -7,7 +7,7 @@
  * or on a skipped spec that the skip list does not explain.
  */
 import assert from "node:assert/strict";
-import { readMountInfo } from "../../internal/fuse/mount.ts";
+import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { spawnDriver } from "../support/driver.ts";
 import { minioEnv, startMinio, tempDir } from "../support/mod.ts";
 
