@@ -40,14 +40,6 @@ export const FUSE_KERNEL_VERSION = 7;
 export const FUSE_OUR_MINOR = 38;
 /** The oldest kernel minor we accept: the first with today's reply sizes (64-byte init_out). */
 export const FUSE_MIN_KERNEL_MINOR = 23;
-/** The root inode's node id. */
-export const FUSE_ROOT_ID = 1;
-/** The kernel refuses to read into a buffer smaller than this. */
-export const FUSE_MIN_READ_BUFFER = 8192;
-/** Set in `unique` of a resent request (7.40, only with HAS_RESEND, which we never request). */
-export const FUSE_UNIQUE_RESEND = 1n << 63n;
-/** `_IOR(229, 0, uint32_t)`: clones a /dev/fuse session onto a new fd. */
-export const FUSE_DEV_IOC_CLONE = 0x8004e500;
 
 export interface OpcodeInfo {
   readonly name: string;
@@ -318,19 +310,8 @@ export const FATTR = {
 export const FUSE_GETATTR_FH = 1;
 /** fuse_fsync_in.fsync_flags: data only. */
 export const FUSE_FSYNC_FDATASYNC = 1;
-/** fuse_release_in.release_flags. */
-export const FUSE_RELEASE_FLUSH = 1;
-export const FUSE_RELEASE_FLOCK_UNLOCK = 2;
-/** fuse_write_in.write_flags. */
-export const FUSE_WRITE_CACHE = 1;
-export const FUSE_WRITE_LOCKOWNER = 2;
-export const FUSE_WRITE_KILL_SUIDGID = 4;
-/** fuse_read_in.read_flags. */
-export const FUSE_READ_LOCKOWNER = 2;
-/** rename2 flags. */
+/** fuse_rename2_in.flags: fail if the new name exists. */
 export const RENAME_NOREPLACE = 1;
-export const RENAME_EXCHANGE = 2;
-export const RENAME_WHITEOUT = 4;
 
 /** fuse_notify_code: sent as the out header's positive `error` with unique 0. */
 export const NOTIFY = {

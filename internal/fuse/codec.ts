@@ -28,7 +28,7 @@ export function getU64(v: DataView, off: number): number {
 }
 
 /** Reads an i64 as a number. */
-export function getI64(v: DataView, off: number): number {
+function getI64(v: DataView, off: number): number {
   return v.getInt32(off + 4, true) >= 0 ? getU64(v, off) : Number(v.getBigInt64(off, true));
 }
 

@@ -55,7 +55,7 @@ export class DecodeError extends Error {
 }
 
 /** Fields every request carries, from `fuse_in_header`. */
-export interface RequestBase {
+interface RequestBase {
   opcode: number;
   unique: number;
   nodeid: number;
@@ -64,29 +64,29 @@ export interface RequestBase {
   pid: number;
 }
 
-export interface LookupRequest extends RequestBase {
+interface LookupRequest extends RequestBase {
   op: "LOOKUP" | "UNLINK" | "RMDIR" | "REMOVEXATTR";
   name: string;
 }
-export interface ForgetRequest extends RequestBase {
+interface ForgetRequest extends RequestBase {
   op: "FORGET";
   nlookup: number;
 }
-export interface ForgetOne {
+interface ForgetOne {
   nodeid: number;
   nlookup: number;
 }
-export interface BatchForgetRequest extends RequestBase {
+interface BatchForgetRequest extends RequestBase {
   op: "BATCH_FORGET";
   forgets: ForgetOne[];
 }
-export interface GetattrRequest extends RequestBase {
+interface GetattrRequest extends RequestBase {
   op: "GETATTR";
   getattrFlags: number;
   /** Present only when the kernel set FUSE_GETATTR_FH. */
   fh: number | undefined;
 }
-export interface SetattrRequest extends RequestBase {
+interface SetattrRequest extends RequestBase {
   op: "SETATTR";
   /** FATTR_* bits: which of the fields below are meaningful. */
   valid: number;
@@ -104,28 +104,28 @@ export interface SetattrRequest extends RequestBase {
   /** The group to set (FATTR_GID). */
   newGid: number;
 }
-export interface ReadlinkRequest extends RequestBase {
+interface ReadlinkRequest extends RequestBase {
   op: "READLINK" | "STATFS" | "DESTROY";
 }
-export interface SymlinkRequest extends RequestBase {
+interface SymlinkRequest extends RequestBase {
   op: "SYMLINK";
   name: string;
   target: string;
 }
-export interface MknodRequest extends RequestBase {
+interface MknodRequest extends RequestBase {
   op: "MKNOD";
   mode: number;
   rdev: number;
   umask: number;
   name: string;
 }
-export interface MkdirRequest extends RequestBase {
+interface MkdirRequest extends RequestBase {
   op: "MKDIR";
   mode: number;
   umask: number;
   name: string;
 }
-export interface RenameRequest extends RequestBase {
+interface RenameRequest extends RequestBase {
   op: "RENAME" | "RENAME2";
   newdir: number;
   /** RENAME_* flags; always 0 for RENAME. */
@@ -133,17 +133,17 @@ export interface RenameRequest extends RequestBase {
   name: string;
   newName: string;
 }
-export interface LinkRequest extends RequestBase {
+interface LinkRequest extends RequestBase {
   op: "LINK";
   oldnodeid: number;
   name: string;
 }
-export interface OpenRequest extends RequestBase {
+interface OpenRequest extends RequestBase {
   op: "OPEN" | "OPENDIR";
   flags: number;
   openFlags: number;
 }
-export interface ReadRequest extends RequestBase {
+interface ReadRequest extends RequestBase {
   op: "READ" | "READDIR" | "READDIRPLUS";
   fh: number;
   offset: number;
@@ -151,7 +151,7 @@ export interface ReadRequest extends RequestBase {
   readFlags: number;
   flags: number;
 }
-export interface WriteRequest extends RequestBase {
+interface WriteRequest extends RequestBase {
   op: "WRITE";
   fh: number;
   offset: number;
@@ -161,18 +161,18 @@ export interface WriteRequest extends RequestBase {
   /** A view into the request buffer: valid only until the request is answered. */
   data: Uint8Array;
 }
-export interface ReleaseRequest extends RequestBase {
+interface ReleaseRequest extends RequestBase {
   op: "RELEASE" | "RELEASEDIR";
   fh: number;
   flags: number;
   releaseFlags: number;
 }
-export interface FsyncRequest extends RequestBase {
+interface FsyncRequest extends RequestBase {
   op: "FSYNC" | "FSYNCDIR";
   fh: number;
   fsyncFlags: number;
 }
-export interface FlushRequest extends RequestBase {
+interface FlushRequest extends RequestBase {
   op: "FLUSH";
   fh: number;
 }
@@ -184,7 +184,7 @@ export interface InitRequest extends RequestBase {
   /** flags | flags2 << 32 (flags2 only when the kernel set INIT_EXT). */
   flags: bigint;
 }
-export interface CreateRequest extends RequestBase {
+interface CreateRequest extends RequestBase {
   op: "CREATE";
   flags: number;
   mode: number;
@@ -192,26 +192,26 @@ export interface CreateRequest extends RequestBase {
   openFlags: number;
   name: string;
 }
-export interface InterruptRequest extends RequestBase {
+interface InterruptRequest extends RequestBase {
   op: "INTERRUPT";
   /** The `unique` of the request to interrupt. */
   target: number;
 }
-export interface AccessRequest extends RequestBase {
+interface AccessRequest extends RequestBase {
   op: "ACCESS";
   mask: number;
 }
-export interface GetxattrRequest extends RequestBase {
+interface GetxattrRequest extends RequestBase {
   op: "GETXATTR";
   size: number;
   name: string;
 }
-export interface ListxattrRequest extends RequestBase {
+interface ListxattrRequest extends RequestBase {
   op: "LISTXATTR";
   size: number;
 }
 /** A known opcode the session never implements: only the header is decoded. */
-export interface OtherRequest extends RequestBase {
+interface OtherRequest extends RequestBase {
   op:
     | "SETXATTR"
     | "GETLK"
