@@ -18,7 +18,7 @@
  * @module
  */
 
-import { FIELD_SIZE, type FieldType, type StructName, STRUCTS } from "./structs.ts";
+import { type Field, FIELD_SIZE, type FieldType, type StructName, STRUCTS } from "./structs.ts";
 
 const TWO32 = 4294967296;
 
@@ -71,7 +71,7 @@ const SET: Record<FieldType, Setter> = {
 };
 
 /** The fields of `struct` named `name`, or nested under it (`attr` covers `attr.ino`...). */
-function fieldsNamed(struct: StructName, name: string) {
+function fieldsNamed(struct: StructName, name: string): Field[] {
   const found = STRUCTS[struct].fields.filter((f) =>
     f.name === name || f.name.startsWith(`${name}.`)
   );
@@ -89,6 +89,18 @@ export function offsets<const C extends string>(
   return out;
 }
 
+/** Each property with its C field, which must be one scalar (not an array, not a nested struct). */
+function scalars<K extends string>(
+  struct: StructName,
+  fields: Readonly<Record<K, string>>,
+): [K, Field][] {
+  return (Object.keys(fields) as K[]).map((key) => {
+    const [f, ...more] = fieldsNamed(struct, fields[key]);
+    if (more.length > 0 || f!.count !== 1) throw new Error(`Field "${fields[key]}" is not scalar`);
+    return [key, f!];
+  });
+}
+
 /** Reads chosen fields of a struct into properties of an object; each field's type picks its getter. */
 export class StructReader<K extends string> {
   readonly #keys: K[] = [];
@@ -97,14 +109,10 @@ export class StructReader<K extends string> {
 
   /** `fields` maps each JS property to its C field. */
   constructor(struct: StructName, fields: Readonly<Record<K, string>>) {
-    for (const key of Object.keys(fields) as K[]) {
-      const [f, ...more] = fieldsNamed(struct, fields[key]);
-      if (more.length > 0 || f!.count !== 1) {
-        throw new Error(`Field "${fields[key]}" is not scalar`);
-      }
+    for (const [key, f] of scalars(struct, fields)) {
       this.#keys.push(key);
-      this.#offsets.push(f!.offset);
-      this.#get.push(GET[f!.type]);
+      this.#offsets.push(f.offset);
+      this.#get.push(GET[f.type]);
     }
   }
 
@@ -143,15 +151,11 @@ export class StructWriter<K extends string, C extends string = never> {
     this.size = layout.size;
     this.at = offsets(struct, byCaller);
     const written = new Set<string>();
-    for (const key of Object.keys(fields) as K[]) {
-      const [f, ...more] = fieldsNamed(struct, fields[key]);
-      if (more.length > 0 || f!.count !== 1) {
-        throw new Error(`Field "${fields[key]}" is not scalar`);
-      }
+    for (const [key, f] of scalars(struct, fields)) {
       this.#keys.push(key);
-      this.#offsets.push(f!.offset);
-      this.#set.push(SET[f!.type]);
-      written.add(f!.name);
+      this.#offsets.push(f.offset);
+      this.#set.push(SET[f.type]);
+      written.add(f.name);
     }
     for (const c of byCaller) for (const f of fieldsNamed(struct, c)) written.add(f.name);
     for (const f of layout.fields) {
