@@ -32,7 +32,7 @@
 
 import { FUSE_GETATTR_FH, InitFlag, OPCODES, type OpName, opName } from "./abi.ts";
 import { getU64, offsets, StructReader } from "./codec.ts";
-import { sizeOf } from "./structs.ts";
+import { FIELD_SIZE, sizeOf } from "./structs.ts";
 
 export type DecodeErrorKind =
   | "ShortHeader"
@@ -496,7 +496,7 @@ function noRenameFlags(req: Record<string, unknown>) {
 /** INIT: flags2 only if the kernel sent it (7.36) and flagged it (INIT_EXT). */
 function initFlags(req: Record<string, unknown>, v: DataView, _bytes: Uint8Array, end: number) {
   let flags = BigInt(v.getUint32(HDR + INIT_IN.flags, true));
-  if ((flags & INIT_EXT) !== 0n && end >= HDR + INIT_IN.flags2 + 4) {
+  if ((flags & INIT_EXT) !== 0n && end >= HDR + INIT_IN.flags2 + FIELD_SIZE.u32) {
     flags |= BigInt(v.getUint32(HDR + INIT_IN.flags2, true)) << 32n;
   }
   req.flags = flags;

@@ -22,6 +22,10 @@
  *   invalidations to the kernel, for changes made behind its back (e.g. in
  *   S3); they are written off the JS thread (see channel.ts).
  *
+ * None of the file system's policy lives here: which operations it refuses,
+ * and with what errno, is its own (SYMLINK and LINK reach `fs.symlink` and
+ * `fs.link`, ENOSYS when it has none; see dispatch.ts).
+ *
  * @module
  */
 
