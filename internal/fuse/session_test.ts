@@ -410,6 +410,21 @@ Deno.test("FuseSession answers a malformed request with EIO and logs it", async 
   assert.ok(logs.some((l) => l.msg === "Malformed FUSE request" && l.kind === "ShortRead"));
 });
 
+Deno.test("FuseSession sends nothing for a malformed request the kernel expects no reply to", async () => {
+  const fs = stubFs();
+  const logs = await captureLogs(() =>
+    withSession(fs, {}, async (k) => {
+      k.send(Op.INTERRUPT, 10, 0, new Uint8Array(4)); // interrupt_in needs 8 bytes
+      k.send(Op.FORGET, 12, 7, new Uint8Array(4)); // forget_in needs 8 bytes
+      k.send(Op.GETATTR, 14, 1, new Uint8Array(16));
+      assert.equal((await k.recv()).unique, 14, "the first reply is the GETATTR's");
+      assert.ok(await k.idle());
+    })
+  );
+  assert.equal(fs.log.filter((l) => l.startsWith("forget")).length, 0);
+  assert.equal(logs.filter((l) => l.msg === "Malformed FUSE request").length, 2);
+});
+
 Deno.test("FuseSession replies with the errno of an FsError and EIO for other errors", async () => {
   const fs = stubFs({
     lookup: (_c, _p, n) =>
