@@ -10,7 +10,7 @@
  *
  * Source of truth: the uapi header of protocol 7.38 installed on the build
  * machine (`/usr/include/linux/fuse.h`, FUSE_KERNEL_MINOR_VERSION 38), which
- * every layout was checked against, plus the 7.39 to 7.45 additions
+ * every table and layout was checked against, plus the 7.39 to 7.45 additions
  * (STATX, COPY_FILE_RANGE_64, the extra INIT bits and init_out fields) marked
  * by their minor. The running kernel speaks 7.45.
  *
