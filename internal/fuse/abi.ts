@@ -76,7 +76,7 @@ type OpSpec = readonly [
 
 const NO_REPLY = { noReply: true } as const;
 
-const OP_SPECS: readonly OpSpec[] = [
+const OP_SPECS = [
   ["LOOKUP", 1, 0, null, 1, "entry_out"],
   ["FORGET", 2, 0, "forget_in", 0, null, NO_REPLY],
   ["GETATTR", 3, 0, "getattr_in", 0, "attr_out"], // getattr_in since 7.9
@@ -130,7 +130,7 @@ const OP_SPECS: readonly OpSpec[] = [
   ["TMPFILE", 51, 37, "create_in", 1, "entry_out"],
   ["STATX", 52, 39, "statx_in", 0, "data"],
   ["COPY_FILE_RANGE_64", 53, 45, "copy_file_range_in", 0, "data"],
-];
+] as const satisfies readonly OpSpec[];
 
 function opcodeInfo([name, code, minor, request, names, reply, extra]: OpSpec): OpcodeInfo {
   const bodySize = extra?.bodySize ?? (request === null ? 0 : sizeOf(request));
@@ -145,60 +145,10 @@ export const OPCODE_BY_CODE: ReadonlyMap<number, OpcodeInfo> = new Map(
   OPCODES.map((o) => [o.code, o]),
 );
 
-/** Opcode numbers by name, for switch statements. */
-export const Op = {
-  LOOKUP: 1,
-  FORGET: 2,
-  GETATTR: 3,
-  SETATTR: 4,
-  READLINK: 5,
-  SYMLINK: 6,
-  MKNOD: 8,
-  MKDIR: 9,
-  UNLINK: 10,
-  RMDIR: 11,
-  RENAME: 12,
-  LINK: 13,
-  OPEN: 14,
-  READ: 15,
-  WRITE: 16,
-  STATFS: 17,
-  RELEASE: 18,
-  FSYNC: 20,
-  SETXATTR: 21,
-  GETXATTR: 22,
-  LISTXATTR: 23,
-  REMOVEXATTR: 24,
-  FLUSH: 25,
-  INIT: 26,
-  OPENDIR: 27,
-  READDIR: 28,
-  RELEASEDIR: 29,
-  FSYNCDIR: 30,
-  GETLK: 31,
-  SETLK: 32,
-  SETLKW: 33,
-  ACCESS: 34,
-  CREATE: 35,
-  INTERRUPT: 36,
-  BMAP: 37,
-  DESTROY: 38,
-  IOCTL: 39,
-  POLL: 40,
-  NOTIFY_REPLY: 41,
-  BATCH_FORGET: 42,
-  FALLOCATE: 43,
-  READDIRPLUS: 44,
-  RENAME2: 45,
-  LSEEK: 46,
-  COPY_FILE_RANGE: 47,
-  SETUPMAPPING: 48,
-  REMOVEMAPPING: 49,
-  SYNCFS: 50,
-  TMPFILE: 51,
-  STATX: 52,
-  COPY_FILE_RANGE_64: 53,
-} as const;
+/** Opcode numbers by name, for switch statements (from the table above). */
+export const Op = Object.fromEntries(OP_SPECS.map(([name, code]) => [name, code])) as {
+  readonly [S in (typeof OP_SPECS)[number] as S[0]]: S[1];
+};
 
 export type OpName = keyof typeof Op;
 
