@@ -212,24 +212,8 @@ interface ListxattrRequest extends RequestBase {
 }
 /** A known opcode the session never implements: only the header is decoded. */
 interface OtherRequest extends RequestBase {
-  op:
-    | "SETXATTR"
-    | "GETLK"
-    | "SETLK"
-    | "SETLKW"
-    | "BMAP"
-    | "IOCTL"
-    | "POLL"
-    | "NOTIFY_REPLY"
-    | "FALLOCATE"
-    | "LSEEK"
-    | "COPY_FILE_RANGE"
-    | "SETUPMAPPING"
-    | "REMOVEMAPPING"
-    | "SYNCFS"
-    | "TMPFILE"
-    | "STATX"
-    | "COPY_FILE_RANGE_64";
+  /** Every opcode `SHAPES` leaves out. */
+  op: Exclude<OpName, keyof typeof SHAPES>;
   /** The body after the header, as a view. */
   body: Uint8Array;
 }
@@ -309,7 +293,7 @@ const ONE = offsets("forget_one", ["nodeid", "nlookup"]);
 const INIT_IN = offsets("init_in", ["flags", "flags2"]);
 const INIT_EXT = InitFlag.INIT_EXT!;
 
-const SHAPES: Partial<Record<OpName, Shape>> = {
+const SHAPES = {
   LOOKUP: { names: NAME },
   UNLINK: { names: NAME },
   RMDIR: { names: NAME },
@@ -368,7 +352,7 @@ const SHAPES: Partial<Record<OpName, Shape>> = {
   ACCESS: { fields: { mask: "mask" } },
   GETXATTR: { fields: { size: "size" }, names: NAME },
   LISTXATTR: { fields: { size: "size" } },
-};
+} as const satisfies Partial<Record<OpName, Shape>>;
 
 /** One opcode's decoding, resolved at load from the opcode table and its shape. */
 interface Decoding {
@@ -385,7 +369,7 @@ interface Decoding {
 /** Indexed by opcode number. */
 const DECODINGS: (Decoding | undefined)[] = [];
 for (const info of OPCODES) {
-  const shape = SHAPES[info.name as OpName];
+  const shape: Shape | undefined = (SHAPES as Partial<Record<string, Shape>>)[info.name];
   if (shape === undefined) {
     DECODINGS[info.code] = { op: info.name, shape: null };
     continue;
