@@ -78,6 +78,7 @@ const INIT_OUT = new StructWriter("init_out", {
 }, ["flags", "flags2"]);
 const DIRENT = new StructWriter("dirent", { ino: "ino", nextOffset: "off" }, ["namelen", "type"]);
 const DIRENTPLUS = offsets("direntplus", ["entry_out", "dirent"]);
+const DIRENTPLUS_SIZE = sizeOf("direntplus");
 const INVAL_INODE = new StructWriter("notify_inval_inode_out", {
   ino: "ino",
   offset: "off",
@@ -252,7 +253,6 @@ export class DirentPacker {
   #end = 0;
   #pos = 0;
   #plus = false;
-  #count = 0;
 
   constructor(buf: Uint8Array, view?: DataView) {
     this.#buf = buf;
@@ -265,7 +265,6 @@ export class DirentPacker {
     this.#pos = start;
     this.#end = Math.min(start + size, this.#buf.byteLength);
     this.#plus = plus;
-    this.#count = 0;
     return this;
   }
 
@@ -274,14 +273,9 @@ export class DirentPacker {
     return this.#pos - this.#start;
   }
 
-  /** Entries packed so far. */
-  get count(): number {
-    return this.#count;
-  }
-
   /** Adds one entry (as a dirent or a direntplus, per `reset`); false if it does not fit. */
   add(e: DirEntry): boolean {
-    const fixed = this.#plus ? DIRENTPLUS.dirent + DIRENT.size : DIRENT.size;
+    const fixed = this.#plus ? DIRENTPLUS_SIZE : DIRENT.size;
     const nameAt = this.#pos + fixed;
     if (nameAt >= this.#end) return false;
     // Encode straight into place; a name that does not fit is detected by `read`.
@@ -301,7 +295,6 @@ export class DirentPacker {
     v.setUint32(d + DIRENT.at.type, (e.type & S_IFMT) >>> 12, true);
     this.#buf.fill(0, nameAt + r.written, this.#pos + rec);
     this.#pos += rec;
-    this.#count++;
     return true;
   }
 }

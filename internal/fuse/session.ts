@@ -20,7 +20,9 @@
  *   pass).
  * - Notifications. `invalidateInode` / `invalidateEntry` push cache
  *   invalidations to the kernel, for changes made behind its back (e.g. in
- *   S3); they are written off the JS thread (see channel.ts).
+ *   S3); they are written off the JS thread (see channel.ts). Nothing in the
+ *   product calls them yet (the S3 file system does not watch the bucket);
+ *   the real-mount test keeps them working.
  *
  * None of the file system's policy lives here: which operations it refuses,
  * and with what errno, is its own (SYMLINK and LINK reach `fs.symlink` and
@@ -95,22 +97,12 @@ export class FuseSession {
     this.#ready.promise.catch(() => {});
   }
 
-  /** The INIT outcome, once the kernel's INIT has been answered. */
-  get negotiated(): Negotiated | null {
-    return this.#negotiated;
-  }
-
   /**
    * Resolves with the INIT outcome once the kernel's INIT is answered (the
    * mount is usable from then on); rejects if the session ends first.
    */
   get ready(): Promise<Negotiated> {
     return this.#ready.promise;
-  }
-
-  /** Requests being handled right now. */
-  get inFlight(): number {
-    return this.#dispatcher.active;
   }
 
   /**
