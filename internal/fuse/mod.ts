@@ -18,12 +18,8 @@
  * @module
  */
 
-export {
-  FuseSession,
-  type Negotiated,
-  type ReaddirplusMode,
-  type SessionOptions,
-} from "./session.ts";
+export { FuseSession, type SessionOptions } from "./session.ts";
+export type { Negotiated, ReaddirplusMode } from "./init.ts";
 export {
   checkMount,
   mountFuse,

@@ -41,8 +41,6 @@ import { type InitOffer, initOffer, type InitOptions, negotiate, type Negotiated
 import { encodeInvalEntry, encodeInvalInode } from "./reply.ts";
 import { DecodeError, decodeRequest, type InitRequest, type Request } from "./request.ts";
 
-export type { Negotiated, ReaddirplusMode } from "./init.ts";
-
 export interface SessionOptions extends InitOptions {
   /** Requests handled at once, each with its own buffer of maxWrite + 4 KiB. Default 32. */
   maxInFlight?: number;
