@@ -55,10 +55,8 @@ function layout(name: string, specs: readonly FieldSpec[], minor?: number): Stru
     : { name, size: offset, fields, minor };
 }
 
-const ATTR_FIELDS: readonly FieldSpec[] = [
-  ["ino", "u64"],
-  ["size", "u64"],
-  ["blocks", "u64"],
+/** The times of fuse_attr and fuse_setattr_in, then the mode. */
+const TIMES_AND_MODE: readonly FieldSpec[] = [
   // uint64_t in fuse.h; the kernel puts signed seconds there (before 1970: negative)
   ["atime", "i64"],
   ["mtime", "i64"],
@@ -67,6 +65,13 @@ const ATTR_FIELDS: readonly FieldSpec[] = [
   ["mtimensec", "u32"],
   ["ctimensec", "u32"],
   ["mode", "u32"],
+];
+
+const ATTR_FIELDS: readonly FieldSpec[] = [
+  ["ino", "u64"],
+  ["size", "u64"],
+  ["blocks", "u64"],
+  ...TIMES_AND_MODE,
   ["nlink", "u32"],
   ["uid", "u32"],
   ["gid", "u32"],
@@ -165,13 +170,7 @@ export const STRUCTS = {
     ["fh", "u64"],
     ["size", "u64"],
     ["lock_owner", "u64"],
-    ["atime", "i64"], // signed, as in fuse_attr
-    ["mtime", "i64"],
-    ["ctime", "i64"],
-    ["atimensec", "u32"],
-    ["mtimensec", "u32"],
-    ["ctimensec", "u32"],
-    ["mode", "u32"],
+    ...TIMES_AND_MODE,
     ["unused4", "u32"],
     ["uid", "u32"],
     ["gid", "u32"],
