@@ -1,10 +1,16 @@
 /**
  * The Linux FUSE kernel ABI (`include/uapi/linux/fuse.h`) written as data:
- * opcodes, struct layouts, INIT flags, FOPEN_* and FATTR_* bits.
+ * opcodes, INIT flags, FOPEN_* and FATTR_* bits; the struct layouts are in
+ * structs.ts.
+ *
+ * The opcode table drives the codec and the session: for each request it
+ * says the struct after the header and how many of its bytes the kernel
+ * sends, how many NUL-terminated names follow, and whether the kernel
+ * expects a reply.
  *
  * Source of truth: the uapi header of protocol 7.38 installed on the build
  * machine (`/usr/include/linux/fuse.h`, FUSE_KERNEL_MINOR_VERSION 38), which
- * every layout below was checked against, plus the 7.39 to 7.45 additions
+ * every table and layout was checked against, plus the 7.39 to 7.45 additions
  * (STATX, COPY_FILE_RANGE_64, the extra INIT bits and init_out fields) marked
  * by their minor. The running kernel speaks 7.45.
  *
@@ -26,388 +32,14 @@
  * @module
  */
 
+import { sizeOf, type StructName } from "./structs.ts";
+
 /** The major version of the protocol; a kernel with another major is refused or re-asked. */
 export const FUSE_KERNEL_VERSION = 7;
 /** The minor version we speak (see the module note). */
 export const FUSE_OUR_MINOR = 38;
 /** The oldest kernel minor we accept: the first with today's reply sizes (64-byte init_out). */
 export const FUSE_MIN_KERNEL_MINOR = 23;
-/** The root inode's node id. */
-export const FUSE_ROOT_ID = 1;
-/** The kernel refuses to read into a buffer smaller than this. */
-export const FUSE_MIN_READ_BUFFER = 8192;
-/** Set in `unique` of a resent request (7.40, only with HAS_RESEND, which we never request). */
-export const FUSE_UNIQUE_RESEND = 1n << 63n;
-/** `_IOR(229, 0, uint32_t)`: clones a /dev/fuse session onto a new fd. */
-export const FUSE_DEV_IOC_CLONE = 0x8004e500;
-
-export type FieldType = "u8" | "u16" | "u32" | "i32" | "u64" | "i64";
-
-export interface Field {
-  readonly name: string;
-  readonly offset: number;
-  readonly type: FieldType;
-  /** Array length for `unused[11]`-style fields; 1 otherwise. */
-  readonly count: number;
-}
-
-export interface StructLayout {
-  readonly name: string;
-  /** sizeof(struct), padding included. */
-  readonly size: number;
-  readonly fields: readonly Field[];
-  /** Minor version that gave the struct its current size, when that matters. */
-  readonly minor?: number;
-}
-
-export const FIELD_SIZE: Record<FieldType, number> = {
-  u8: 1,
-  u16: 2,
-  u32: 4,
-  i32: 4,
-  u64: 8,
-  i64: 8,
-};
-
-type FieldSpec = readonly [name: string, type: FieldType, count?: number];
-
-/** Lays fields out back to back (the header has no implicit padding: every struct pads by hand). */
-function layout(name: string, specs: readonly FieldSpec[], minor?: number): StructLayout {
-  const fields: Field[] = [];
-  let offset = 0;
-  for (const [fname, type, count = 1] of specs) {
-    fields.push({ name: fname, offset, type, count });
-    offset += FIELD_SIZE[type] * count;
-  }
-  return minor === undefined
-    ? { name, size: offset, fields }
-    : { name, size: offset, fields, minor };
-}
-
-const ATTR_FIELDS: readonly FieldSpec[] = [
-  ["ino", "u64"],
-  ["size", "u64"],
-  ["blocks", "u64"],
-  ["atime", "u64"],
-  ["mtime", "u64"],
-  ["ctime", "u64"],
-  ["atimensec", "u32"],
-  ["mtimensec", "u32"],
-  ["ctimensec", "u32"],
-  ["mode", "u32"],
-  ["nlink", "u32"],
-  ["uid", "u32"],
-  ["gid", "u32"],
-  ["rdev", "u32"],
-  ["blksize", "u32"],
-  ["flags", "u32"], // padding before 7.32
-];
-
-/** Prefixes every field of a nested struct, e.g. attr.ino. */
-function nested(prefix: string, specs: readonly FieldSpec[]): FieldSpec[] {
-  return specs.map(([n, t, c]) => [`${prefix}.${n}`, t, c] as const);
-}
-
-const ENTRY_OUT_FIELDS: readonly FieldSpec[] = [
-  ["nodeid", "u64"],
-  ["generation", "u64"],
-  ["entry_valid", "u64"],
-  ["attr_valid", "u64"],
-  ["entry_valid_nsec", "u32"],
-  ["attr_valid_nsec", "u32"],
-  ...nested("attr", ATTR_FIELDS),
-];
-
-const DIRENT_FIELDS: readonly FieldSpec[] = [
-  ["ino", "u64"],
-  ["off", "u64"],
-  ["namelen", "u32"],
-  ["type", "u32"],
-  // char name[] follows, padded to 8 bytes.
-];
-
-/** Every struct the protocol layer reads or writes, by its C name without `fuse_`. */
-export const STRUCTS = {
-  in_header: layout("fuse_in_header", [
-    ["len", "u32"],
-    ["opcode", "u32"],
-    ["unique", "u64"],
-    ["nodeid", "u64"],
-    ["uid", "u32"],
-    ["gid", "u32"],
-    ["pid", "u32"],
-    ["total_extlen", "u16"], // 8-byte units of extensions at the end (7.38)
-    ["padding", "u16"],
-  ]),
-  out_header: layout("fuse_out_header", [
-    ["len", "u32"],
-    ["error", "i32"], // 0 or -errno
-    ["unique", "u64"],
-  ]),
-  attr: layout("fuse_attr", ATTR_FIELDS),
-  kstatfs: layout("fuse_kstatfs", [
-    ["blocks", "u64"],
-    ["bfree", "u64"],
-    ["bavail", "u64"],
-    ["files", "u64"],
-    ["ffree", "u64"],
-    ["bsize", "u32"],
-    ["namelen", "u32"],
-    ["frsize", "u32"],
-    ["padding", "u32"],
-    ["spare", "u32", 6],
-  ]),
-  entry_out: layout("fuse_entry_out", ENTRY_OUT_FIELDS, 9),
-  forget_in: layout("fuse_forget_in", [["nlookup", "u64"]]),
-  forget_one: layout("fuse_forget_one", [["nodeid", "u64"], ["nlookup", "u64"]]),
-  batch_forget_in: layout("fuse_batch_forget_in", [["count", "u32"], ["dummy", "u32"]]),
-  getattr_in: layout("fuse_getattr_in", [
-    ["getattr_flags", "u32"],
-    ["dummy", "u32"],
-    ["fh", "u64"],
-  ]),
-  attr_out: layout("fuse_attr_out", [
-    ["attr_valid", "u64"],
-    ["attr_valid_nsec", "u32"],
-    ["dummy", "u32"],
-    ...nested("attr", ATTR_FIELDS),
-  ], 9),
-  mknod_in: layout("fuse_mknod_in", [
-    ["mode", "u32"],
-    ["rdev", "u32"],
-    ["umask", "u32"],
-    ["padding", "u32"],
-  ], 12),
-  mkdir_in: layout("fuse_mkdir_in", [["mode", "u32"], ["umask", "u32"]]),
-  rename_in: layout("fuse_rename_in", [["newdir", "u64"]]),
-  rename2_in: layout("fuse_rename2_in", [["newdir", "u64"], ["flags", "u32"], [
-    "padding",
-    "u32",
-  ]]),
-  link_in: layout("fuse_link_in", [["oldnodeid", "u64"]]),
-  setattr_in: layout("fuse_setattr_in", [
-    ["valid", "u32"],
-    ["padding", "u32"],
-    ["fh", "u64"],
-    ["size", "u64"],
-    ["lock_owner", "u64"],
-    ["atime", "u64"],
-    ["mtime", "u64"],
-    ["ctime", "u64"],
-    ["atimensec", "u32"],
-    ["mtimensec", "u32"],
-    ["ctimensec", "u32"],
-    ["mode", "u32"],
-    ["unused4", "u32"],
-    ["uid", "u32"],
-    ["gid", "u32"],
-    ["unused5", "u32"],
-  ]),
-  open_in: layout("fuse_open_in", [["flags", "u32"], ["open_flags", "u32"]]),
-  create_in: layout("fuse_create_in", [
-    ["flags", "u32"],
-    ["mode", "u32"],
-    ["umask", "u32"],
-    ["open_flags", "u32"],
-  ]),
-  open_out: layout("fuse_open_out", [
-    ["fh", "u64"],
-    ["open_flags", "u32"],
-    ["backing_id", "i32"], // padding before 7.40
-  ]),
-  release_in: layout("fuse_release_in", [
-    ["fh", "u64"],
-    ["flags", "u32"],
-    ["release_flags", "u32"],
-    ["lock_owner", "u64"],
-  ]),
-  flush_in: layout("fuse_flush_in", [
-    ["fh", "u64"],
-    ["unused", "u32"],
-    ["padding", "u32"],
-    ["lock_owner", "u64"],
-  ]),
-  read_in: layout("fuse_read_in", [
-    ["fh", "u64"],
-    ["offset", "u64"],
-    ["size", "u32"],
-    ["read_flags", "u32"],
-    ["lock_owner", "u64"],
-    ["flags", "u32"],
-    ["padding", "u32"],
-  ]),
-  write_in: layout("fuse_write_in", [
-    ["fh", "u64"],
-    ["offset", "u64"],
-    ["size", "u32"],
-    ["write_flags", "u32"],
-    ["lock_owner", "u64"],
-    ["flags", "u32"],
-    ["padding", "u32"],
-    // the data follows
-  ], 9),
-  write_out: layout("fuse_write_out", [["size", "u32"], ["padding", "u32"]]),
-  statfs_out: layout(
-    "fuse_statfs_out",
-    nested("st", [
-      ["blocks", "u64"],
-      ["bfree", "u64"],
-      ["bavail", "u64"],
-      ["files", "u64"],
-      ["ffree", "u64"],
-      ["bsize", "u32"],
-      ["namelen", "u32"],
-      ["frsize", "u32"],
-      ["padding", "u32"],
-      ["spare", "u32", 6],
-    ]),
-    4,
-  ),
-  fsync_in: layout("fuse_fsync_in", [["fh", "u64"], ["fsync_flags", "u32"], ["padding", "u32"]]),
-  setxattr_in: layout("fuse_setxattr_in", [
-    ["size", "u32"],
-    ["flags", "u32"],
-    ["setxattr_flags", "u32"], // only with SETXATTR_EXT (7.33); 8 bytes otherwise
-    ["padding", "u32"],
-  ]),
-  getxattr_in: layout("fuse_getxattr_in", [["size", "u32"], ["padding", "u32"]]),
-  getxattr_out: layout("fuse_getxattr_out", [["size", "u32"], ["padding", "u32"]]),
-  lk_in: layout("fuse_lk_in", [
-    ["fh", "u64"],
-    ["owner", "u64"],
-    ["lk.start", "u64"],
-    ["lk.end", "u64"],
-    ["lk.type", "u32"],
-    ["lk.pid", "u32"],
-    ["lk_flags", "u32"],
-    ["padding", "u32"],
-  ]),
-  lk_out: layout("fuse_lk_out", [
-    ["lk.start", "u64"],
-    ["lk.end", "u64"],
-    ["lk.type", "u32"],
-    ["lk.pid", "u32"],
-  ]),
-  access_in: layout("fuse_access_in", [["mask", "u32"], ["padding", "u32"]]),
-  init_in: layout("fuse_init_in", [
-    ["major", "u32"],
-    ["minor", "u32"],
-    ["max_readahead", "u32"],
-    ["flags", "u32"],
-    ["flags2", "u32"], // 7.36; the struct was 16 bytes before
-    ["unused", "u32", 11],
-  ], 36),
-  init_out: layout("fuse_init_out", [
-    ["major", "u32"],
-    ["minor", "u32"],
-    ["max_readahead", "u32"],
-    ["flags", "u32"],
-    ["max_background", "u16"],
-    ["congestion_threshold", "u16"],
-    ["max_write", "u32"],
-    ["time_gran", "u32"],
-    ["max_pages", "u16"], // 7.28
-    ["map_alignment", "u16"], // 7.31
-    ["flags2", "u32"], // 7.36
-    ["max_stack_depth", "u32"], // 7.40 (unused before)
-    ["request_timeout", "u16"], // 7.43 (unused before)
-    ["unused", "u16", 11],
-  ], 23),
-  interrupt_in: layout("fuse_interrupt_in", [["unique", "u64"]]),
-  bmap_in: layout("fuse_bmap_in", [["block", "u64"], ["blocksize", "u32"], ["padding", "u32"]]),
-  bmap_out: layout("fuse_bmap_out", [["block", "u64"]]),
-  ioctl_in: layout("fuse_ioctl_in", [
-    ["fh", "u64"],
-    ["flags", "u32"],
-    ["cmd", "u32"],
-    ["arg", "u64"],
-    ["in_size", "u32"],
-    ["out_size", "u32"],
-  ]),
-  poll_in: layout("fuse_poll_in", [
-    ["fh", "u64"],
-    ["kh", "u64"],
-    ["flags", "u32"],
-    ["events", "u32"],
-  ]),
-  fallocate_in: layout("fuse_fallocate_in", [
-    ["fh", "u64"],
-    ["offset", "u64"],
-    ["length", "u64"],
-    ["mode", "u32"],
-    ["padding", "u32"],
-  ]),
-  lseek_in: layout("fuse_lseek_in", [
-    ["fh", "u64"],
-    ["offset", "u64"],
-    ["whence", "u32"],
-    ["padding", "u32"],
-  ]),
-  lseek_out: layout("fuse_lseek_out", [["offset", "u64"]]),
-  copy_file_range_in: layout("fuse_copy_file_range_in", [
-    ["fh_in", "u64"],
-    ["off_in", "u64"],
-    ["nodeid_out", "u64"],
-    ["fh_out", "u64"],
-    ["off_out", "u64"],
-    ["len", "u64"],
-    ["flags", "u64"],
-  ]),
-  setupmapping_in: layout("fuse_setupmapping_in", [
-    ["fh", "u64"],
-    ["foffset", "u64"],
-    ["len", "u64"],
-    ["flags", "u64"],
-    ["moffset", "u64"],
-  ]),
-  removemapping_in: layout("fuse_removemapping_in", [["count", "u32"]]),
-  syncfs_in: layout("fuse_syncfs_in", [["padding", "u64"]]),
-  statx_in: layout("fuse_statx_in", [
-    ["getattr_flags", "u32"],
-    ["reserved", "u32"],
-    ["fh", "u64"],
-    ["sx_flags", "u32"],
-    ["sx_mask", "u32"],
-  ], 39),
-  notify_retrieve_in: layout("fuse_notify_retrieve_in", [
-    ["dummy1", "u64"],
-    ["offset", "u64"],
-    ["size", "u32"],
-    ["dummy2", "u32"],
-    ["dummy3", "u64"],
-    ["dummy4", "u64"],
-  ]),
-  notify_inval_inode_out: layout("fuse_notify_inval_inode_out", [
-    ["ino", "u64"],
-    ["off", "i64"], // < 0: attributes only
-    ["len", "i64"], // 0: to the end
-  ]),
-  notify_inval_entry_out: layout("fuse_notify_inval_entry_out", [
-    ["parent", "u64"],
-    ["namelen", "u32"],
-    ["flags", "u32"], // FUSE_EXPIRE_ONLY (7.38)
-    // the name and a NUL follow
-  ]),
-  dirent: layout("fuse_dirent", DIRENT_FIELDS),
-  direntplus: layout("fuse_direntplus", [
-    ...nested("entry_out", ENTRY_OUT_FIELDS),
-    ...nested("dirent", DIRENT_FIELDS),
-  ]),
-} as const satisfies Record<string, StructLayout>;
-
-export type StructName = keyof typeof STRUCTS;
-
-/** The offset of `field` in `struct`; throws on a typo (a programmer error). */
-export function offsetOf(struct: StructName, field: string): number {
-  const f = STRUCTS[struct].fields.find((x) => x.name === field);
-  if (!f) throw new Error(`Unknown field "${field}" in struct "${struct}"`);
-  return f.offset;
-}
-
-/** sizeof(struct). */
-export function sizeOf(struct: StructName): number {
-  return STRUCTS[struct].size;
-}
 
 export interface OpcodeInfo {
   readonly name: string;
@@ -416,11 +48,19 @@ export interface OpcodeInfo {
   readonly minor: number;
   /** The fixed struct right after the header, if any. */
   readonly request: StructName | null;
+  /**
+   * Bytes of that struct the kernel sends on our connection: its size, or a
+   * shorter compat size (INIT before 7.36, SETXATTR without SETXATTR_EXT).
+   */
+  readonly bodySize: number;
   /** NUL-terminated names after the struct. */
   readonly names: 0 | 1 | 2;
   /** The reply payload after the out header (null: header only or raw data). */
   readonly reply: StructName | "data" | "dirents" | "direntplus" | null;
-  /** FORGET, BATCH_FORGET (and NOTIFY_REPLY, which we never solicit) get no reply at all. */
+  /**
+   * The kernel expects no reply at all: FORGET, BATCH_FORGET, INTERRUPT (the
+   * interrupted request's own reply is the answer) and NOTIFY_REPLY.
+   */
   readonly noReply: boolean;
 }
 
@@ -431,12 +71,14 @@ type OpSpec = readonly [
   request: StructName | null,
   names: 0 | 1 | 2,
   reply: OpcodeInfo["reply"],
-  noReply?: true,
+  extra?: { readonly noReply?: true; readonly bodySize?: number },
 ];
 
-const OP_SPECS: readonly OpSpec[] = [
+const NO_REPLY = { noReply: true } as const;
+
+const OP_SPECS = [
   ["LOOKUP", 1, 0, null, 1, "entry_out"],
-  ["FORGET", 2, 0, "forget_in", 0, null, true],
+  ["FORGET", 2, 0, "forget_in", 0, null, NO_REPLY],
   ["GETATTR", 3, 0, "getattr_in", 0, "attr_out"], // getattr_in since 7.9
   ["SETATTR", 4, 1, "setattr_in", 0, "attr_out"],
   ["READLINK", 5, 0, null, 0, "data"],
@@ -453,12 +95,14 @@ const OP_SPECS: readonly OpSpec[] = [
   ["STATFS", 17, 0, null, 0, "statfs_out"],
   ["RELEASE", 18, 1, "release_in", 0, null],
   ["FSYNC", 20, 1, "fsync_in", 0, null],
-  ["SETXATTR", 21, 1, "setxattr_in", 1, null], // name, then the value bytes
+  // name, then the value; 8 bytes (size, flags) unless SETXATTR_EXT, which we never request
+  ["SETXATTR", 21, 1, "setxattr_in", 1, null, { bodySize: 8 }],
   ["GETXATTR", 22, 1, "getxattr_in", 1, "getxattr_out"],
   ["LISTXATTR", 23, 1, "getxattr_in", 0, "getxattr_out"],
   ["REMOVEXATTR", 24, 1, null, 1, null],
   ["FLUSH", 25, 1, "flush_in", 0, null],
-  ["INIT", 26, 0, "init_in", 0, "init_out"],
+  // 16 bytes (major, minor, max_readahead, flags) before 7.36
+  ["INIT", 26, 0, "init_in", 0, "init_out", { bodySize: 16 }],
   ["OPENDIR", 27, 1, "open_in", 0, "open_out"],
   ["READDIR", 28, 1, "read_in", 0, "dirents"],
   ["RELEASEDIR", 29, 1, "release_in", 0, null],
@@ -468,13 +112,13 @@ const OP_SPECS: readonly OpSpec[] = [
   ["SETLKW", 33, 7, "lk_in", 0, null],
   ["ACCESS", 34, 3, "access_in", 0, null],
   ["CREATE", 35, 3, "create_in", 1, "entry_out"], // entry_out then open_out
-  ["INTERRUPT", 36, 7, "interrupt_in", 0, null], // never answered by us
+  ["INTERRUPT", 36, 7, "interrupt_in", 0, null, NO_REPLY],
   ["BMAP", 37, 8, "bmap_in", 0, "bmap_out"],
   ["DESTROY", 38, 8, null, 0, null],
   ["IOCTL", 39, 11, "ioctl_in", 0, "data"],
   ["POLL", 40, 11, "poll_in", 0, "data"],
-  ["NOTIFY_REPLY", 41, 15, "notify_retrieve_in", 0, null, true],
-  ["BATCH_FORGET", 42, 16, "batch_forget_in", 0, null, true], // + count × forget_one
+  ["NOTIFY_REPLY", 41, 15, "notify_retrieve_in", 0, null, NO_REPLY],
+  ["BATCH_FORGET", 42, 16, "batch_forget_in", 0, null, NO_REPLY], // + count × forget_one
   ["FALLOCATE", 43, 19, "fallocate_in", 0, null],
   ["READDIRPLUS", 44, 21, "read_in", 0, "direntplus"],
   ["RENAME2", 45, 23, "rename2_in", 2, null],
@@ -486,10 +130,11 @@ const OP_SPECS: readonly OpSpec[] = [
   ["TMPFILE", 51, 37, "create_in", 1, "entry_out"],
   ["STATX", 52, 39, "statx_in", 0, "data"],
   ["COPY_FILE_RANGE_64", 53, 45, "copy_file_range_in", 0, "data"],
-];
+] as const satisfies readonly OpSpec[];
 
-function opcodeInfo([name, code, minor, request, names, reply, noReply]: OpSpec): OpcodeInfo {
-  return { name, code, minor, request, names, reply, noReply: noReply === true };
+function opcodeInfo([name, code, minor, request, names, reply, extra]: OpSpec): OpcodeInfo {
+  const bodySize = extra?.bodySize ?? (request === null ? 0 : sizeOf(request));
+  return { name, code, minor, request, bodySize, names, reply, noReply: extra?.noReply === true };
 }
 
 /** Every opcode we know, in number order. */
@@ -500,60 +145,10 @@ export const OPCODE_BY_CODE: ReadonlyMap<number, OpcodeInfo> = new Map(
   OPCODES.map((o) => [o.code, o]),
 );
 
-/** Opcode numbers by name, for switch statements. */
-export const Op = {
-  LOOKUP: 1,
-  FORGET: 2,
-  GETATTR: 3,
-  SETATTR: 4,
-  READLINK: 5,
-  SYMLINK: 6,
-  MKNOD: 8,
-  MKDIR: 9,
-  UNLINK: 10,
-  RMDIR: 11,
-  RENAME: 12,
-  LINK: 13,
-  OPEN: 14,
-  READ: 15,
-  WRITE: 16,
-  STATFS: 17,
-  RELEASE: 18,
-  FSYNC: 20,
-  SETXATTR: 21,
-  GETXATTR: 22,
-  LISTXATTR: 23,
-  REMOVEXATTR: 24,
-  FLUSH: 25,
-  INIT: 26,
-  OPENDIR: 27,
-  READDIR: 28,
-  RELEASEDIR: 29,
-  FSYNCDIR: 30,
-  GETLK: 31,
-  SETLK: 32,
-  SETLKW: 33,
-  ACCESS: 34,
-  CREATE: 35,
-  INTERRUPT: 36,
-  BMAP: 37,
-  DESTROY: 38,
-  IOCTL: 39,
-  POLL: 40,
-  NOTIFY_REPLY: 41,
-  BATCH_FORGET: 42,
-  FALLOCATE: 43,
-  READDIRPLUS: 44,
-  RENAME2: 45,
-  LSEEK: 46,
-  COPY_FILE_RANGE: 47,
-  SETUPMAPPING: 48,
-  REMOVEMAPPING: 49,
-  SYNCFS: 50,
-  TMPFILE: 51,
-  STATX: 52,
-  COPY_FILE_RANGE_64: 53,
-} as const;
+/** Opcode numbers by name, for switch statements (from the table above). */
+export const Op = Object.fromEntries(OP_SPECS.map(([name, code]) => [name, code])) as {
+  readonly [S in (typeof OP_SPECS)[number] as S[0]]: S[1];
+};
 
 export type OpName = keyof typeof Op;
 
@@ -665,19 +260,8 @@ export const FATTR = {
 export const FUSE_GETATTR_FH = 1;
 /** fuse_fsync_in.fsync_flags: data only. */
 export const FUSE_FSYNC_FDATASYNC = 1;
-/** fuse_release_in.release_flags. */
-export const FUSE_RELEASE_FLUSH = 1;
-export const FUSE_RELEASE_FLOCK_UNLOCK = 2;
-/** fuse_write_in.write_flags. */
-export const FUSE_WRITE_CACHE = 1;
-export const FUSE_WRITE_LOCKOWNER = 2;
-export const FUSE_WRITE_KILL_SUIDGID = 4;
-/** fuse_read_in.read_flags. */
-export const FUSE_READ_LOCKOWNER = 2;
-/** rename2 flags. */
+/** fuse_rename2_in.flags: fail if the new name exists. */
 export const RENAME_NOREPLACE = 1;
-export const RENAME_EXCHANGE = 2;
-export const RENAME_WHITEOUT = 4;
 
 /** fuse_notify_code: sent as the out header's positive `error` with unique 0. */
 export const NOTIFY = {

@@ -1,21 +1,18 @@
 import assert from "node:assert/strict";
 import {
   FATTR,
-  FIELD_SIZE,
   FOPEN,
   INIT_FLAGS,
   InitFlag,
   initFlagNames,
   NOTIFY,
-  offsetOf,
   Op,
   OPCODE_BY_CODE,
   OPCODES,
   opName,
-  sizeOf,
-  type StructName,
-  STRUCTS,
 } from "./abi.ts";
+import { offsets } from "./codec.ts";
+import { FIELD_SIZE, sizeOf, type StructName, STRUCTS } from "./structs.ts";
 
 /** sizeof() of each struct, as computed from include/uapi/linux/fuse.h (7.45). */
 const C_SIZES: Partial<Record<StructName, number>> = {
@@ -88,7 +85,7 @@ Deno.test("STRUCTS fields are naturally aligned and pad every struct to 8 bytes"
   }
 });
 
-Deno.test("offsetOf() returns the C offsets of the fields the codec relies on", () => {
+Deno.test("offsets() returns the C offsets of the fields the codec relies on", () => {
   const cases: [StructName, string, number][] = [
     ["in_header", "unique", 8],
     ["in_header", "nodeid", 16],
@@ -116,8 +113,9 @@ Deno.test("offsetOf() returns the C offsets of the fields the codec relies on", 
     ["direntplus", "dirent.ino", 128],
     ["direntplus", "dirent.namelen", 144],
   ];
-  for (const [s, f, off] of cases) assert.equal(offsetOf(s, f), off, `${s}.${f}`);
-  assert.throws(() => offsetOf("read_in", "nope"), /Unknown field "nope" in struct "read_in"/);
+  for (const [s, f, off] of cases) assert.equal(offsets(s, [f])[f], off, `${s}.${f}`);
+  assert.equal(offsets("entry_out", ["attr"]).attr, 40, "a nested struct gives its start");
+  assert.throws(() => offsets("read_in", ["nope"]), /Unknown field "nope" in struct "read_in"/);
 });
 
 Deno.test("OPCODES has unique numbers and names that agree with Op", () => {
@@ -131,9 +129,20 @@ Deno.test("OPCODES has unique numbers and names that agree with Op", () => {
   assert.equal(opName(9999), "OPCODE_9999");
 });
 
-Deno.test("OPCODES marks exactly FORGET, BATCH_FORGET and NOTIFY_REPLY as unanswered", () => {
+Deno.test("OPCODES marks exactly FORGET, BATCH_FORGET, INTERRUPT and NOTIFY_REPLY as unanswered", () => {
   const silent = OPCODES.filter((o) => o.noReply).map((o) => o.name).sort();
-  assert.deepEqual(silent, ["BATCH_FORGET", "FORGET", "NOTIFY_REPLY"]);
+  assert.deepEqual(silent, ["BATCH_FORGET", "FORGET", "INTERRUPT", "NOTIFY_REPLY"]);
+});
+
+Deno.test("OPCODES gives the body size the kernel sends: the struct's, or its compat size", () => {
+  const size = Object.fromEntries(OPCODES.map((o) => [o.name, o.bodySize]));
+  assert.equal(size.LOOKUP, 0);
+  assert.equal(size.READ, 40);
+  assert.equal(size.WRITE, 40);
+  assert.equal(size.SETATTR, 88);
+  assert.equal(size.RENAME2, 16);
+  assert.equal(size.INIT, 16, "init_in before 7.36");
+  assert.equal(size.SETXATTR, 8, "setxattr_in without SETXATTR_EXT");
 });
 
 Deno.test("OPCODES records the names each request carries", () => {

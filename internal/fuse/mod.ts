@@ -1,6 +1,7 @@
 /**
  * The FUSE protocol layer: mount a FUSE file system, serve it from a
- * `FileSystem` (internal/fs/api.ts), check and unmount it.
+ * `FileSystem` (internal/fs/api.ts), check and unmount it. Code outside this
+ * folder imports it through this module.
  *
  * ```ts
  * const fd = await mountFuse({ target, fsname: "s3csi", subtype: "s3csi", allowOther: true });
@@ -9,22 +10,18 @@
  * await session.run(); // resolves once `target` is unmounted
  * ```
  *
- * The codec (abi.ts, request.ts, reply.ts) is exported for tools and tests;
- * the session is the only code that needs it in production.
+ * Inside: mount.ts (mount(2), health, readahead), session.ts (the session,
+ * which puts together channel.ts, init.ts and dispatch.ts), and the codec:
+ * abi.ts and structs.ts (the kernel ABI as data), codec.ts (structs read and
+ * written by their layout), request.ts and reply.ts.
  *
  * @module
  */
 
-export {
-  FuseSession,
-  type Negotiated,
-  type ReaddirplusMode,
-  type SessionOptions,
-} from "./session.ts";
+export { FuseSession, type SessionOptions } from "./session.ts";
+export type { Negotiated, ReaddirplusMode } from "./init.ts";
 export {
   checkMount,
-  findMount,
-  isMountPoint,
   mountFuse,
   type MountFuseOptions,
   type MountHealth,
@@ -35,5 +32,3 @@ export {
   unmount,
   type UnmountOptions,
 } from "./mount.ts";
-export { DecodeError, type DecodeErrorKind, decodeRequest, type Request } from "./request.ts";
-export { FUSE_KERNEL_VERSION, FUSE_OUR_MINOR, OPCODES, opName, STRUCTS } from "./abi.ts";

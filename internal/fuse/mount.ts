@@ -79,8 +79,8 @@ function checkOptionValue(name: string, value: string): void {
   }
 }
 
-/** The `data` string of mount(2) for a FUSE mount. Exported for tests. */
-export function fuseMountData(
+/** The `data` string of mount(2) for a FUSE mount. */
+function fuseMountData(
   fd: number,
   o: Required<Pick<MountFuseOptions, "rootMode" | "uid" | "gid">> & MountFuseOptions,
 ): string {
@@ -206,7 +206,7 @@ async function resolveMountPath(path: string): Promise<string> {
   return realParent === "/" ? `/${base}` : `${realParent}/${base}`;
 }
 
-/** The top-most mount on `path`, if any. */
+/** The top-most mount on `path`, if any. Exported for the real-mount tests, which check it. */
 export async function findMount(path: string): Promise<MountInfoEntry | undefined> {
   const p = await resolveMountPath(path);
   const mounts = await readMountInfo();
@@ -215,7 +215,7 @@ export async function findMount(path: string): Promise<MountInfoEntry | undefine
   return found;
 }
 
-/** Whether something is mounted on `path`. */
+/** Whether something is mounted on `path`. Exported for the real-mount tests. */
 export async function isMountPoint(path: string): Promise<boolean> {
   return (await findMount(path)) !== undefined;
 }

@@ -7,7 +7,7 @@
  * Needs root and /dev/fuse; skipped otherwise.
  */
 import assert from "node:assert/strict";
-import { ROOT_INO } from "../fs/api.ts";
+import { type Entry, Errno, FsError, ROOT_INO } from "../fs/api.ts";
 import { setSink, type Sink } from "../log/mod.ts";
 import {
   checkMount,
@@ -159,12 +159,38 @@ test("FuseSession lists a directory of 5,000 entries completely", async () => {
   });
 });
 
-test("FuseSession refuses symlinks with EPERM and xattrs as unsupported", async () => {
+/** A file system that refuses links itself, as the S3 one does. */
+class NoLinksFs extends MemFs {
+  symlink(): Promise<Entry> {
+    return Promise.reject(new FsError(Errno.EPERM, "no links here"));
+  }
+  link(): Promise<Entry> {
+    return Promise.reject(new FsError(Errno.EPERM, "no links here"));
+  }
+}
+
+test("FuseSession leaves symlink and link to the file system: ENOSYS without, its errno with", async () => {
+  // The kernel turns ENOSYS for LINK into EPERM: link(2) does not fail with ENOSYS.
+  const cases = [
+    { fs: new MemFs(), symlink: /Function not implemented/, link: /Operation not permitted/ },
+    { fs: new NoLinksFs(), symlink: /Operation not permitted/, link: /Operation not permitted/ },
+  ];
+  for (const c of cases) {
+    await withMount(async ({ dir, fs }) => {
+      fs.addFile(ROOT_INO, "f");
+      const sym = await sh(`ln -s f ${dir}/sym`);
+      assert.notEqual(sym.code, 0);
+      assert.match(sym.stderr, c.symlink);
+      const hard = await sh(`ln ${dir}/f ${dir}/hard`);
+      assert.notEqual(hard.code, 0);
+      assert.match(hard.stderr, c.link);
+    }, { fs: c.fs });
+  }
+});
+
+test("FuseSession answers xattrs as unsupported", async () => {
   await withMount(async ({ dir, fs }) => {
     fs.addFile(ROOT_INO, "f");
-    const ln = await sh(`ln -s f ${dir}/link`);
-    assert.notEqual(ln.code, 0);
-    assert.match(ln.stderr, /Operation not permitted/);
     const py = (code: string) =>
       sh(`python3 -c "import os,sys
 try:

@@ -1,13 +1,15 @@
 /**
- * Encoders for FUSE replies: the 16-byte out header and every payload the
- * session sends (entry_out, attr_out, open_out, write_out, statfs_out,
- * init_out) plus dirent / direntplus packing.
+ * Encoders for FUSE replies and notifications: the out header, every payload
+ * the session sends (entry_out, attr_out, open_out, write_out, statfs_out,
+ * init_out), dirent / direntplus packing, and the cache invalidations.
  *
- * Encoders write into a caller-owned buffer at an offset and return the bytes
- * written, so the session can encode a whole reply (header + payload) into a
- * buffer it already owns and send it with a single write: no allocation per
- * reply. Layouts and sizes come from abi.ts; the tests compare them to
- * commented golden bytes.
+ * Each struct is written by a `StructWriter` built from its layout in
+ * structs.ts: offsets and sizes come from the table, and every byte not
+ * written is zeroed. Encoders write into a caller-owned buffer at an offset
+ * and return the bytes written, so the session encodes a whole reply (header
+ * + payload) into a buffer it already owns and sends it with one write: no
+ * allocation per reply. The tests compare the output to commented golden
+ * bytes.
  *
  * Conversions: the FS layer speaks milliseconds (times and TTLs) and plain
  * numbers; the wire wants seconds + nanoseconds and u64s. Times before 1970
@@ -17,39 +19,75 @@
  * @module
  */
 
-import type { Attr, AttrReply, DirEntry, Entry, OpenReply, StatFs } from "../fs/api.ts";
-import { DIRENT_ALIGN, FOPEN, sizeOf } from "./abi.ts";
+import {
+  type Attr,
+  type AttrReply,
+  type DirEntry,
+  type Entry,
+  type OpenReply,
+  S_IFMT,
+  type StatFs,
+} from "../fs/api.ts";
+import { DIRENT_ALIGN, FOPEN, NOTIFY } from "./abi.ts";
+import { offsets, setU64, StructWriter } from "./codec.ts";
+import { sizeOf } from "./structs.ts";
 
-export const OUT_HEADER_SIZE = sizeOf("out_header"); // 16
-export const ATTR_SIZE = sizeOf("attr"); // 88
-export const ENTRY_OUT_SIZE = sizeOf("entry_out"); // 128
-export const ATTR_OUT_SIZE = sizeOf("attr_out"); // 104
-export const OPEN_OUT_SIZE = sizeOf("open_out"); // 16
-export const WRITE_OUT_SIZE = sizeOf("write_out"); // 8
-export const STATFS_OUT_SIZE = sizeOf("statfs_out"); // 80
-export const INIT_OUT_SIZE = sizeOf("init_out"); // 64
-export const DIRENT_SIZE = sizeOf("dirent"); // 24, before the name
-export const DIRENTPLUS_SIZE = sizeOf("direntplus"); // 152, before the name
+export const OUT_HEADER_SIZE = sizeOf("out_header");
 
-const TWO32 = 4294967296;
-const S_IFMT = 0o170000;
-
-/** Writes a non-negative integer as u64; negatives as i64 (two's complement). */
-export function setU64(v: DataView, off: number, n: number): void {
-  if (n >= 0 && n <= Number.MAX_SAFE_INTEGER) {
-    const i = Math.floor(n);
-    v.setUint32(off, i % TWO32, true);
-    v.setUint32(off + 4, Math.floor(i / TWO32), true);
-  } else if (n < 0) {
-    v.setBigInt64(off, BigInt(Math.floor(n)), true);
-  } else if (n > 0) {
-    // Beyond 2^53 (or +Infinity): saturate rather than wrap.
-    v.setBigUint64(off, n === Infinity ? 0xffffffffffffffffn : BigInt(Math.floor(n)), true);
-  } else {
-    v.setUint32(off, 0, true); // NaN
-    v.setUint32(off + 4, 0, true);
-  }
-}
+const OH = offsets("out_header", ["len", "error", "unique"]);
+const ATTR = new StructWriter("attr", {
+  ino: "ino",
+  size: "size",
+  blocks: "blocks",
+  mode: "mode",
+  nlink: "nlink",
+  uid: "uid",
+  gid: "gid",
+  blksize: "blksize",
+}, ["atime", "atimensec", "mtime", "mtimensec", "ctime", "ctimensec"]);
+const ENTRY_OUT = new StructWriter(
+  "entry_out",
+  { ino: "nodeid", generation: "generation" },
+  ["entry_valid", "entry_valid_nsec", "attr_valid", "attr_valid_nsec", "attr"],
+);
+const ATTR_OUT = new StructWriter("attr_out", {}, ["attr_valid", "attr_valid_nsec", "attr"]);
+const OPEN_OUT = new StructWriter("open_out", { fh: "fh" }, ["open_flags"]);
+const WRITE_OUT = new StructWriter("write_out", {}, ["size"]);
+const STATFS_OUT = new StructWriter("statfs_out", {
+  blocks: "st.blocks",
+  bfree: "st.bfree",
+  bavail: "st.bavail",
+  files: "st.files",
+  ffree: "st.ffree",
+  bsize: "st.bsize",
+  namelen: "st.namelen",
+  frsize: "st.frsize",
+});
+const INIT_OUT = new StructWriter("init_out", {
+  major: "major",
+  minor: "minor",
+  maxReadahead: "max_readahead",
+  maxBackground: "max_background",
+  congestionThreshold: "congestion_threshold",
+  maxWrite: "max_write",
+  timeGran: "time_gran",
+  maxPages: "max_pages",
+  mapAlignment: "map_alignment",
+  maxStackDepth: "max_stack_depth",
+  requestTimeout: "request_timeout",
+}, ["flags", "flags2"]);
+const DIRENT = new StructWriter("dirent", { ino: "ino", nextOffset: "off" }, ["namelen", "type"]);
+const DIRENTPLUS = offsets("direntplus", ["entry_out", "dirent"]);
+const DIRENTPLUS_SIZE = sizeOf("direntplus");
+const INVAL_INODE = new StructWriter("notify_inval_inode_out", {
+  ino: "ino",
+  offset: "off",
+  length: "len",
+});
+const INVAL_ENTRY = new StructWriter("notify_inval_entry_out", {
+  parent: "parent",
+  namelen: "namelen",
+});
 
 /** Milliseconds → (seconds at `secOff`, nanoseconds at `nsecOff`). */
 function setTime(v: DataView, secOff: number, nsecOff: number, ms: number): void {
@@ -69,6 +107,12 @@ function setTtl(v: DataView, secOff: number, nsecOff: number, ms: number): void 
   setTime(v, secOff, nsecOff, ms > 0 ? ms : 0);
 }
 
+function setHeader(v: DataView, off: number, len: number, error: number, unique: number): void {
+  v.setUint32(off + OH.len, len, true);
+  v.setInt32(off + OH.error, error, true);
+  setU64(v, off + OH.unique, unique);
+}
+
 /** fuse_out_header. `errno` is positive (0 = success); it is sent negated. */
 export function writeOutHeader(
   v: DataView,
@@ -77,81 +121,62 @@ export function writeOutHeader(
   errno: number,
   unique: number,
 ): number {
-  v.setUint32(off, len, true);
-  v.setInt32(off + 4, errno === 0 ? 0 : -Math.abs(errno), true);
-  setU64(v, off + 8, unique);
+  setHeader(v, off, len, errno === 0 ? 0 : -Math.abs(errno), unique);
   return OUT_HEADER_SIZE;
 }
 
-/** fuse_attr (88 bytes). */
-export function writeAttr(v: DataView, off: number, a: Attr): number {
-  setU64(v, off, a.ino);
-  setU64(v, off + 8, a.size);
-  setU64(v, off + 16, a.blocks);
-  setTime(v, off + 24, off + 48, a.atimeMs);
-  setTime(v, off + 32, off + 52, a.mtimeMs);
-  setTime(v, off + 40, off + 56, a.ctimeMs);
-  v.setUint32(off + 60, a.mode, true);
-  v.setUint32(off + 64, a.nlink, true);
-  v.setUint32(off + 68, a.uid, true);
-  v.setUint32(off + 72, a.gid, true);
-  v.setUint32(off + 76, 0, true); // rdev
-  v.setUint32(off + 80, a.blksize, true);
-  v.setUint32(off + 84, 0, true); // flags
-  return ATTR_SIZE;
+/** fuse_attr. */
+function writeAttr(v: DataView, off: number, a: Attr): number {
+  ATTR.write(v, off, a);
+  const at = ATTR.at;
+  setTime(v, off + at.atime, off + at.atimensec, a.atimeMs);
+  setTime(v, off + at.mtime, off + at.mtimensec, a.mtimeMs);
+  setTime(v, off + at.ctime, off + at.ctimensec, a.ctimeMs);
+  return ATTR.size;
 }
 
-/** fuse_entry_out (128 bytes). */
+/** fuse_entry_out. */
 export function writeEntryOut(v: DataView, off: number, e: Entry): number {
-  setU64(v, off, e.ino);
-  setU64(v, off + 8, e.generation);
-  setTtl(v, off + 16, off + 32, e.entryTtlMs);
-  setTtl(v, off + 24, off + 36, e.attrTtlMs);
-  writeAttr(v, off + 40, e.attr);
-  return ENTRY_OUT_SIZE;
+  ENTRY_OUT.write(v, off, e);
+  const at = ENTRY_OUT.at;
+  setTtl(v, off + at.entry_valid, off + at.entry_valid_nsec, e.entryTtlMs);
+  setTtl(v, off + at.attr_valid, off + at.attr_valid_nsec, e.attrTtlMs);
+  writeAttr(v, off + at.attr, e.attr);
+  return ENTRY_OUT.size;
 }
 
-/** fuse_attr_out (104 bytes). */
+/** fuse_attr_out. */
 export function writeAttrOut(v: DataView, off: number, r: AttrReply): number {
-  setTtl(v, off, off + 8, r.ttlMs);
-  v.setUint32(off + 12, 0, true); // dummy
-  writeAttr(v, off + 16, r.attr);
-  return ATTR_OUT_SIZE;
+  ATTR_OUT.write(v, off);
+  const at = ATTR_OUT.at;
+  setTtl(v, off + at.attr_valid, off + at.attr_valid_nsec, r.ttlMs);
+  writeAttr(v, off + at.attr, r.attr);
+  return ATTR_OUT.size;
 }
 
 /** The FOPEN_* bits of an OpenReply. */
-export function openFlags(o: OpenReply): number {
+function openFlags(o: OpenReply): number {
   return (o.directIo ? FOPEN.DIRECT_IO : 0) | (o.keepCache ? FOPEN.KEEP_CACHE : 0) |
     (o.cacheDir ? FOPEN.CACHE_DIR : 0);
 }
 
-/** fuse_open_out (16 bytes). */
+/** fuse_open_out. */
 export function writeOpenOut(v: DataView, off: number, o: OpenReply): number {
-  setU64(v, off, o.fh);
-  v.setUint32(off + 8, openFlags(o), true);
-  v.setUint32(off + 12, 0, true); // backing_id / padding
-  return OPEN_OUT_SIZE;
+  OPEN_OUT.write(v, off, o);
+  v.setUint32(off + OPEN_OUT.at.open_flags, openFlags(o), true);
+  return OPEN_OUT.size;
 }
 
-/** fuse_write_out (8 bytes). */
+/** fuse_write_out. */
 export function writeWriteOut(v: DataView, off: number, size: number): number {
-  v.setUint32(off, size, true);
-  v.setUint32(off + 4, 0, true);
-  return WRITE_OUT_SIZE;
+  WRITE_OUT.write(v, off);
+  v.setUint32(off + WRITE_OUT.at.size, size, true);
+  return WRITE_OUT.size;
 }
 
-/** fuse_statfs_out (80 bytes). */
+/** fuse_statfs_out. */
 export function writeStatfsOut(v: DataView, off: number, s: StatFs): number {
-  setU64(v, off, s.blocks);
-  setU64(v, off + 8, s.bfree);
-  setU64(v, off + 16, s.bavail);
-  setU64(v, off + 24, s.files);
-  setU64(v, off + 32, s.ffree);
-  v.setUint32(off + 40, s.bsize, true);
-  v.setUint32(off + 44, s.namelen, true);
-  v.setUint32(off + 48, s.frsize, true);
-  for (let p = off + 52; p < off + STATFS_OUT_SIZE; p += 4) v.setUint32(p, 0, true); // padding, spare
-  return STATFS_OUT_SIZE;
+  return STATFS_OUT.write(v, off, s);
 }
 
 export interface InitOut {
@@ -170,31 +195,49 @@ export interface InitOut {
   requestTimeout?: number;
 }
 
-/** fuse_init_out (64 bytes). */
+/** fuse_init_out. */
 export function writeInitOut(v: DataView, off: number, o: InitOut): number {
-  v.setUint32(off, o.major, true);
-  v.setUint32(off + 4, o.minor, true);
-  v.setUint32(off + 8, o.maxReadahead, true);
-  v.setUint32(off + 12, Number(o.flags & 0xffffffffn), true);
-  v.setUint16(off + 16, o.maxBackground, true);
-  v.setUint16(off + 18, o.congestionThreshold, true);
-  v.setUint32(off + 20, o.maxWrite, true);
-  v.setUint32(off + 24, o.timeGran, true);
-  v.setUint16(off + 28, o.maxPages, true);
-  v.setUint16(off + 30, o.mapAlignment ?? 0, true);
-  v.setUint32(off + 32, Number((o.flags >> 32n) & 0xffffffffn), true);
-  v.setUint32(off + 36, o.maxStackDepth ?? 0, true);
-  v.setUint16(off + 40, o.requestTimeout ?? 0, true);
-  for (let p = off + 42; p < off + INIT_OUT_SIZE; p += 2) v.setUint16(p, 0, true);
-  return INIT_OUT_SIZE;
+  INIT_OUT.write(v, off, o);
+  v.setUint32(off + INIT_OUT.at.flags, Number(o.flags & 0xffffffffn), true);
+  v.setUint32(off + INIT_OUT.at.flags2, Number((o.flags >> 32n) & 0xffffffffn), true);
+  return INIT_OUT.size;
 }
 
-/** Rounds a record length up to the dirent alignment (8). */
-export function direntAlign(n: number): number {
-  return (n + DIRENT_ALIGN - 1) & ~(DIRENT_ALIGN - 1);
+/**
+ * A notification telling the kernel to drop its cached attributes of `ino`
+ * and its cached data from `offset` for `length` bytes (0: to the end;
+ * offset -1: attributes only).
+ */
+export function encodeInvalInode(
+  ino: number,
+  offset: number,
+  length: number,
+): Uint8Array<ArrayBuffer> {
+  const b = new Uint8Array(OUT_HEADER_SIZE + INVAL_INODE.size);
+  const v = new DataView(b.buffer);
+  setHeader(v, 0, b.byteLength, NOTIFY.INVAL_INODE, 0); // notifications carry a positive code
+  INVAL_INODE.write(v, OUT_HEADER_SIZE, { ino, offset, length });
+  return b;
+}
+
+/** A notification telling the kernel to forget the dentry `name` in directory `parent`. */
+export function encodeInvalEntry(parent: number, name: string): Uint8Array<ArrayBuffer> {
+  const nameBytes = enc.encode(name);
+  const at = OUT_HEADER_SIZE + INVAL_ENTRY.size;
+  const b = new Uint8Array(at + nameBytes.byteLength + 1);
+  const v = new DataView(b.buffer);
+  setHeader(v, 0, b.byteLength, NOTIFY.INVAL_ENTRY, 0);
+  INVAL_ENTRY.write(v, OUT_HEADER_SIZE, { parent, namelen: nameBytes.byteLength });
+  b.set(nameBytes, at); // the NUL after it is the array's zero
+  return b;
 }
 
 const enc = new TextEncoder();
+
+/** Rounds a record length up to the dirent alignment (8). */
+function direntAlign(n: number): number {
+  return (n + DIRENT_ALIGN - 1) & ~(DIRENT_ALIGN - 1);
+}
 
 /**
  * Packs READDIR / READDIRPLUS entries into `buf[start, start + size)`.
@@ -210,7 +253,6 @@ export class DirentPacker {
   #end = 0;
   #pos = 0;
   #plus = false;
-  #count = 0;
 
   constructor(buf: Uint8Array, view?: DataView) {
     this.#buf = buf;
@@ -223,7 +265,6 @@ export class DirentPacker {
     this.#pos = start;
     this.#end = Math.min(start + size, this.#buf.byteLength);
     this.#plus = plus;
-    this.#count = 0;
     return this;
   }
 
@@ -232,14 +273,9 @@ export class DirentPacker {
     return this.#pos - this.#start;
   }
 
-  /** Entries packed so far. */
-  get count(): number {
-    return this.#count;
-  }
-
   /** Adds one entry (as a dirent or a direntplus, per `reset`); false if it does not fit. */
   add(e: DirEntry): boolean {
-    const fixed = this.#plus ? DIRENTPLUS_SIZE : DIRENT_SIZE;
+    const fixed = this.#plus ? DIRENTPLUS_SIZE : DIRENT.size;
     const nameAt = this.#pos + fixed;
     if (nameAt >= this.#end) return false;
     // Encode straight into place; a name that does not fit is detected by `read`.
@@ -250,17 +286,15 @@ export class DirentPacker {
     const v = this.#view;
     let d = this.#pos;
     if (this.#plus) {
-      if (e.entry) writeEntryOut(v, d, e.entry);
-      else this.#buf.fill(0, d, d + ENTRY_OUT_SIZE); // nodeid 0: the kernel links nothing
-      d += ENTRY_OUT_SIZE;
+      if (e.entry) writeEntryOut(v, d + DIRENTPLUS.entry_out, e.entry);
+      else this.#buf.fill(0, d, d + DIRENTPLUS.dirent); // nodeid 0: the kernel links nothing
+      d += DIRENTPLUS.dirent;
     }
-    setU64(v, d, e.ino);
-    setU64(v, d + 8, e.nextOffset);
-    v.setUint32(d + 16, r.written, true);
-    v.setUint32(d + 20, (e.type & S_IFMT) >>> 12, true);
+    DIRENT.write(v, d, e);
+    v.setUint32(d + DIRENT.at.namelen, r.written, true);
+    v.setUint32(d + DIRENT.at.type, (e.type & S_IFMT) >>> 12, true);
     this.#buf.fill(0, nameAt + r.written, this.#pos + rec);
     this.#pos += rec;
-    this.#count++;
     return true;
   }
 }

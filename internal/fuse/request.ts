@@ -3,10 +3,18 @@
  *
  * One `read()` of the device returns exactly one request: `fuse_in_header`
  * (40 bytes), an opcode-specific struct, then NUL-terminated names or WRITE
- * data. The decoder trusts nothing: it parses by the header's `len` (which
- * must equal the bytes given), checks every struct and name against the end
- * of the body, and returns a `DecodeError` instead of throwing, so malformed
- * input can never crash the session. The session answers a DecodeError that
+ * data. The tables drive the decoding: the opcode table (abi.ts) says which
+ * struct follows the header, how many of its bytes the kernel sends and how
+ * many names follow; `SHAPES` below maps struct fields to request properties
+ * and names to their properties; codec.ts reads the fields at the offsets of
+ * structs.ts. Only what the tables cannot say is code: WRITE data, the
+ * BATCH_FORGET entries, GETATTR's optional fh and INIT's 64-bit flags. An
+ * opcode we do not interpret keeps its body as a view, unchecked.
+ *
+ * The decoder trusts nothing: it parses by the header's `len` (which must
+ * equal the bytes given), checks every struct and name against the end of the
+ * body, and returns a `DecodeError` instead of throwing, so malformed input
+ * can never crash the session. The session answers a DecodeError that
  * carries a `unique` with an errno (ENOSYS for an unknown opcode, EIO
  * otherwise).
  *
@@ -14,15 +22,17 @@
  * are cut off the body before parsing. We never negotiate a feature that
  * produces them, so they are ignored.
  *
- * Performance: the hot opcodes (READ, WRITE, GETATTR, LOOKUP) decode into one
- * flat object; offsets are module constants taken from abi.ts once at load;
- * WRITE data is a `subarray` view into the caller's buffer, never a copy. A
- * caller that decodes many requests can pass its own DataView over the buffer.
+ * Performance: offsets and accessors are resolved once at load; a request is
+ * one object filled by a loop over them; WRITE data is a `subarray` view into
+ * the caller's buffer, never a copy. A caller that decodes many requests can
+ * pass its own DataView over the buffer.
  *
  * @module
  */
 
-import { FUSE_GETATTR_FH, InitFlag, offsetOf, Op, opName, sizeOf } from "./abi.ts";
+import { FUSE_GETATTR_FH, InitFlag, OPCODES, type OpName, opName } from "./abi.ts";
+import { getU64, offsets, StructReader } from "./codec.ts";
+import { FIELD_SIZE, sizeOf } from "./structs.ts";
 
 export type DecodeErrorKind =
   | "ShortHeader"
@@ -45,7 +55,7 @@ export class DecodeError extends Error {
 }
 
 /** Fields every request carries, from `fuse_in_header`. */
-export interface RequestBase {
+interface RequestBase {
   opcode: number;
   unique: number;
   nodeid: number;
@@ -54,29 +64,29 @@ export interface RequestBase {
   pid: number;
 }
 
-export interface LookupRequest extends RequestBase {
+interface LookupRequest extends RequestBase {
   op: "LOOKUP" | "UNLINK" | "RMDIR" | "REMOVEXATTR";
   name: string;
 }
-export interface ForgetRequest extends RequestBase {
+interface ForgetRequest extends RequestBase {
   op: "FORGET";
   nlookup: number;
 }
-export interface ForgetOne {
+interface ForgetOne {
   nodeid: number;
   nlookup: number;
 }
-export interface BatchForgetRequest extends RequestBase {
+interface BatchForgetRequest extends RequestBase {
   op: "BATCH_FORGET";
   forgets: ForgetOne[];
 }
-export interface GetattrRequest extends RequestBase {
+interface GetattrRequest extends RequestBase {
   op: "GETATTR";
   getattrFlags: number;
   /** Present only when the kernel set FUSE_GETATTR_FH. */
   fh: number | undefined;
 }
-export interface SetattrRequest extends RequestBase {
+interface SetattrRequest extends RequestBase {
   op: "SETATTR";
   /** FATTR_* bits: which of the fields below are meaningful. */
   valid: number;
@@ -94,28 +104,28 @@ export interface SetattrRequest extends RequestBase {
   /** The group to set (FATTR_GID). */
   newGid: number;
 }
-export interface ReadlinkRequest extends RequestBase {
+interface ReadlinkRequest extends RequestBase {
   op: "READLINK" | "STATFS" | "DESTROY";
 }
-export interface SymlinkRequest extends RequestBase {
+interface SymlinkRequest extends RequestBase {
   op: "SYMLINK";
   name: string;
   target: string;
 }
-export interface MknodRequest extends RequestBase {
+interface MknodRequest extends RequestBase {
   op: "MKNOD";
   mode: number;
   rdev: number;
   umask: number;
   name: string;
 }
-export interface MkdirRequest extends RequestBase {
+interface MkdirRequest extends RequestBase {
   op: "MKDIR";
   mode: number;
   umask: number;
   name: string;
 }
-export interface RenameRequest extends RequestBase {
+interface RenameRequest extends RequestBase {
   op: "RENAME" | "RENAME2";
   newdir: number;
   /** RENAME_* flags; always 0 for RENAME. */
@@ -123,17 +133,17 @@ export interface RenameRequest extends RequestBase {
   name: string;
   newName: string;
 }
-export interface LinkRequest extends RequestBase {
+interface LinkRequest extends RequestBase {
   op: "LINK";
   oldnodeid: number;
   name: string;
 }
-export interface OpenRequest extends RequestBase {
+interface OpenRequest extends RequestBase {
   op: "OPEN" | "OPENDIR";
   flags: number;
   openFlags: number;
 }
-export interface ReadRequest extends RequestBase {
+interface ReadRequest extends RequestBase {
   op: "READ" | "READDIR" | "READDIRPLUS";
   fh: number;
   offset: number;
@@ -141,7 +151,7 @@ export interface ReadRequest extends RequestBase {
   readFlags: number;
   flags: number;
 }
-export interface WriteRequest extends RequestBase {
+interface WriteRequest extends RequestBase {
   op: "WRITE";
   fh: number;
   offset: number;
@@ -151,18 +161,18 @@ export interface WriteRequest extends RequestBase {
   /** A view into the request buffer: valid only until the request is answered. */
   data: Uint8Array;
 }
-export interface ReleaseRequest extends RequestBase {
+interface ReleaseRequest extends RequestBase {
   op: "RELEASE" | "RELEASEDIR";
   fh: number;
   flags: number;
   releaseFlags: number;
 }
-export interface FsyncRequest extends RequestBase {
+interface FsyncRequest extends RequestBase {
   op: "FSYNC" | "FSYNCDIR";
   fh: number;
   fsyncFlags: number;
 }
-export interface FlushRequest extends RequestBase {
+interface FlushRequest extends RequestBase {
   op: "FLUSH";
   fh: number;
 }
@@ -174,7 +184,7 @@ export interface InitRequest extends RequestBase {
   /** flags | flags2 << 32 (flags2 only when the kernel set INIT_EXT). */
   flags: bigint;
 }
-export interface CreateRequest extends RequestBase {
+interface CreateRequest extends RequestBase {
   op: "CREATE";
   flags: number;
   mode: number;
@@ -182,44 +192,28 @@ export interface CreateRequest extends RequestBase {
   openFlags: number;
   name: string;
 }
-export interface InterruptRequest extends RequestBase {
+interface InterruptRequest extends RequestBase {
   op: "INTERRUPT";
   /** The `unique` of the request to interrupt. */
   target: number;
 }
-export interface AccessRequest extends RequestBase {
+interface AccessRequest extends RequestBase {
   op: "ACCESS";
   mask: number;
 }
-export interface GetxattrRequest extends RequestBase {
+interface GetxattrRequest extends RequestBase {
   op: "GETXATTR";
   size: number;
   name: string;
 }
-export interface ListxattrRequest extends RequestBase {
+interface ListxattrRequest extends RequestBase {
   op: "LISTXATTR";
   size: number;
 }
 /** A known opcode the session never implements: only the header is decoded. */
-export interface OtherRequest extends RequestBase {
-  op:
-    | "SETXATTR"
-    | "GETLK"
-    | "SETLK"
-    | "SETLKW"
-    | "BMAP"
-    | "IOCTL"
-    | "POLL"
-    | "NOTIFY_REPLY"
-    | "FALLOCATE"
-    | "LSEEK"
-    | "COPY_FILE_RANGE"
-    | "SETUPMAPPING"
-    | "REMOVEMAPPING"
-    | "SYNCFS"
-    | "TMPFILE"
-    | "STATX"
-    | "COPY_FILE_RANGE_64";
+interface OtherRequest extends RequestBase {
+  /** Every opcode `SHAPES` leaves out. */
+  op: Exclude<OpName, keyof typeof SHAPES>;
   /** The body after the header, as a view. */
   body: Uint8Array;
 }
@@ -250,43 +244,146 @@ export type Request =
   | ListxattrRequest
   | OtherRequest;
 
-// Offsets from abi.ts, resolved once.
 const HDR = sizeOf("in_header");
-const H_LEN = offsetOf("in_header", "len");
-const H_OPCODE = offsetOf("in_header", "opcode");
-const H_UNIQUE = offsetOf("in_header", "unique");
-const H_NODEID = offsetOf("in_header", "nodeid");
-const H_UID = offsetOf("in_header", "uid");
-const H_GID = offsetOf("in_header", "gid");
-const H_PID = offsetOf("in_header", "pid");
-const H_EXTLEN = offsetOf("in_header", "total_extlen");
+const H = offsets("in_header", [
+  "len",
+  "opcode",
+  "unique",
+  "nodeid",
+  "uid",
+  "gid",
+  "pid",
+  "total_extlen",
+]);
 
-const READ_IN = sizeOf("read_in");
-const RI_FH = HDR + offsetOf("read_in", "fh");
-const RI_OFFSET = HDR + offsetOf("read_in", "offset");
-const RI_SIZE = HDR + offsetOf("read_in", "size");
-const RI_READ_FLAGS = HDR + offsetOf("read_in", "read_flags");
-const RI_FLAGS = HDR + offsetOf("read_in", "flags");
+/** Whatever the tables cannot say about an opcode: it completes the request or refuses it. */
+type Finish = (
+  req: Record<string, unknown>,
+  v: DataView,
+  bytes: Uint8Array,
+  end: number,
+) => DecodeError | null;
 
-const WRITE_IN = sizeOf("write_in");
-const WI_FH = HDR + offsetOf("write_in", "fh");
-const WI_OFFSET = HDR + offsetOf("write_in", "offset");
-const WI_SIZE = HDR + offsetOf("write_in", "size");
-const WI_WRITE_FLAGS = HDR + offsetOf("write_in", "write_flags");
-const WI_FLAGS = HDR + offsetOf("write_in", "flags");
+/** How to decode the opcodes the session interprets, beyond what the opcode table says. */
+interface Shape {
+  /** JS property → field of the opcode's request struct. */
+  readonly fields?: Readonly<Record<string, string>>;
+  /** The properties of the NUL-terminated names that follow the struct, in order. */
+  readonly names?: readonly string[];
+  readonly finish?: Finish;
+}
 
-const SA = HDR; // setattr_in starts right after the header
-const SETATTR_IN = sizeOf("setattr_in");
+const NAME = ["name"] as const;
+const TWO_NAMES = ["name", "newName"] as const;
+const READ_IN = {
+  fh: "fh",
+  offset: "offset",
+  size: "size",
+  readFlags: "read_flags",
+  flags: "flags",
+};
+const RELEASE_IN = { fh: "fh", flags: "flags", releaseFlags: "release_flags" };
+const FSYNC_IN = { fh: "fh", fsyncFlags: "fsync_flags" };
+const OPEN_IN = { flags: "flags", openFlags: "open_flags" };
 
-const INIT_IN_COMPAT = 16; // major, minor, max_readahead, flags (before 7.36)
-const INIT_IN_FLAGS2 = offsetOf("init_in", "flags2");
+const GETATTR_FH = HDR + offsets("getattr_in", ["fh"]).fh;
+const BATCH = offsets("batch_forget_in", ["count"]);
+const FORGET_ONE = sizeOf("forget_one");
+const ONE = offsets("forget_one", ["nodeid", "nlookup"]);
+const INIT_IN = offsets("init_in", ["flags", "flags2"]);
 const INIT_EXT = InitFlag.INIT_EXT!;
 
-const TWO32 = 4294967296;
+const SHAPES = {
+  LOOKUP: { names: NAME },
+  UNLINK: { names: NAME },
+  RMDIR: { names: NAME },
+  REMOVEXATTR: { names: NAME },
+  FORGET: { fields: { nlookup: "nlookup" } },
+  BATCH_FORGET: { finish: batchForgets },
+  GETATTR: { fields: { getattrFlags: "getattr_flags" }, finish: getattrFh },
+  SETATTR: {
+    fields: {
+      valid: "valid",
+      fh: "fh",
+      size: "size",
+      atime: "atime",
+      mtime: "mtime",
+      ctime: "ctime",
+      atimensec: "atimensec",
+      mtimensec: "mtimensec",
+      ctimensec: "ctimensec",
+      mode: "mode",
+      newUid: "uid",
+      newGid: "gid",
+    },
+  },
+  READLINK: {},
+  STATFS: {},
+  DESTROY: {},
+  SYMLINK: { names: ["name", "target"] },
+  MKNOD: { fields: { mode: "mode", rdev: "rdev", umask: "umask" }, names: NAME },
+  MKDIR: { fields: { mode: "mode", umask: "umask" }, names: NAME },
+  RENAME: { fields: { newdir: "newdir" }, names: TWO_NAMES, finish: noRenameFlags },
+  RENAME2: { fields: { newdir: "newdir", flags: "flags" }, names: TWO_NAMES },
+  LINK: { fields: { oldnodeid: "oldnodeid" }, names: NAME },
+  OPEN: { fields: OPEN_IN },
+  OPENDIR: { fields: OPEN_IN },
+  READ: { fields: READ_IN },
+  READDIR: { fields: READ_IN },
+  READDIRPLUS: { fields: READ_IN },
+  WRITE: {
+    fields: { fh: "fh", offset: "offset", size: "size", writeFlags: "write_flags", flags: "flags" },
+    finish: writeData,
+  },
+  RELEASE: { fields: RELEASE_IN },
+  RELEASEDIR: { fields: RELEASE_IN },
+  FSYNC: { fields: FSYNC_IN },
+  FSYNCDIR: { fields: FSYNC_IN },
+  FLUSH: { fields: { fh: "fh" } },
+  INIT: {
+    fields: { major: "major", minor: "minor", maxReadahead: "max_readahead" },
+    finish: initFlags,
+  },
+  CREATE: {
+    fields: { flags: "flags", mode: "mode", umask: "umask", openFlags: "open_flags" },
+    names: NAME,
+  },
+  INTERRUPT: { fields: { target: "unique" } },
+  ACCESS: { fields: { mask: "mask" } },
+  GETXATTR: { fields: { size: "size" }, names: NAME },
+  LISTXATTR: { fields: { size: "size" } },
+} as const satisfies Partial<Record<OpName, Shape>>;
 
-/** Reads a u64 as a number (exact below 2^53; see abi.ts). */
-function u64(v: DataView, off: number): number {
-  return v.getUint32(off, true) + v.getUint32(off + 4, true) * TWO32;
+/** One opcode's decoding, resolved at load from the opcode table and its shape. */
+interface Decoding {
+  readonly op: string;
+  /** Null for an opcode we do not interpret: its body is passed on as a view. */
+  readonly shape: {
+    readonly bodySize: number;
+    readonly reader: StructReader<string> | null;
+    readonly names: readonly string[];
+    readonly finish: Finish | null;
+  } | null;
+}
+
+/** Indexed by opcode number. */
+const DECODINGS: (Decoding | undefined)[] = [];
+for (const info of OPCODES) {
+  const shape: Shape | undefined = (SHAPES as Partial<Record<string, Shape>>)[info.name];
+  if (shape === undefined) {
+    DECODINGS[info.code] = { op: info.name, shape: null };
+    continue;
+  }
+  const names = shape.names ?? [];
+  if (names.length !== info.names) {
+    throw new Error(`${info.name} carries ${info.names} names, its shape reads ${names.length}`);
+  }
+  const fields = shape.fields ?? {};
+  const reader = Object.keys(fields).length > 0 ? new StructReader(info.request!, fields) : null;
+  DECODINGS[info.code] = {
+    op: info.name,
+    shape: { bodySize: info.bodySize, reader, names, finish: shape.finish ?? null },
+  };
 }
 
 const dec = new TextDecoder();
@@ -305,9 +402,9 @@ export function decodeRequest(
     return new DecodeError("ShortHeader", `Request of ${length} bytes is shorter than the header`);
   }
   const v = view ?? new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const len = v.getUint32(H_LEN, true);
-  const opcode = v.getUint32(H_OPCODE, true);
-  const unique = u64(v, H_UNIQUE);
+  const len = v.getUint32(H.len, true);
+  const opcode = v.getUint32(H.opcode, true);
+  const unique = getU64(v, H.unique);
   if (len !== length || len > bytes.byteLength) {
     return new DecodeError(
       "LengthMismatch",
@@ -316,7 +413,7 @@ export function decodeRequest(
       unique,
     );
   }
-  const end = len - v.getUint16(H_EXTLEN, true) * 8;
+  const end = len - v.getUint16(H.total_extlen, true) * 8;
   if (end < HDR) {
     return new DecodeError(
       "LengthMismatch",
@@ -325,374 +422,89 @@ export function decodeRequest(
       unique,
     );
   }
-  const nodeid = u64(v, H_NODEID);
-  const uid = v.getUint32(H_UID, true);
-  const gid = v.getUint32(H_GID, true);
-  const pid = v.getUint32(H_PID, true);
-  const body = end - HDR;
-
-  switch (opcode) {
-    case Op.READ:
-    case Op.READDIR:
-    case Op.READDIRPLUS: {
-      if (body < READ_IN) return short(opcode, unique, body, READ_IN);
-      return {
-        op: opcode === Op.READ ? "READ" : opcode === Op.READDIR ? "READDIR" : "READDIRPLUS",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        fh: u64(v, RI_FH),
-        offset: u64(v, RI_OFFSET),
-        size: v.getUint32(RI_SIZE, true),
-        readFlags: v.getUint32(RI_READ_FLAGS, true),
-        flags: v.getUint32(RI_FLAGS, true),
-      };
-    }
-    case Op.WRITE: {
-      if (body < WRITE_IN) return short(opcode, unique, body, WRITE_IN);
-      const size = v.getUint32(WI_SIZE, true);
-      const dataAt = HDR + WRITE_IN;
-      if (dataAt + size > end) return short(opcode, unique, body, WRITE_IN + size);
-      return {
-        op: "WRITE",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        fh: u64(v, WI_FH),
-        offset: u64(v, WI_OFFSET),
-        size,
-        writeFlags: v.getUint32(WI_WRITE_FLAGS, true),
-        flags: v.getUint32(WI_FLAGS, true),
-        data: bytes.subarray(dataAt, dataAt + size),
-      };
-    }
-    case Op.GETATTR: {
-      if (body < 16) return short(opcode, unique, body, 16);
-      const getattrFlags = v.getUint32(HDR, true);
-      return {
-        op: "GETATTR",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        getattrFlags,
-        fh: getattrFlags & FUSE_GETATTR_FH ? u64(v, HDR + 8) : undefined,
-      };
-    }
-    case Op.LOOKUP:
-    case Op.UNLINK:
-    case Op.RMDIR:
-    case Op.REMOVEXATTR: {
-      const name = cstring(bytes, HDR, end);
-      if (name === null) return missingName(opcode, unique);
-      return {
-        op: opcode === Op.LOOKUP
-          ? "LOOKUP"
-          : opcode === Op.UNLINK
-          ? "UNLINK"
-          : opcode === Op.RMDIR
-          ? "RMDIR"
-          : "REMOVEXATTR",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        name,
-      };
-    }
-    case Op.FORGET: {
-      if (body < 8) return short(opcode, unique, body, 8);
-      return { op: "FORGET", opcode, unique, nodeid, uid, gid, pid, nlookup: u64(v, HDR) };
-    }
-    case Op.BATCH_FORGET: {
-      if (body < 8) return short(opcode, unique, body, 8);
-      const count = v.getUint32(HDR, true);
-      if (8 + count * 16 > body) return short(opcode, unique, body, 8 + count * 16);
-      const forgets: ForgetOne[] = new Array(count);
-      for (let i = 0, p = HDR + 8; i < count; i++, p += 16) {
-        forgets[i] = { nodeid: u64(v, p), nlookup: u64(v, p + 8) };
-      }
-      return { op: "BATCH_FORGET", opcode, unique, nodeid, uid, gid, pid, forgets };
-    }
-    case Op.SETATTR: {
-      if (body < SETATTR_IN) return short(opcode, unique, body, SETATTR_IN);
-      return {
-        op: "SETATTR",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        valid: v.getUint32(SA, true),
-        fh: u64(v, SA + 8),
-        size: u64(v, SA + 16),
-        atime: i64(v, SA + 32),
-        mtime: i64(v, SA + 40),
-        ctime: i64(v, SA + 48),
-        atimensec: v.getUint32(SA + 56, true),
-        mtimensec: v.getUint32(SA + 60, true),
-        ctimensec: v.getUint32(SA + 64, true),
-        mode: v.getUint32(SA + 68, true),
-        newUid: v.getUint32(SA + 76, true),
-        newGid: v.getUint32(SA + 80, true),
-      };
-    }
-    case Op.READLINK:
-    case Op.STATFS:
-    case Op.DESTROY:
-      return {
-        op: opcode === Op.READLINK ? "READLINK" : opcode === Op.STATFS ? "STATFS" : "DESTROY",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-      };
-    case Op.SYMLINK: {
-      const name = cstring(bytes, HDR, end);
-      if (name === null) return missingName(opcode, unique);
-      const target = cstring(bytes, HDR + cstringBytes(bytes, HDR) + 1, end);
-      if (target === null) return missingName(opcode, unique);
-      return { op: "SYMLINK", opcode, unique, nodeid, uid, gid, pid, name, target };
-    }
-    case Op.MKNOD: {
-      if (body < 16) return short(opcode, unique, body, 16);
-      const name = cstring(bytes, HDR + 16, end);
-      if (name === null) return missingName(opcode, unique);
-      return {
-        op: "MKNOD",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        mode: v.getUint32(HDR, true),
-        rdev: v.getUint32(HDR + 4, true),
-        umask: v.getUint32(HDR + 8, true),
-        name,
-      };
-    }
-    case Op.MKDIR: {
-      if (body < 8) return short(opcode, unique, body, 8);
-      const name = cstring(bytes, HDR + 8, end);
-      if (name === null) return missingName(opcode, unique);
-      return {
-        op: "MKDIR",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        mode: v.getUint32(HDR, true),
-        umask: v.getUint32(HDR + 4, true),
-        name,
-      };
-    }
-    case Op.RENAME:
-    case Op.RENAME2: {
-      const fixed = opcode === Op.RENAME ? 8 : 16;
-      if (body < fixed) return short(opcode, unique, body, fixed);
-      const at = HDR + fixed;
-      const name = cstring(bytes, at, end);
-      if (name === null) return missingName(opcode, unique);
-      const newName = cstring(bytes, at + cstringBytes(bytes, at) + 1, end);
-      if (newName === null) return missingName(opcode, unique);
-      return {
-        op: opcode === Op.RENAME ? "RENAME" : "RENAME2",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        newdir: u64(v, HDR),
-        flags: opcode === Op.RENAME ? 0 : v.getUint32(HDR + 8, true),
-        name,
-        newName,
-      };
-    }
-    case Op.LINK: {
-      if (body < 8) return short(opcode, unique, body, 8);
-      const name = cstring(bytes, HDR + 8, end);
-      if (name === null) return missingName(opcode, unique);
-      return { op: "LINK", opcode, unique, nodeid, uid, gid, pid, oldnodeid: u64(v, HDR), name };
-    }
-    case Op.OPEN:
-    case Op.OPENDIR: {
-      if (body < 8) return short(opcode, unique, body, 8);
-      return {
-        op: opcode === Op.OPEN ? "OPEN" : "OPENDIR",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        flags: v.getUint32(HDR, true),
-        openFlags: v.getUint32(HDR + 4, true),
-      };
-    }
-    case Op.RELEASE:
-    case Op.RELEASEDIR: {
-      if (body < 24) return short(opcode, unique, body, 24);
-      return {
-        op: opcode === Op.RELEASE ? "RELEASE" : "RELEASEDIR",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        fh: u64(v, HDR),
-        flags: v.getUint32(HDR + 8, true),
-        releaseFlags: v.getUint32(HDR + 12, true),
-      };
-    }
-    case Op.FSYNC:
-    case Op.FSYNCDIR: {
-      if (body < 16) return short(opcode, unique, body, 16);
-      return {
-        op: opcode === Op.FSYNC ? "FSYNC" : "FSYNCDIR",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        fh: u64(v, HDR),
-        fsyncFlags: v.getUint32(HDR + 8, true),
-      };
-    }
-    case Op.FLUSH: {
-      if (body < 24) return short(opcode, unique, body, 24);
-      return { op: "FLUSH", opcode, unique, nodeid, uid, gid, pid, fh: u64(v, HDR) };
-    }
-    case Op.INIT: {
-      // 16 bytes before 7.36, 64 after: read flags2 only if present and flagged.
-      if (body < INIT_IN_COMPAT) return short(opcode, unique, body, INIT_IN_COMPAT);
-      let flags = BigInt(v.getUint32(HDR + 12, true));
-      if ((flags & INIT_EXT) !== 0n && body >= INIT_IN_FLAGS2 + 4) {
-        flags |= BigInt(v.getUint32(HDR + INIT_IN_FLAGS2, true)) << 32n;
-      }
-      return {
-        op: "INIT",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        major: v.getUint32(HDR, true),
-        minor: v.getUint32(HDR + 4, true),
-        maxReadahead: v.getUint32(HDR + 8, true),
-        flags,
-      };
-    }
-    case Op.CREATE: {
-      if (body < 16) return short(opcode, unique, body, 16);
-      const name = cstring(bytes, HDR + 16, end);
-      if (name === null) return missingName(opcode, unique);
-      return {
-        op: "CREATE",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        flags: v.getUint32(HDR, true),
-        mode: v.getUint32(HDR + 4, true),
-        umask: v.getUint32(HDR + 8, true),
-        openFlags: v.getUint32(HDR + 12, true),
-        name,
-      };
-    }
-    case Op.INTERRUPT: {
-      if (body < 8) return short(opcode, unique, body, 8);
-      return { op: "INTERRUPT", opcode, unique, nodeid, uid, gid, pid, target: u64(v, HDR) };
-    }
-    case Op.ACCESS: {
-      if (body < 8) return short(opcode, unique, body, 8);
-      return { op: "ACCESS", opcode, unique, nodeid, uid, gid, pid, mask: v.getUint32(HDR, true) };
-    }
-    case Op.GETXATTR: {
-      if (body < 8) return short(opcode, unique, body, 8);
-      const name = cstring(bytes, HDR + 8, end);
-      if (name === null) return missingName(opcode, unique);
-      return {
-        op: "GETXATTR",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        size: v.getUint32(HDR, true),
-        name,
-      };
-    }
-    case Op.LISTXATTR: {
-      if (body < 8) return short(opcode, unique, body, 8);
-      return {
-        op: "LISTXATTR",
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        size: v.getUint32(HDR, true),
-      };
-    }
-    case Op.SETXATTR:
-    case Op.GETLK:
-    case Op.SETLK:
-    case Op.SETLKW:
-    case Op.BMAP:
-    case Op.IOCTL:
-    case Op.POLL:
-    case Op.NOTIFY_REPLY:
-    case Op.FALLOCATE:
-    case Op.LSEEK:
-    case Op.COPY_FILE_RANGE:
-    case Op.SETUPMAPPING:
-    case Op.REMOVEMAPPING:
-    case Op.SYNCFS:
-    case Op.TMPFILE:
-    case Op.STATX:
-    case Op.COPY_FILE_RANGE_64:
-      return {
-        op: opName(opcode) as OtherRequest["op"],
-        opcode,
-        unique,
-        nodeid,
-        uid,
-        gid,
-        pid,
-        body: bytes.subarray(HDR, end),
-      };
-    default:
-      return new DecodeError("UnknownOpcode", `Unknown opcode "${opcode}"`, opcode, unique);
+  const d = DECODINGS[opcode];
+  if (d === undefined) {
+    return new DecodeError("UnknownOpcode", `Unknown opcode "${opcode}"`, opcode, unique);
   }
+  const req: Record<string, unknown> = {
+    op: d.op,
+    opcode,
+    unique,
+    nodeid: getU64(v, H.nodeid),
+    uid: v.getUint32(H.uid, true),
+    gid: v.getUint32(H.gid, true),
+    pid: v.getUint32(H.pid, true),
+  };
+  const s = d.shape;
+  if (s === null) {
+    req.body = bytes.subarray(HDR, end);
+    return req as unknown as Request;
+  }
+  const body = end - HDR;
+  if (body < s.bodySize) return short(opcode, unique, body, s.bodySize);
+  s.reader?.read(v, HDR, req);
+  let at = HDR + s.bodySize;
+  for (let i = 0; i < s.names.length; i++) {
+    const nul = at < end ? bytes.indexOf(0, at) : -1;
+    if (nul < 0 || nul >= end || nul === at) return missingName(opcode, unique);
+    req[s.names[i]!] = dec.decode(bytes.subarray(at, nul));
+    at = nul + 1;
+  }
+  const refused = s.finish?.(req, v, bytes, end) ?? null;
+  return refused ?? req as unknown as Request;
 }
 
-function i64(v: DataView, off: number): number {
-  const hi = v.getInt32(off + 4, true);
-  return hi >= 0 ? u64(v, off) : Number(v.getBigInt64(off, true));
+/** WRITE: the data after write_in, as a view (no copy). */
+function writeData(req: Record<string, unknown>, _v: DataView, bytes: Uint8Array, end: number) {
+  const size = req.size as number;
+  const at = HDR + sizeOf("write_in");
+  if (at + size > end) {
+    return short(req.opcode as number, req.unique as number, end - HDR, at - HDR + size);
+  }
+  req.data = bytes.subarray(at, at + size);
+  return null;
+}
+
+/** GETATTR: `fh` is meaningful only with FUSE_GETATTR_FH. */
+function getattrFh(req: Record<string, unknown>, v: DataView) {
+  req.fh = (req.getattrFlags as number) & FUSE_GETATTR_FH ? getU64(v, GETATTR_FH) : undefined;
+  return null;
+}
+
+/** RENAME has no flags; RENAME2's are in rename2_in. */
+function noRenameFlags(req: Record<string, unknown>) {
+  req.flags = 0;
+  return null;
+}
+
+/** INIT: flags2 only if the kernel sent it (7.36) and flagged it (INIT_EXT). */
+function initFlags(req: Record<string, unknown>, v: DataView, _bytes: Uint8Array, end: number) {
+  let flags = BigInt(v.getUint32(HDR + INIT_IN.flags, true));
+  if ((flags & INIT_EXT) !== 0n && end >= HDR + INIT_IN.flags2 + FIELD_SIZE.u32) {
+    flags |= BigInt(v.getUint32(HDR + INIT_IN.flags2, true)) << 32n;
+  }
+  req.flags = flags;
+  return null;
+}
+
+/** BATCH_FORGET: `count` forget_one entries after batch_forget_in. */
+function batchForgets(req: Record<string, unknown>, v: DataView, _bytes: Uint8Array, end: number) {
+  const count = v.getUint32(HDR + BATCH.count, true);
+  const at = HDR + sizeOf("batch_forget_in");
+  if (at + count * FORGET_ONE > end) {
+    return short(
+      req.opcode as number,
+      req.unique as number,
+      end - HDR,
+      at - HDR + count * FORGET_ONE,
+    );
+  }
+  const forgets: ForgetOne[] = new Array(count);
+  for (let i = 0, p = at; i < count; i++, p += FORGET_ONE) {
+    forgets[i] = { nodeid: getU64(v, p + ONE.nodeid), nlookup: getU64(v, p + ONE.nlookup) };
+  }
+  req.forgets = forgets;
+  return null;
 }
 
 function short(opcode: number, unique: number, body: number, need: number): DecodeError {
@@ -711,17 +523,4 @@ function missingName(opcode: number, unique: number): DecodeError {
     opcode,
     unique,
   );
-}
-
-/** Length of the NUL-terminated string at `at` (bounded by the buffer); only called after cstring() succeeded there. */
-function cstringBytes(bytes: Uint8Array, at: number): number {
-  return bytes.indexOf(0, at) - at;
-}
-
-/** The non-empty NUL-terminated string at `at`, ending before `end`; null if absent. */
-function cstring(bytes: Uint8Array, at: number, end: number): string | null {
-  if (at >= end) return null;
-  const nul = bytes.indexOf(0, at);
-  if (nul < 0 || nul >= end || nul === at) return null;
-  return dec.decode(bytes.subarray(at, nul));
 }

@@ -280,9 +280,10 @@ Deno.test("FuseSession negotiates INIT: our minor, wanted flags, 1 MiB writes", 
     assert.equal(v.getUint16(28, true), 256); // max_pages
     assert.equal(v.getUint32(32, true), 0); // flags2
     assert.deepEqual(fs.log, ["init"]);
-    assert.equal(s.negotiated?.minor, 38);
-    assert.equal(s.negotiated?.kernelMinor, 45);
-    assert.equal((await s.ready).maxPages, 256);
+    const n = await s.ready;
+    assert.equal(n.minor, 38);
+    assert.equal(n.kernelMinor, 45);
+    assert.equal(n.maxPages, 256);
   } finally {
     k.close();
     await running;
@@ -299,13 +300,12 @@ Deno.test("FuseSession answers a newer major with its own version and waits for 
       assert.equal(r.error, 0);
       assert.equal(r.view.getUint32(0, true), 7);
       assert.equal(r.view.getUint32(4, true), 38);
-      assert.equal(s.negotiated?.minor, undefined);
       assert.deepEqual(fs.log, []);
       k.send(Op.INIT, 4, 0, initBody(7, 45));
       const r2 = await k.recv();
       assert.equal(r2.unique, 4);
       assert.equal(r2.error, 0);
-      assert.equal(s.negotiated?.minor, 38);
+      assert.equal((await s.ready).minor, 38);
     }, false)
   );
   assert.ok(
@@ -336,11 +336,11 @@ Deno.test("FuseSession answers EIO to requests that arrive before INIT", async (
   }, false);
 });
 
-Deno.test("FuseSession answers unsupported opcodes itself with ENOSYS or EPERM", async () => {
+Deno.test("FuseSession answers ENOSYS for what the FileSystem contract lacks or the FS leaves out", async () => {
   await withSession(stubFs(), {}, async (k) => {
     const cases: [number, Uint8Array, number][] = [
-      [Op.SYMLINK, cat(name("l"), name("t")), Errno.EPERM],
-      [Op.LINK, cat(body(["u64", 5]), name("l")), Errno.EPERM],
+      [Op.SYMLINK, cat(name("l"), name("t")), Errno.ENOSYS], // no fs.symlink
+      [Op.LINK, cat(body(["u64", 5]), name("l")), Errno.ENOSYS], // no fs.link
       [Op.GETXATTR, cat(body(["u32", 0], ["u32", 0]), name("user.x")), Errno.ENOSYS],
       [
         Op.SETXATTR,
@@ -368,6 +368,36 @@ Deno.test("FuseSession answers unsupported opcodes itself with ENOSYS or EPERM",
   });
 });
 
+Deno.test("FuseSession passes SYMLINK and LINK to the FS that implements them", async () => {
+  const calls: string[] = [];
+  const fs = stubFs({
+    symlink: (_c, parent, n, target) => {
+      calls.push(`symlink ${parent} ${n} -> ${target}`);
+      return Promise.resolve(entry(20));
+    },
+    link: (_c, ino, newParent, newName) => {
+      calls.push(`link ${ino} ${newParent} ${newName}`);
+      return n === 0 ? Promise.resolve(entry(ino)) : Promise.reject(new FsError(Errno.EPERM, "no"));
+    },
+  });
+  let n = 0;
+  await withSession(fs, {}, async (k) => {
+    k.send(Op.SYMLINK, 10, 1, cat(name("ln"), name("../target")));
+    const r = await k.recv();
+    assert.equal(r.error, 0);
+    assert.equal(r.payload.byteLength, 128, "an entry_out");
+    assert.equal(r.view.getBigUint64(0, true), 20n); // nodeid
+    k.send(Op.LINK, 12, 3, cat(body(["u64", 5]), name("hard")));
+    const r2 = await k.recv();
+    assert.equal(r2.error, 0);
+    assert.equal(r2.view.getBigUint64(0, true), 5n);
+    n++;
+    k.send(Op.LINK, 14, 3, cat(body(["u64", 5]), name("again")));
+    assert.equal((await k.recv()).error, -Errno.EPERM, "the FS's own refusal");
+  });
+  assert.deepEqual(calls, ["symlink 1 ln -> ../target", "link 5 3 hard", "link 5 3 again"]);
+});
+
 Deno.test("FuseSession answers a malformed request with EIO and logs it", async () => {
   const logs = await captureLogs(() =>
     withSession(stubFs(), {}, async (k) => {
@@ -378,6 +408,21 @@ Deno.test("FuseSession answers a malformed request with EIO and logs it", async 
     })
   );
   assert.ok(logs.some((l) => l.msg === "Malformed FUSE request" && l.kind === "ShortRead"));
+});
+
+Deno.test("FuseSession sends nothing for a malformed request the kernel expects no reply to", async () => {
+  const fs = stubFs();
+  const logs = await captureLogs(() =>
+    withSession(fs, {}, async (k) => {
+      k.send(Op.INTERRUPT, 10, 0, new Uint8Array(4)); // interrupt_in needs 8 bytes
+      k.send(Op.FORGET, 12, 7, new Uint8Array(4)); // forget_in needs 8 bytes
+      k.send(Op.GETATTR, 14, 1, new Uint8Array(16));
+      assert.equal((await k.recv()).unique, 14, "the first reply is the GETATTR's");
+      assert.ok(await k.idle());
+    })
+  );
+  assert.equal(fs.log.filter((l) => l.startsWith("forget")).length, 0);
+  assert.equal(logs.filter((l) => l.msg === "Malformed FUSE request").length, 2);
 });
 
 Deno.test("FuseSession replies with the errno of an FsError and EIO for other errors", async () => {
@@ -431,12 +476,11 @@ Deno.test("FuseSession handles requests concurrently and replies as each complet
       return new Uint8Array([1, 2, 3]);
     },
   });
-  await withSession(fs, {}, async (k, s) => {
+  await withSession(fs, {}, async (k) => {
     k.send(Op.READ, 10, 5, readBody(1, 0, 4096));
     k.send(Op.GETATTR, 12, 5, new Uint8Array(16));
     const first = await k.recv();
     assert.equal(first.unique, 12, "GETATTR overtakes the blocked READ");
-    assert.equal(s.inFlight, 1);
     release();
     const second = await k.recv();
     assert.equal(second.unique, 10);
@@ -450,12 +494,11 @@ Deno.test("FuseSession stops reading when every buffer is busy and resumes when 
     read: (_c, _i, fh) =>
       new Promise<Uint8Array>((resolve) => gates.push(() => resolve(new Uint8Array([fh])))),
   });
-  await withSession(fs, { maxInFlight: 2 }, async (k, s) => {
+  await withSession(fs, { maxInFlight: 2 }, async (k) => {
     for (let i = 0; i < 3; i++) k.send(Op.READ, 10 + 2 * i, 5, readBody(i, 0, 10));
     while (gates.length < 2) await new Promise((r) => setTimeout(r, 5));
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(gates.length, 2, "the third request waits in the kernel queue");
-    assert.equal(s.inFlight, 2);
     gates[0]!();
     assert.equal((await k.recv()).unique, 10);
     while (gates.length < 3) await new Promise((r) => setTimeout(r, 5));

@@ -18,8 +18,14 @@
  * @module
  */
 import { selfCommand } from "../cli/mod.ts";
-import { FuseSession } from "../fuse/session.ts";
-import { checkMount, mountFuse, serveFd, tuneReadahead, unmount } from "../fuse/mount.ts";
+import {
+  checkMount,
+  FuseSession,
+  mountFuse,
+  serveFd,
+  tuneReadahead,
+  unmount,
+} from "../fuse/mod.ts";
 import { S3FileSystem } from "../fs/mod.ts";
 import type { FsConfig } from "../fs/config.ts";
 import { createDataCache } from "../fs/prefetch/mod.ts";

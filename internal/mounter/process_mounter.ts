@@ -21,7 +21,7 @@
  */
 import type { S3Connection } from "../cli/role_flags.ts";
 import { FailedPreconditionError, InternalError } from "../errors/mod.ts";
-import { checkMount, mountFuse, tuneReadahead, unmount } from "../fuse/mount.ts";
+import { checkMount, mountFuse, tuneReadahead, unmount } from "../fuse/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { writeCredentialsFile } from "../mount/credentials.ts";
 import { close as sysClose, setCloexec } from "../sys/libc.ts";

@@ -23,7 +23,7 @@ import {
   type MountInfoEntry,
   readMountInfo,
   unmount,
-} from "../fuse/mount.ts";
+} from "../fuse/mod.ts";
 import { mount, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from "../sys/libc.ts";
 
 export interface TargetOps {

@@ -3,7 +3,7 @@
  * gRPC the way kubelet drives it (targets under <kubelet>/pods/<uid>/...).
  */
 import assert from "node:assert/strict";
-import { readMountInfo } from "../../internal/fuse/mount.ts";
+import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { CsiClient, mountCapability } from "../support/csi_client.ts";
 import { type DriverProcess, spawnDriver } from "../support/driver.ts";

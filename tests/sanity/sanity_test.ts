@@ -7,7 +7,7 @@
  * or on a skipped spec that the skip list does not explain.
  */
 import assert from "node:assert/strict";
-import { readMountInfo } from "../../internal/fuse/mount.ts";
+import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { isS3Error } from "../../internal/s3/object_client.ts";
 import type { Credentials } from "../../internal/s3/object_client.ts";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";

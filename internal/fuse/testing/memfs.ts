@@ -26,6 +26,7 @@ import {
   type SetattrChanges,
   type StatFs,
 } from "../../fs/api.ts";
+import { RENAME_NOREPLACE } from "../abi.ts";
 
 interface Node {
   attr: Attr;
@@ -40,8 +41,6 @@ export interface MemFsOptions {
   gid?: number;
   ttlMs?: number;
 }
-
-const RENAME_NOREPLACE = 1;
 
 export class MemFs implements FileSystem {
   readonly nodes = new Map<Ino, Node>();

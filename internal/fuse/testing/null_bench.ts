@@ -127,11 +127,8 @@ async function cpuSeconds(): Promise<number> {
 
 let cpuStart = 0;
 
-async function dd(path: string, direct: boolean): Promise<number> {
-  const args = [`if=${path}`, "of=/dev/null", "bs=1M", `count=${sizeGiB * 1024}`];
-  if (direct) args.push("iflag=direct");
-  // Drop the file's cached pages so every run goes through FUSE.
-  await new Deno.Command("sh", { args: ["-c", "echo 1 > /proc/sys/vm/drop_caches"] }).output();
+/** Runs dd with `args` and returns GB/s, counting the server's CPU from now. */
+async function timedDd(args: string[]): Promise<number> {
   cpuStart = await cpuSeconds();
   const t0 = performance.now();
   const out = await new Deno.Command("dd", { args, stdout: "null", stderr: "piped" }).output();
@@ -140,14 +137,16 @@ async function dd(path: string, direct: boolean): Promise<number> {
   return FILE_SIZE / secs / 1e9;
 }
 
-async function ddWrite(path: string): Promise<number> {
-  const args = ["if=/dev/zero", `of=${path}`, "bs=1M", `count=${sizeGiB * 1024}`];
-  cpuStart = await cpuSeconds();
-  const t0 = performance.now();
-  const out = await new Deno.Command("dd", { args, stdout: "null", stderr: "piped" }).output();
-  const secs = (performance.now() - t0) / 1000;
-  if (!out.success) throw new Error(`dd failed: ${new TextDecoder().decode(out.stderr)}`);
-  return FILE_SIZE / secs / 1e9;
+async function dd(path: string, direct: boolean): Promise<number> {
+  const args = [`if=${path}`, "of=/dev/null", "bs=1M", `count=${sizeGiB * 1024}`];
+  if (direct) args.push("iflag=direct");
+  // Drop the file's cached pages so every run goes through FUSE.
+  await new Deno.Command("sh", { args: ["-c", "echo 1 > /proc/sys/vm/drop_caches"] }).output();
+  return await timedDd(args);
+}
+
+function ddWrite(path: string): Promise<number> {
+  return timedDd(["if=/dev/zero", `of=${path}`, "bs=1M", `count=${sizeGiB * 1024}`]);
 }
 
 /** Request sizes seen and the server's CPU time per GiB since the last dd started. */
