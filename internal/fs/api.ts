@@ -139,9 +139,10 @@ export function fail(errno: number, message: string): never {
 export { Errno } from "../errno.ts";
 
 /**
- * The operations a FUSE session dispatches to. Operations not listed here
- * (readlink, xattrs, locks, fallocate, ...) are answered by the
- * session itself with the errno documented in internal/fs/SEMANTICS.md.
+ * The operations a FUSE session dispatches to. The session answers ENOSYS
+ * for an optional method a file system leaves out, and for operations not
+ * listed here (readlink, xattrs, locks, fallocate, ...); SEMANTICS.md lists
+ * what the S3 file system answers for each.
  */
 export interface FileSystem {
   /** Called once after the kernel handshake. */
