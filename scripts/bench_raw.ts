@@ -9,7 +9,7 @@
  * @module
  */
 import type { AwsObjectClient } from "../internal/s3/aws_object_client.ts";
-import { allocate } from "../internal/fs/prefetch/buffer_pool.ts";
+import { allocate } from "../internal/fs/prefetch/mod.ts";
 import { bodyBufferSize } from "../internal/s3/object_client.ts";
 
 export const MIB = 1024 * 1024;

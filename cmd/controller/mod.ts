@@ -6,13 +6,15 @@
  */
 import {
   bool,
+  CSI_ROLE_FLAGS,
   type FlagSpecs,
+  logLevel,
   parseFlags,
+  s3Connection,
   shutdownSignal,
   str,
   usage,
 } from "../../internal/cli/mod.ts";
-import { CSI_ROLE_FLAGS, logLevel, s3Connection } from "../../internal/cli/role_flags.ts";
 import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/mod.ts";
 import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { log, setLevel } from "../../internal/log/mod.ts";

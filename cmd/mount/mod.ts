@@ -6,9 +6,8 @@
  *
  * @module
  */
-import { parseFlags, usage, UsageError } from "../../internal/cli/mod.ts";
-import { logLevel, s3Connection } from "../../internal/cli/role_flags.ts";
-import { MIB } from "../../internal/fs/config.ts";
+import { logLevel, parseFlags, s3Connection, usage, UsageError } from "../../internal/cli/mod.ts";
+import { MIB } from "../../internal/fs/mod.ts";
 import { MOUNT_OPTIONS, mountFlags } from "../../internal/mount/options.ts";
 import { daemonize, runMount } from "../../internal/mount/run.ts";
 

@@ -6,16 +6,19 @@
  */
 import {
   bool,
+  CSI_ROLE_FLAGS,
   type FlagSpecs,
+  logLevel,
   num,
+  oneOf,
   parseFlags,
+  s3Connection,
   selfCommand,
   shutdownSignal,
   str,
+  uint,
   usage,
 } from "../../internal/cli/mod.ts";
-import { CSI_ROLE_FLAGS, logLevel, s3Connection } from "../../internal/cli/role_flags.ts";
-import { oneOf, uint } from "../../internal/cli/values.ts";
 import { ControllerServer, CsiServer, IdentityServer, NodeServer } from "../../internal/csi/mod.ts";
 import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { log, setLevel } from "../../internal/log/mod.ts";

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { bool, type FlagSpecs, type FlagValues, num, str, UsageError } from "./mod.ts";
+import { bool, type FlagSpecs, type FlagValues, num, str, UsageError } from "./flags.ts";
 import { type Kind, oneOf, uint, ValueError } from "./values.ts";
 import type { Level } from "../log/mod.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UsageError } from "./mod.ts";
+import { UsageError } from "./flags.ts";
 import { logLevel, s3Connection } from "./role_flags.ts";
 
 Deno.test("s3Connection() keeps each role's addressing default unless a flag says otherwise", () => {

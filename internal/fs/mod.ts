@@ -4,6 +4,8 @@
  * it implements are written down in `./SEMANTICS.md`. This is what other
  * folders import: the contract, the S3 file system, its configuration, and
  * the disk data cache a mount builds once and hands to the file system.
+ * The FUSE layer alone imports the contract straight from `./api.ts`, so
+ * that the protocol code depends on nothing that speaks S3.
  *
  * @module
  */

@@ -19,10 +19,17 @@
  *
  * @module
  */
-import type { FlagSpec } from "../cli/mod.ts";
-import { COMMON_FLAGS, S3_FLAGS } from "../cli/role_flags.ts";
-import { type Kind, oneOf, TEXT, uint, ValueError } from "../cli/values.ts";
-import { type MetadataTtl, MIB } from "../fs/config.ts";
+import {
+  COMMON_FLAGS,
+  type FlagSpec,
+  type Kind,
+  oneOf,
+  S3_FLAGS,
+  TEXT,
+  uint,
+  ValueError,
+} from "../cli/mod.ts";
+import { type MetadataTtl, MIB } from "../fs/mod.ts";
 
 const OCTAL_MODE: Kind<number> = {
   parse(raw) {

@@ -26,9 +26,7 @@ import {
   tuneReadahead,
   unmount,
 } from "../fuse/mod.ts";
-import { S3FileSystem } from "../fs/mod.ts";
-import type { FsConfig } from "../fs/config.ts";
-import { createDataCache } from "../fs/prefetch/mod.ts";
+import { createDataCache, type FsConfig, S3FileSystem } from "../fs/mod.ts";
 import { type Level, log as rootLog, logToFile, setLevel } from "../log/mod.ts";
 import { AwsObjectClient } from "../s3/aws_object_client.ts";
 import { isS3Error, type S3ClientConfig } from "../s3/object_client.ts";

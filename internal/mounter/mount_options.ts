@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { S3Connection } from "../cli/role_flags.ts";
+import type { S3Connection } from "../cli/mod.ts";
 import { InvalidArgumentError } from "../errors/mod.ts";
 import {
   findOption,

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { S3Connection } from "../cli/role_flags.ts";
+import type { S3Connection } from "../cli/mod.ts";
 import { FailedPreconditionError, InternalError } from "../errors/mod.ts";
 import { checkMount, mountFuse, tuneReadahead, unmount } from "../fuse/mod.ts";
 import { log as rootLog } from "../log/mod.ts";

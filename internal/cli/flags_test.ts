@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type FlagSpecs, num, parseFlags, str, usage, UsageError } from "./mod.ts";
+import { type FlagSpecs, num, parseFlags, str, usage, UsageError } from "./flags.ts";
 import { uint } from "./values.ts";
 
 const SPECS: FlagSpecs = {
