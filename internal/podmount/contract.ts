@@ -1,0 +1,91 @@
+/**
+ * The contract between the node plugin, the reconciler and a Mountpoint Pod:
+ * every name, path, label and message they share is defined here and nowhere
+ * else, so the three sides cannot drift apart.
+ *
+ * The flow (the seeds' phases 4, 5 and 7):
+ * 1. The reconciler sees a scheduled workload pod using a PV of this driver,
+ *    finds or creates the `MountpointS3PodAttachment` (s3pa) of its sharing
+ *    key, and a Mountpoint Pod in `MOUNTPOINT_NAMESPACE` on that node, and
+ *    records the workload's UID in the attachment.
+ * 2. The node's NodePublishVolume waits for an attachment that lists its
+ *    workload (labels `LABEL_NODE` + `LABEL_VOLUME`, then the UID), takes the
+ *    Mountpoint Pod's UID, and finds the pod's `comm` emptyDir on the host
+ *    (`hostCommDir`). It opens /dev/fuse, mounts the source directory, keeps
+ *    that fd, and sends a clone of it with a `MountRequest` over `SOCKET_NAME`
+ *    (SCM_RIGHTS). The Mountpoint Pod answers INIT and serves; it writes
+ *    `READY_FILE` once the file system answers, or `ERROR_FILE` with the one
+ *    line the node reports verbatim.
+ * 3. Rotated credentials: the node writes `CREDENTIALS_FILE` in the comm
+ *    directory again; the Mountpoint Pod re-reads it on change.
+ * 4. The last unpublish unmounts the source, which ends the session; the
+ *    reconciler deletes a Mountpoint Pod left with no workload.
+ *
+ * @module
+ */
+
+/** API group of the driver's custom resources (also the label prefix). */
+export const GROUP = "s3.csi.scality.com";
+/** The attachment custom resource. */
+export const ATTACHMENT = {
+  group: GROUP,
+  version: "v1",
+  kind: "MountpointS3PodAttachment",
+  plural: "mountpoints3podattachments",
+  shortName: "s3pa",
+} as const;
+
+/** Namespace of every Mountpoint Pod. */
+export const MOUNTPOINT_NAMESPACE = "mount-s3";
+
+/** Labels on attachments and Mountpoint Pods, so the node lists only its own. */
+export const LABEL_NODE = `${GROUP}/node`;
+/** The volume ID's digest (volume IDs may be longer than a label value). */
+export const LABEL_VOLUME = `${GROUP}/volume`;
+/** The driver version that made a Mountpoint Pod: reused only by the same version. */
+export const LABEL_VERSION = `${GROUP}/version`;
+/** Marks Mountpoint Pods made by the reconciler. */
+export const LABEL_COMPONENT = `${GROUP}/component`;
+export const COMPONENT_MOUNTPOINT = "mountpoint-pod";
+
+/** The Node taint the node plugin removes once it serves. */
+export const AGENT_NOT_READY_TAINT = `${GROUP}/agent-not-ready`;
+
+/** The emptyDir volume shared by node and Mountpoint Pod, and where the pod sees it. */
+export const COMM_VOLUME = "comm";
+export const COMM_MOUNT_PATH = "/comm";
+/** The unix socket the Mountpoint Pod listens on, in the comm directory. */
+export const SOCKET_NAME = "mount.sock";
+/** Written by the Mountpoint Pod when the file system answers. */
+export const READY_FILE = "ready";
+/** Written by the Mountpoint Pod when the mount fails: one line, shown to the user as is. */
+export const ERROR_FILE = "error";
+/** Written by the node (0600): the credentials the Mountpoint Pod uses; re-read on change. */
+export const CREDENTIALS_FILE = "credentials";
+
+/** The comm directory of a Mountpoint Pod, as the node sees it on the host. */
+export function hostCommDir(kubeletDir: string, mountpointPodUid: string): string {
+  return `${kubeletDir}/pods/${mountpointPodUid}/volumes/kubernetes.io~empty-dir/${COMM_VOLUME}`;
+}
+
+/**
+ * The one message the node sends, with the /dev/fuse fd attached (SCM_RIGHTS),
+ * as one JSON line. Credentials never travel in it: they are in
+ * `CREDENTIALS_FILE`, which the node writes first.
+ */
+export interface MountRequest {
+  /** Protocol version of this contract; a Mountpoint Pod refuses one it does not know. */
+  version: 1;
+  bucket: string;
+  /**
+   * The `s3csi mount` arguments after the bucket and mount point (as the
+   * node builds them for the process mounter), so both mounters share one
+   * option schema.
+   */
+  args: string[];
+  /** Credentials come from `CREDENTIALS_FILE` (secret) or the pod's own environment (driver). */
+  authenticationSource: "driver" | "secret";
+}
+
+/** The Mountpoint Pod's answer on the socket, one JSON line, after READY_FILE or ERROR_FILE. */
+export type MountReply = { ok: true } | { ok: false; error: string };
