@@ -4,7 +4,7 @@
  * `s3csi mount` all talk to it), logging and help, and the CSI socket.
  *
  * Names follow mount-s3's (`--endpoint-url`, `--force-path-style`); the CSI
- * roles' older names stay accepted (`--s3-endpoint-url` as an alias,
+ * roles' spellings are accepted too (`--s3-endpoint-url` as an alias,
  * `--virtual-hosted-style` as the opposite of `--force-path-style`).
  * Without either addressing flag each role keeps its own default: the CSI
  * roles use path-style, `s3csi mount` only with `--endpoint-url`.
