@@ -23,7 +23,10 @@ const REGION: Kind<string> = {
   format: (v) => v,
 };
 
-/** How to reach S3. `aws-max-attempts` has no default here: each role sets its own. */
+/**
+ * How to reach S3. `aws-max-attempts` has no default here: the controller and
+ * `s3csi mount` set their own; the node sets none, so its mounts keep theirs.
+ */
 export const S3_FLAGS = {
   region: {
     type: "string",
