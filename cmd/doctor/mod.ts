@@ -1,4 +1,7 @@
-/** `s3csi doctor`: wiring only (see internal/). */
+/**
+ * `s3csi doctor`: preflight checks. Not implemented: its UnimplementedError makes
+ * `main.ts` exit 3.
+ */
 import { UnimplementedError } from "../../internal/errors/mod.ts";
 
 export const summary = "Doctor (not yet implemented)";

@@ -1,4 +1,7 @@
-/** `s3csi reconciler`: wiring only (see internal/). */
+/**
+ * `s3csi reconciler`: Mountpoint Pods and their attachments. Not implemented: its UnimplementedError makes
+ * `main.ts` exit 3.
+ */
 import { UnimplementedError } from "../../internal/errors/mod.ts";
 
 export const summary = "Reconciler (not yet implemented)";

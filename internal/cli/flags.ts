@@ -1,7 +1,7 @@
 /**
  * Flag parsing shared by every subcommand, on
  * `node:util` `parseArgs` with one error type for bad usage (main.ts exits 2 for it),
- * old flag names kept as aliases, environment-variable fallbacks, and values
+ * other names of a flag as aliases, environment-variable fallbacks, and values
  * checked by their kind (`values.ts`) so a bad value is refused naming its
  * flag. Each `cmd/<role>/mod.ts` declares its flags as data and turns the
  * parsed values into a typed config.
@@ -22,7 +22,7 @@ export class UsageError extends Error {
 export interface FlagSpec {
   type: "string" | "boolean";
   short?: string;
-  /** Other names accepted for the same flag (old names, mount-s3's spellings). */
+  /** Other names accepted for the same flag (the CSI roles' spellings, mount-s3's). */
   aliases?: readonly string[];
   /** Parses the value of a string flag; the raw text is kept when absent. */
   kind?: Kind<unknown>;

@@ -4,7 +4,7 @@
  * `s3csi mount` all talk to it), logging and help, and the CSI socket.
  *
  * Names follow mount-s3's (`--endpoint-url`, `--force-path-style`); the CSI
- * roles' older names stay accepted (`--s3-endpoint-url` as an alias,
+ * roles' spellings are accepted too (`--s3-endpoint-url` as an alias,
  * `--virtual-hosted-style` as the opposite of `--force-path-style`).
  * Without either addressing flag each role keeps its own default: the CSI
  * roles use path-style, `s3csi mount` only with `--endpoint-url`.
@@ -23,7 +23,10 @@ const REGION: Kind<string> = {
   format: (v) => v,
 };
 
-/** How to reach S3. `aws-max-attempts` has no default here: each role sets its own. */
+/**
+ * How to reach S3. `aws-max-attempts` has no default here: the controller and
+ * `s3csi mount` set their own; the node sets none, so its mounts keep theirs.
+ */
 export const S3_FLAGS = {
   region: {
     type: "string",

@@ -139,7 +139,7 @@ export function fail(errno: number, message: string): never {
 export { Errno } from "../errno.ts";
 
 /**
- * The operations a FUSE session dispatches to. The session answers ENOSYS
+ * The operations a FUSE session dispatches to. Its dispatcher answers ENOSYS
  * for an optional method a file system leaves out, and for operations not
  * listed here (readlink, xattrs, locks, fallocate, ...); SEMANTICS.md lists
  * what the S3 file system answers for each.
@@ -235,8 +235,8 @@ export interface FileSystem {
   statfs(ctx: RequestContext, ino: Ino): Promise<StatFs>;
 
   /**
-   * Optional operations: a file system that leaves one out has the session
-   * answer ENOSYS for it. A file system that refuses one on principle
+   * Optional operations: a file system that leaves one out has the FUSE
+   * dispatcher answer ENOSYS for it. A file system that refuses one on principle
    * implements it and throws its `FsError` (the S3 file system answers EPERM
    * for links: objects have no link count).
    */

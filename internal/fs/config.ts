@@ -133,9 +133,9 @@ export function ttlsOf(t: MetadataTtl): Ttls {
  * Memory left after the overhead reserve (a quarter, at least 256 MiB): the
  * Deno runtime alone is about 85 MiB resident, the pool of reusable part
  * buffers holds up to 72 MiB, and what waits for the garbage collector adds
- * some more (docs/benchmarks.md). With a 64 MiB reserve and no buffer reuse
- * the process outgrew `maxMemory` (up to 580 MiB at the default 512 MiB with
- * 4 readers).
+ * some more (docs/benchmarks.md). A reserve of 64 MiB is too small: without
+ * buffer reuse the process then grows past `maxMemory` (up to 580 MiB at the
+ * default 512 MiB with 4 readers).
  */
 function usableMemory(c: FsConfig): number {
   return Math.max(0, c.maxMemory - Math.max(256 * MIB, c.maxMemory / 4));

@@ -2,7 +2,7 @@
  * `S3FileSystem`: the `FileSystem` the FUSE session calls, over one bucket
  * (and optional prefix) through an `ObjectClient`, with Mountpoint for S3's
  * semantics. SEMANTICS.md is the contract; this module decides each
- * operation's refusals and order of effects, and leaves the rooms to others:
+ * operation's refusals and order of effects, and delegates the rest:
  *
  * - `InodeTable` (inode_table.ts): inodes, children by kind and name, what
  *   S3 says about a name, local state, forget, the negative cache;

@@ -4,8 +4,10 @@
  * Writes must be sequential from offset 0. Data fills a part buffer (grown
  * by doubling, so small files never allocate a whole part); when a buffer
  * reaches `partSize` it is sent as the next part of a multipart upload while
- * the following part fills, and a new full part waits for the previous send:
- * at most two parts per handle are in memory. A file smaller than one part
+ * the following part fills. The handle's own memory is two parts (one
+ * filling, one uploading); up to `maxInFlight` parts upload at once when
+ * `spare` lends the memory for the extra ones, otherwise a full part waits
+ * for the previous send. A file smaller than one part
  * is sent as a single PutObject at completion. Nothing is visible in S3
  * before `complete()`, and a failed upload is aborted, so a partial object
  * never appears.

@@ -38,7 +38,7 @@ import { sizeOf, type StructName } from "./structs.ts";
 export const FUSE_KERNEL_VERSION = 7;
 /** The minor version we speak (see the module note). */
 export const FUSE_OUR_MINOR = 38;
-/** The oldest kernel minor we accept: the first with today's reply sizes (64-byte init_out). */
+/** The oldest kernel minor we accept: the first with the reply sizes we send (64-byte init_out). */
 export const FUSE_MIN_KERNEL_MINOR = 23;
 
 export interface OpcodeInfo {

@@ -3,7 +3,7 @@
  * on.
  *
  * Versions. A kernel with a newer major is told ours and asks again; one
- * older than 7.23 (the first with today's reply sizes) is refused with
+ * older than 7.23 (the first with the reply sizes we send) is refused with
  * EPROTO. Otherwise the connection speaks min(kernel minor, ours); see abi.ts
  * for why that is safe.
  *

@@ -6,9 +6,9 @@
  * Each struct is written by a `StructWriter` built from its layout in
  * structs.ts: offsets and sizes come from the table, and every byte not
  * written is zeroed. Encoders write into a caller-owned buffer at an offset
- * and return the bytes written, so the session encodes a whole reply (header
- * + payload) into a buffer it already owns and sends it with one write: no
- * allocation per reply. The tests compare the output to commented golden
+ * and return the bytes written, so the dispatcher encodes a whole reply
+ * (header + payload) into the request's own buffer (its channel slot) and
+ * sends it with one write: no allocation per reply. The tests compare the output to commented golden
  * bytes.
  *
  * Conversions: the FS layer speaks milliseconds (times and TTLs) and plain

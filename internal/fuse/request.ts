@@ -14,9 +14,9 @@
  * The decoder trusts nothing: it parses by the header's `len` (which must
  * equal the bytes given), checks every struct and name against the end of the
  * body, and returns a `DecodeError` instead of throwing, so malformed input
- * can never crash the session. The session answers a DecodeError that
- * carries a `unique` with an errno (ENOSYS for an unknown opcode, EIO
- * otherwise).
+ * can never crash the session. The dispatcher (dispatch.ts) answers a
+ * DecodeError that carries a `unique` with an errno (ENOSYS for an unknown
+ * opcode, EIO otherwise).
  *
  * Extension headers (`total_extlen`, 7.38) sit at the end of the request; they
  * are cut off the body before parsing. We never negotiate a feature that

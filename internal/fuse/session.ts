@@ -2,7 +2,7 @@
  * The FUSE session: serves a `FileSystem` (internal/fs/api.ts) on a
  * /dev/fuse fd, from the kernel's INIT to the unmount.
  *
- * It puts the rooms together: the channel (channel.ts) reads requests and
+ * It puts the parts together: the channel (channel.ts) reads requests and
  * writes replies, the decoder (request.ts) turns bytes into requests, INIT
  * negotiation (init.ts) decides what the connection speaks, and the
  * dispatcher (dispatch.ts) calls the file system and encodes its answers.

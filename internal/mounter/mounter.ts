@@ -8,9 +8,9 @@
  * mount and keeps it so. Two implementations fit behind it:
  * - `process` (this repository): the node opens /dev/fuse, mounts the source
  *   itself and hands the fd to a child `s3csi mount … /dev/fd/N`;
- * - `pod` (the seeds' Mountpoint Pods): the node mounts the source the same
- *   way and sends the fd, options and credentials over a unix socket to a
- *   Mountpoint Pod chosen by the reconciler.
+ * - `pod` (not built): the node would mount the source the same way and send
+ *   the fd, options and credentials over a unix socket to a Mountpoint Pod
+ *   chosen by the reconciler.
  * Both receive everything through `MountSpec`, so the node code is the same.
  *
  * @module

@@ -3,7 +3,7 @@
  * raw file descriptors (`/dev/fuse`), `mount(2)`/`umount2(2)`, `poll(2)`,
  * `SCM_RIGHTS` fd passing over Unix sockets, and `madvise(2)` for huge pages.
  *
- * Design rules (see shared/reference/measured-here.md):
+ * Design rules:
  * - The library is opened lazily, on the first call, so modules that import
  *   this file but never call it need no `--allow-ffi`.
  * - errno is thread-local. It is read through `__errno_location()` right

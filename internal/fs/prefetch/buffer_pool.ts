@@ -17,7 +17,7 @@
  * memory can be reused. A request takes the smallest buffer that fits and is
  * at most twice its size; the pool holds at most `maxBuffers` and `maxBytes`
  * of buffers of `minBytes` or more, and drops what does not fit (the garbage
- * collector frees it as before).
+ * collector frees it).
  *
  * Huge pages. Buffers of 4 MiB and more are allocated with transparent huge
  * pages asked for (where the kernel offers them on request): 2 MiB pages

@@ -405,8 +405,8 @@ Deno.test("read() returns the right bytes for any mix of sequential, random and 
 });
 
 Deno.test("read() keeps the parts a large read starts in when it passes forced parts", async () => {
-  // Regression: a 1 MiB read starting inside a part forced over an exhausted
-  // budget dropped that part before serving it, and returned zeros.
+  // A 1 MiB read starting inside a part forced over an exhausted budget must
+  // keep that part until it is served: dropping it early returns zeros.
   const size = 3 * MiB + 333;
   const { client, data, etag } = await setup(size, 7);
   const budget = new MemoryBudget(MiB);
