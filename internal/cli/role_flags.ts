@@ -15,9 +15,11 @@ import { bool, type FlagSpecs, type FlagValues, num, str, UsageError } from "./f
 import { type Kind, oneOf, uint, ValueError } from "./values.ts";
 import type { Level } from "../log/mod.ts";
 
+// Loose on purpose: S3-compatible stores name regions freely (OpenStack's
+// "RegionOne"); only characters that could change the endpoint's URL are refused.
 const REGION: Kind<string> = {
   parse(raw) {
-    if (!/^[a-z0-9-]{1,64}$/.test(raw)) throw new ValueError(`"${raw}" is not a region name`);
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(raw)) throw new ValueError(`"${raw}" is not a region name`);
     return raw;
   },
   format: (v) => v,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { UsageError } from "./flags.ts";
-import { logLevel, s3Connection } from "./role_flags.ts";
+import { parseFlags, UsageError } from "./flags.ts";
+import { logLevel, S3_FLAGS, s3Connection } from "./role_flags.ts";
 
 Deno.test("s3Connection() keeps each role's addressing default unless a flag says otherwise", () => {
   const base = { region: "us-east-1" };
@@ -33,4 +33,15 @@ Deno.test("logLevel() takes --debug as --log-level debug", () => {
   assert.equal(logLevel({ "log-level": "warn" }), "warn");
   assert.equal(logLevel({ "log-level": "warn", debug: true }), "debug");
   assert.equal(logLevel({}), "info");
+});
+
+Deno.test("--region takes the names S3-compatible stores use and refuses what could change the URL", () => {
+  const parse = (region: string) =>
+    parseFlags(["--region", region], S3_FLAGS).values.region as string;
+  assert.equal(parse("RegionOne"), "RegionOne");
+  assert.equal(parse("us-east-1"), "us-east-1");
+  assert.equal(parse("site_a.dc2"), "site_a.dc2");
+  for (const bad of ["evil.com/x", "a b", "x@y", ""]) {
+    assert.throws(() => parse(bad), UsageError, bad);
+  }
 });

@@ -72,8 +72,12 @@ const KEY_PREFIX: Kind<string> = {
 const SSE = oneOf(["AES256", "aws:kms", "aws:kms:dsse"]);
 
 interface MountOption extends FlagSpec {
-  /** `true` when a volume's mountOptions may set it, else why the node refuses it. */
-  volume: true | string;
+  /**
+   * `true` when a volume's mountOptions may set it; a string: why the node
+   * refuses it; `{ ignored }`: accepted from a volume but without effect
+   * (with a warning giving the reason), for PVs written for mount-s3.
+   */
+  volume: true | string | { ignored: string };
 }
 
 const OK = true;
@@ -115,7 +119,11 @@ export const MOUNT_OPTIONS = {
     help: "S3 endpoint URL (path-style addressing unless --virtual-hosted-style)",
     volume: DRIVER_S3,
   },
-  "force-path-style": { ...S3_FLAGS["force-path-style"], volume: DRIVER_S3 },
+  "force-path-style": {
+    ...S3_FLAGS["force-path-style"],
+    // Common in PVs written for mount-s3; refusing it would break them on upgrade.
+    volume: { ignored: "the addressing is set by the cluster administrator on the driver" },
+  },
   "virtual-hosted-style": { ...S3_FLAGS["virtual-hosted-style"], volume: DRIVER_S3 },
   "ca-bundle": { ...S3_FLAGS["ca-bundle"], volume: DRIVER_S3 },
   "aws-max-attempts": { ...S3_FLAGS["aws-max-attempts"], default: "10", volume: OK },

@@ -11,7 +11,8 @@
  *
  * Policy: options that would let a volume escape the administrator's
  * control are refused with an error that names the option and gives the
- * table's reason, never silently dropped: the endpoint and how it is reached
+ * table's reason, never silently dropped (the few the table marks ignored,
+ * such as mount-s3's `force-path-style`, are dropped with a warning): the endpoint and how it is reached
  * are the driver's, credentials sources are the driver's or the volume's
  * secret, cache paths must stay inside the driver's cache area, logs and the
  * process are the driver's, and anything unknown is refused. The same key
@@ -29,7 +30,10 @@ import {
   type VolumeOptions,
   volumeOptions,
 } from "../mount/options.ts";
+import { log as rootLog } from "../log/mod.ts";
 import { isInside, normalisePath } from "../util/path.ts";
+
+const log = rootLog.with({ component: "mount-options" });
 
 /** The validated options of one volume publish. */
 export type MountOptions = VolumeOptions;
@@ -85,10 +89,14 @@ export function parseMountOptions(flags: string[], ctx: ParseContext): MountOpti
     const found = findOption(key);
     if (!found) fail(key, "unknown option");
     const { name, row } = found;
-    if (row.volume !== true) fail(key, `refused by policy: ${row.volume}`);
+    if (typeof row.volume === "string") fail(key, `refused by policy: ${row.volume}`);
     const isFlag = row.type === "boolean";
     if (isFlag && value !== undefined && value !== "" && value !== "true") {
       fail(key, "takes no value");
+    }
+    if (typeof row.volume === "object") {
+      log.warn("mount option ignored", { option: key, reason: row.volume.ignored });
+      continue;
     }
     if (!isFlag && (value === undefined || value === "")) fail(key, "needs a value");
     const prev = seen.get(name);

@@ -105,7 +105,6 @@ Deno.test("applyFsGroup() sets gid, allow-other and group-writable modes unless 
 
 Deno.test("parseMountOptions() refuses the driver's S3 settings and process flags, with the table's reason", () => {
   const cases: Array<[string, RegExp]> = [
-    ["force-path-style", /"force-path-style": refused by policy: .*administrator/],
     ["virtual-hosted-style", /"virtual-hosted-style": refused by policy/],
     ["ca-bundle=/etc/ca.pem", /"ca-bundle": refused by policy/],
     ["s3-endpoint-url=http://x", /"s3-endpoint-url": refused by policy: .*endpoint/],
@@ -159,4 +158,14 @@ Deno.test("toMountArgs() gives the driver's connection and lets the volume's reg
   ]);
   assert.equal(args[args.indexOf("--aws-max-attempts") + 1], "2");
   assert.equal(args[args.indexOf("--sse") + 1], "aws:kms");
+});
+
+Deno.test("parseMountOptions() accepts mount-s3's force-path-style without effect: the driver's addressing wins", () => {
+  const opts = parseMountOptions(["force-path-style", "allow-delete"], CTX);
+  const vhost = { region: "us-east-1", forcePathStyle: false };
+  const args = toMountArgs(opts, vhost);
+  assert.ok(args.includes("--virtual-hosted-style"));
+  assert.ok(!args.includes("--force-path-style"));
+  assert.ok(args.includes("--allow-delete"));
+  assert.throws(() => parseMountOptions(["force-path-style=yes"], CTX), /takes no value/);
 });
