@@ -60,7 +60,7 @@ Deno.test("health: other paths are 404 and other methods 405", async () => {
   });
 });
 
-Deno.test("health: a port already taken is a startup error naming the address", async () => {
+Deno.test("health: a port already taken is a startup error naming the address", () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const port = (taken.addr as Deno.NetAddr).port;
