@@ -74,7 +74,7 @@ function wrapAll(impl: ServiceImpl): grpc.UntypedServiceImplementation {
 }
 
 /** Parses `unix:///path` or `/path` into a socket path; throws on other schemes. */
-function socketPath(endpoint: string): string {
+export function socketPath(endpoint: string): string {
   if (endpoint.startsWith("unix://")) return endpoint.slice("unix://".length);
   if (endpoint.startsWith("/")) return endpoint;
   throw new Error(`Cannot listen on "${endpoint}": only unix:// endpoints are supported`);

@@ -170,6 +170,30 @@ export function kubeConfigFromEnv(): KubeConfig | undefined {
   return kc;
 }
 
+/**
+ * Removes the startup taint through the API this process can reach; outside
+ * Kubernetes, or with a kubeconfig that cannot be read, only warns.
+ */
+export async function removeStartupTaintFromEnv(
+  nodeName: string,
+  opts: RemoveOptions = {},
+): Promise<RemoveOutcome> {
+  let kc: KubeConfig | undefined;
+  try {
+    kc = kubeConfigFromEnv();
+  } catch (err) {
+    log.warn("cannot load the kubeconfig: startup taint left", { error: errorMessage(err) });
+    return "gave-up";
+  }
+  if (!kc) {
+    log.warn("no Kubernetes API access (no KUBECONFIG, no service account): startup taint left", {
+      node: nodeName,
+    });
+    return "gave-up";
+  }
+  return await removeStartupTaint(kubeNodeApi(kc), nodeName, opts);
+}
+
 function withTimeout<T>(call: Promise<T>, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
