@@ -11,8 +11,10 @@
  * removes its own) must not be overwritten. A failed test (HTTP 422) or a
  * conflict (409) reads again and retries at once; network failures and
  * server errors retry with a doubling delay; both are bounded. Denied
- * access (401, 403) or a missing Node (404) gives up at once. Every give-up
- * is a warning only: the node keeps serving, with or without Kubernetes.
+ * access (401, 403), a missing Node (404) or a refused request give up at
+ * once. Every give-up is a warning only: the node keeps serving, with or
+ * without Kubernetes. HTTP statuses become domain errors once, in
+ * `kubeError`, and the retry policy reads their kinds.
  *
  * The Node API is an interface (`NodeApi`) so the logic is tested against a
  * fake; `kubeNodeApi()` implements it on `@kubernetes/client-node`, from
@@ -30,7 +32,15 @@ import {
   type V1Taint,
 } from "@kubernetes/client-node";
 import { AGENT_NOT_READY_TAINT } from "../podmount/contract.ts";
-import { errorMessage } from "../errors/mod.ts";
+import {
+  AbortedError,
+  errorMessage,
+  InternalError,
+  NotFoundError,
+  PermissionDeniedError,
+  S3csiError,
+  UnavailableError,
+} from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 
 const log = rootLog.with({ component: "node-taint" });
@@ -49,15 +59,28 @@ export type JsonPatchOp =
   | { op: "test"; path: string; value: unknown }
   | { op: "replace"; path: string; value: unknown };
 
-/** A failed API call; `status` is the HTTP status, absent for a network failure. */
-export class KubeCallError extends Error {
-  constructor(readonly status: number | undefined, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "KubeCallError";
+/**
+ * The domain error of a failed API call, from its HTTP status (undefined
+ * for a network failure): a conflict or failed patch test is `aborted`
+ * (read again), denial `permission_denied`, a missing Node `not_found`,
+ * another refused request `internal`, the rest (network, 429, 5xx)
+ * `unavailable`.
+ */
+export function kubeError(
+  message: string,
+  status: number | undefined,
+  options?: ErrorOptions,
+): S3csiError {
+  if (status === 409 || status === 422) return new AbortedError(message, options);
+  if (status === 401 || status === 403) return new PermissionDeniedError(message, options);
+  if (status === 404) return new NotFoundError(message, options);
+  if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
+    return new InternalError(message, options);
   }
+  return new UnavailableError(message, options);
 }
 
-/** Get and JSON-patch one Node; failures are `KubeCallError`s. */
+/** Get and JSON-patch one Node; failures are the domain errors of `kubeError`. */
 export interface NodeApi {
   get(name: string): Promise<NodeTaints>;
   patch(name: string, ops: JsonPatchOp[]): Promise<void>;
@@ -124,18 +147,18 @@ export async function removeStartupTaint(
       nlog.info("startup taint removed", { attempt });
       return "removed";
     } catch (err) {
-      const status = err instanceof KubeCallError ? err.status : undefined;
+      const kind = err instanceof S3csiError ? err.kind : "unavailable";
       lastError = errorMessage(err);
-      if (status === 409 || status === 422) {
-        nlog.debug("node changed meanwhile: reading it again", { status });
+      if (kind === "aborted") {
+        nlog.debug("node changed meanwhile: reading it again", { error: lastError });
         continue;
       }
-      if (status === 401 || status === 403 || status === 404) {
-        nlog.warn("cannot remove the startup taint: giving up", { status, error: lastError });
+      if (kind !== "unavailable") {
+        nlog.warn("cannot remove the startup taint: giving up", { kind, error: lastError });
         return "gave-up";
       }
       if (attempt === maxAttempts) break;
-      nlog.debug("node API failed: retrying", { status, error: lastError, delayMs: delay });
+      nlog.debug("node API failed: retrying", { error: lastError, delayMs: delay });
       await sleep(delay, opts.signal);
       delay = Math.min(delay * 2, 30_000);
     }
@@ -198,7 +221,7 @@ function withTimeout<T>(call: Promise<T>, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new KubeCallError(undefined, `${what}: no answer in ${CALL_TIMEOUT_MS} ms`)),
+      () => reject(kubeError(`${what}: no answer in ${CALL_TIMEOUT_MS} ms`, undefined)),
       CALL_TIMEOUT_MS,
     );
   });
@@ -215,14 +238,14 @@ function statusMessage(body: unknown): string {
   }
 }
 
-function callError(what: string, err: unknown): KubeCallError {
+function callError(what: string, err: unknown): S3csiError {
+  if (err instanceof S3csiError) return err;
   if (err instanceof ApiException) {
-    return new KubeCallError(err.code, `${what}: HTTP ${err.code}${statusMessage(err.body)}`, {
+    return kubeError(`${what}: HTTP ${err.code}${statusMessage(err.body)}`, err.code, {
       cause: err,
     });
   }
-  if (err instanceof KubeCallError) return err;
-  return new KubeCallError(undefined, `${what}: ${errorMessage(err)}`, { cause: err });
+  return kubeError(`${what}: ${errorMessage(err)}`, undefined, { cause: err });
 }
 
 /** `NodeApi` on the real API server. */

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { KubeConfig, type V1Taint } from "@kubernetes/client-node";
+import { AbortedError } from "../errors/mod.ts";
 import { setSink } from "../log/mod.ts";
 import { AGENT_NOT_READY_TAINT } from "../podmount/contract.ts";
 import {
   type JsonPatchOp,
-  KubeCallError,
+  kubeError,
   kubeNodeApi,
   type NodeApi,
   type NodeTaints,
@@ -52,7 +53,7 @@ class FakeNodes implements NodeApi {
       if (
         op.op === "test" && op.path === "/metadata/resourceVersion" && op.value !== String(this.rv)
       ) {
-        return Promise.reject(new KubeCallError(422, "the test operation failed"));
+        return Promise.reject(kubeError("the test operation failed", 422));
       }
     }
     for (const op of ops) {
@@ -126,7 +127,7 @@ Deno.test("node taint: conflicts are bounded", async () => {
 Deno.test("node taint: network failures back off, doubling, then succeed", async () => {
   const nodes = new FakeNodes([STARTUP]);
   nodes.before = (call, n) => {
-    if (call === "get" && n <= 3) throw new KubeCallError(undefined, "connection refused");
+    if (call === "get" && n <= 3) throw kubeError("connection refused", undefined);
   };
   const delays: number[] = [];
   const outcome = await quiet(() =>
@@ -140,11 +141,17 @@ Deno.test("node taint: network failures back off, doubling, then succeed", async
   assert.deepEqual(nodes.taints, []);
 });
 
-Deno.test("node taint: denied access or a missing Node gives up at once with a warning", async () => {
-  for (const status of [401, 403, 404]) {
+Deno.test("node taint: denied access, a missing Node or a refused request give up at once", async () => {
+  const kinds: Record<number, string> = {
+    400: "internal",
+    401: "permission_denied",
+    403: "permission_denied",
+    404: "not_found",
+  };
+  for (const status of [400, 401, 403, 404]) {
     const nodes = new FakeNodes([STARTUP]);
     nodes.before = () => {
-      throw new KubeCallError(status, `HTTP ${status}`);
+      throw kubeError(`HTTP ${status}`, status);
     };
     const lines: string[] = [];
     const prev = setSink({ write: (l) => lines.push(l) });
@@ -155,14 +162,14 @@ Deno.test("node taint: denied access or a missing Node gives up at once with a w
     }
     assert.deepEqual(nodes.calls, ["get n1"], `HTTP ${status}`);
     const warning = lines.map((l) => JSON.parse(l)).find((r) => r.level === "warn");
-    assert.equal(warning?.status, status);
+    assert.equal(warning?.kind, kinds[status]);
   }
 });
 
-Deno.test("node taint: server errors are retried a bounded number of times", async () => {
+Deno.test("node taint: server errors and throttling are retried a bounded number of times", async () => {
   const nodes = new FakeNodes([STARTUP]);
-  nodes.before = () => {
-    throw new KubeCallError(503, "HTTP 503");
+  nodes.before = (_call, n) => {
+    throw n % 2 ? kubeError("HTTP 503", 503) : kubeError("HTTP 429", 429);
   };
   const outcome = await quiet(() =>
     removeStartupTaint(nodes, "n1", { maxAttempts: 4, sleep: noSleep })
@@ -175,7 +182,7 @@ Deno.test("node taint: shutdown stops the retries", async () => {
   const nodes = new FakeNodes([STARTUP]);
   const stop = new AbortController();
   nodes.before = () => {
-    throw new KubeCallError(undefined, "connection refused");
+    throw kubeError("connection refused", undefined);
   };
   const outcome = await quiet(() =>
     removeStartupTaint(nodes, "n1", {
@@ -226,8 +233,7 @@ Deno.test("node taint: the real client sends a JSON patch and reports the HTTP s
     assert.deepEqual(await api.get("n1"), { resourceVersion: "7", taints: [STARTUP] });
     const ops = taintRemovalPatch(await api.get("n1"), AGENT_NOT_READY_TAINT)!;
     await assert.rejects(api.patch("n1", ops), (err: unknown) => {
-      assert.ok(err instanceof KubeCallError);
-      assert.equal(err.status, 422);
+      assert.ok(err instanceof AbortedError);
       assert.equal(err.message, 'Cannot patch Node "n1": HTTP 422: the test failed');
       return true;
     });
