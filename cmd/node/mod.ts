@@ -1,6 +1,8 @@
 /**
  * `s3csi node`: CSI Identity + Node on a unix socket (optionally Controller
- * too, for single-process setups). Wiring only: flags → NodeConfig.
+ * too, for single-process setups), and what a node plugin offers the kubelet
+ * without sidecars: `/healthz`, the plugin-registration socket, and the
+ * removal of the startup taint. Wiring only: flags → configs.
  *
  * @module
  */
@@ -8,6 +10,7 @@ import {
   bool,
   CSI_ROLE_FLAGS,
   type FlagSpecs,
+  type FlagValues,
   logLevel,
   num,
   oneOf,
@@ -20,11 +23,20 @@ import {
   usage,
 } from "../../internal/cli/mod.ts";
 import { ControllerServer, CsiServer, IdentityServer, NodeServer } from "../../internal/csi/mod.ts";
+import {
+  fuseDeviceReadiness,
+  HealthServer,
+  type ReadinessCheck,
+} from "../../internal/csi/health.ts";
+import { defaultKubeletEndpoint, RegistrationServer } from "../../internal/csi/registration.ts";
+import { socketPath } from "../../internal/csi/server.ts";
+import { removeStartupTaintFromEnv } from "../../internal/kube/node_taint.ts";
 import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { log, setLevel } from "../../internal/log/mod.ts";
 import { ProcessMounter } from "../../internal/mounter/process_mounter.ts";
 import { BindTargetOps } from "../../internal/mounter/target_ops.ts";
 import { ClientCache } from "../../internal/s3/client_cache.ts";
+import { DRIVER_NAME } from "../../internal/version.ts";
 
 export const summary = "Serve CSI Identity + Node (mount volumes into pods)";
 
@@ -33,7 +45,7 @@ const FLAGS: FlagSpecs = {
   "node-id": {
     type: "string",
     env: "CSI_NODE_ID",
-    help: "This node's name (default: KUBE_NODE_NAME or the hostname)",
+    help: "This node's name (default: NODE_NAME or the hostname)",
   },
   "kubelet-path": {
     type: "string",
@@ -55,10 +67,81 @@ const FLAGS: FlagSpecs = {
     help: "Seconds a mount may take to become ready",
   },
   controller: { type: "boolean", help: "Also serve the Controller service on the same socket" },
+  "kubelet-registration": {
+    type: "string",
+    kind: oneOf(["true", "false"]),
+    default: "true",
+    env: "S3CSI_KUBELET_REGISTRATION",
+    help: "Register with the kubelet (false where a node-driver-registrar sidecar does it)",
+  },
+  "kubelet-registration-path": {
+    type: "string",
+    help: "The CSI socket as the kubelet sees it (default: --endpoint when under --kubelet-path, " +
+      `else <kubelet-path>/plugins/${DRIVER_NAME}/csi.sock)`,
+  },
+  "registration-dir": {
+    type: "string",
+    help: "Where the kubelet looks for plugin sockets (default: <kubelet-path>/plugins_registry)",
+  },
+  "health-port": {
+    type: "string",
+    kind: uint({ max: 65535 }),
+    default: "9808",
+    help: "Port of the /healthz endpoint for liveness probes; 0 turns it off",
+  },
+  "health-address": {
+    type: "string",
+    default: "127.0.0.1",
+    env: "S3CSI_HEALTH_ADDRESS",
+    help: "Address the /healthz endpoint listens on (in a pod: its pod IP)",
+  },
+  "remove-startup-taint": {
+    type: "string",
+    kind: oneOf(["true", "false"]),
+    default: "true",
+    help: "Remove the startup taint from this node's Node once serving",
+  },
 };
 
-function fuseAvailable(): Promise<boolean> {
-  return Deno.stat("/dev/fuse").then((s) => s.isCharDevice ?? true, () => false);
+/** The /healthz endpoint, started before any socket so that a port already taken ends the start. */
+function startHealth(values: FlagValues, check: ReadinessCheck): HealthServer | undefined {
+  const port = num(values, "health-port")!;
+  if (port === 0) return undefined;
+  const health = new HealthServer({ hostname: str(values, "health-address")!, port, check });
+  health.start();
+  return health;
+}
+
+/**
+ * Once the CSI socket serves: registers with the kubelet and removes the
+ * startup taint (in the background). `stop` unregisters.
+ */
+async function announce(
+  values: FlagValues,
+  nodeId: string,
+  endpoint: string,
+): Promise<{ stop(): Promise<void> }> {
+  const kubeletPath = str(values, "kubelet-path")!;
+  const registration = str(values, "kubelet-registration") === "true"
+    ? new RegistrationServer({
+      driverName: DRIVER_NAME,
+      kubeletEndpoint: str(values, "kubelet-registration-path") ??
+        defaultKubeletEndpoint(socketPath(endpoint), kubeletPath, DRIVER_NAME),
+      registrationDir: str(values, "registration-dir") ?? `${kubeletPath}/plugins_registry`,
+    })
+    : undefined;
+  await registration?.listen();
+  const stopping = new AbortController();
+  const taint = str(values, "remove-startup-taint") === "true"
+    ? removeStartupTaintFromEnv(nodeId, { signal: stopping.signal })
+    : undefined;
+  return {
+    async stop() {
+      stopping.abort();
+      await registration?.stop();
+      await taint;
+    },
+  };
 }
 
 export async function main(args: string[]): Promise<number> {
@@ -68,7 +151,7 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   setLevel(logLevel(values));
-  const nodeId = str(values, "node-id") ?? Deno.env.get("KUBE_NODE_NAME") ?? Deno.hostname();
+  const nodeId = str(values, "node-id") ?? Deno.env.get("NODE_NAME") ?? Deno.hostname();
   // Path-style by default, as the controller; --aws-max-attempts, when given, reaches every mount.
   const s3 = s3Connection(values, true);
   const driverCredentials = credentialsFromEnv();
@@ -90,14 +173,21 @@ export async function main(args: string[]): Promise<number> {
     const clients = new ClientCache({ ...s3, driverCredentials });
     controller = new ControllerServer({ region: s3.region, clientFactory: clients.factory() });
   }
-  const identity = new IdentityServer({ controllerService: withController, ready: fuseAvailable });
+  const readiness = fuseDeviceReadiness();
+  const identity = new IdentityServer({
+    controllerService: withController,
+    ready: async () => (await readiness()).ready,
+  });
   const server = new CsiServer({
     identity: identity.handlers(),
     node: node.handlers(),
     ...(controller ? { controller: controller.handlers() } : {}),
   });
+  const endpoint = str(values, "endpoint")!;
+  const health = startHealth(values, readiness);
   const done = shutdownSignal();
-  await server.listen(str(values, "endpoint")!);
+  await server.listen(endpoint);
+  const kubelet = await announce(values, nodeId, endpoint);
   log.info("node started", {
     nodeId,
     kubeletPath: str(values, "kubelet-path"),
@@ -108,6 +198,9 @@ export async function main(args: string[]): Promise<number> {
   // found again through the mount table. Inside a container they end with it, and the next
   // publish of each target replaces the dead mount (the pod mounter will lift that limit).
   log.info("shutting down", { signal });
+  // Unregister first: the kubelet stops sending calls to a plugin whose socket is gone.
+  await kubelet.stop();
   await server.stop();
+  await health?.stop();
   return 0;
 }

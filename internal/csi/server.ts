@@ -8,6 +8,8 @@
  * level because kubelet and liveness probes call it constantly.
  *
  * `stop()` drains in-flight calls (bounded), then removes the socket file.
+ * The socket handling (`listenUnix`, `stopGrpc`) is shared with the kubelet
+ * registration socket (`registration.ts`).
  *
  * @module
  */
@@ -72,7 +74,7 @@ function wrapAll(impl: ServiceImpl): grpc.UntypedServiceImplementation {
 }
 
 /** Parses `unix:///path` or `/path` into a socket path; throws on other schemes. */
-function socketPath(endpoint: string): string {
+export function socketPath(endpoint: string): string {
   if (endpoint.startsWith("unix://")) return endpoint.slice("unix://".length);
   if (endpoint.startsWith("/")) return endpoint;
   throw new Error(`Cannot listen on "${endpoint}": only unix:// endpoints are supported`);
@@ -95,42 +97,60 @@ export class CsiServer {
 
   /** Binds the unix socket (replacing a stale socket file) and starts serving. */
   async listen(endpoint: string): Promise<void> {
-    const path = socketPath(endpoint);
-    await Deno.mkdir(path.substring(0, path.lastIndexOf("/")) || "/", { recursive: true });
-    try {
-      await Deno.remove(path);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    await new Promise<void>((resolve, reject) => {
-      this.#server.bindAsync(`unix://${path}`, grpc.ServerCredentials.createInsecure(), (err) => {
-        if (err) reject(new Error(`Cannot listen on "${path}": ${err.message}`, { cause: err }));
-        else resolve();
-      });
-    });
-    this.#path = path;
-    log.info("listening", { endpoint: `unix://${path}` });
+    this.#path = await listenUnix(this.#server, endpoint);
+    log.info("listening", { endpoint: `unix://${this.#path}` });
   }
 
   /** Graceful stop: waits up to `graceMs` for in-flight calls, then forces. Removes the socket. */
   async stop(graceMs = 5000): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.#server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-    if (this.#path) {
-      try {
-        await Deno.remove(this.#path);
-      } catch {
-        // Already gone: nothing to clean.
-      }
-    }
+    await stopGrpc(this.#server, this.#path, graceMs);
     log.info("stopped", { endpoint: `unix://${this.#path}` });
   }
+}
+
+/**
+ * Binds `server` on the unix socket of `endpoint` and returns its path. A
+ * stale socket file left by a previous run is replaced; `mode`, when given,
+ * narrows who may connect (the socket is created with the process umask).
+ */
+export async function listenUnix(
+  server: grpc.Server,
+  endpoint: string,
+  mode?: number,
+): Promise<string> {
+  const path = socketPath(endpoint);
+  await Deno.mkdir(path.substring(0, path.lastIndexOf("/")) || "/", { recursive: true });
+  await removeSocket(path);
+  await new Promise<void>((resolve, reject) => {
+    server.bindAsync(`unix://${path}`, grpc.ServerCredentials.createInsecure(), (err) => {
+      if (err) reject(new Error(`Cannot listen on "${path}": ${err.message}`, { cause: err }));
+      else resolve();
+    });
+  });
+  if (mode !== undefined) await Deno.chmod(path, mode);
+  return path;
+}
+
+/** Removes a socket file; one already gone is fine. */
+export async function removeSocket(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+}
+
+/** Waits up to `graceMs` for in-flight calls, then forces; removes the socket at `path`. */
+export async function stopGrpc(server: grpc.Server, path: string, graceMs: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  if (path) await removeSocket(path).catch(() => {});
 }

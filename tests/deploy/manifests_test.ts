@@ -17,6 +17,8 @@ import { DRIVER_NAME } from "../../internal/version.ts";
 import { parseStorageParams } from "../../internal/csi/controller_server.ts";
 import { Ctx, SecretKey } from "../../internal/csi/volume_context.ts";
 import { parseMountOptions } from "../../internal/mounter/mount_options.ts";
+import { MOUNTPOINT_NAMESPACE } from "../../internal/podmount/contract.ts";
+import { defaultKubeletEndpoint } from "../../internal/csi/registration.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const BASE = new URL("deploy/kubernetes/base/", ROOT);
@@ -157,7 +159,13 @@ Deno.test("manifests: base objects live in the driver's namespace", () => {
   one(base, "Namespace", NAMESPACE);
   for (const { file, obj } of base) {
     if (CLUSTER_SCOPED.has(obj.kind)) continue;
-    assert.equal(obj.metadata.namespace, NAMESPACE, `${file}: ${obj.kind} ${obj.metadata.name}`);
+    const where = `${file}: ${obj.kind} ${obj.metadata.name}`;
+    // The node's access to the Mountpoint Pods is granted where they live.
+    if (obj.kind === "Role" || obj.kind === "RoleBinding") {
+      assert.ok([NAMESPACE, MOUNTPOINT_NAMESPACE].includes(obj.metadata.namespace), where);
+    } else {
+      assert.equal(obj.metadata.namespace, NAMESPACE, where);
+    }
   }
 });
 
@@ -215,7 +223,7 @@ Deno.test("manifests: s3csi containers' arguments and environment match the real
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
-    "KUBE_NODE_NAME",
+    "NODE_NAME",
     "HOME",
   ];
   const roles: [Obj, string][] = [
@@ -269,7 +277,7 @@ Deno.test("manifests: controller shares its socket with a leader-electing provis
   assert.equal(s3.livenessProbe.httpGet.port, "healthz");
 });
 
-Deno.test("manifests: node mounts kubelet bidirectionally, /dev/fuse, plugin and registration dirs", () => {
+Deno.test("manifests: node mounts kubelet bidirectionally, /dev/fuse and the plugin dir", () => {
   const ds = one(base, "DaemonSet", "s3csi-node");
   const spec = ds.spec.template.spec;
   const s3 = container(ds, "s3csi");
@@ -288,13 +296,30 @@ Deno.test("manifests: node mounts kubelet bidirectionally, /dev/fuse, plugin and
   for (const c of containers(ds)) {
     assert.equal(mountOf(c, "plugin-dir")?.mountPath, "/csi", `${c.name} mounts the plugin dir`);
   }
-  const reg = container(ds, "node-driver-registrar");
-  assert.equal(flagValue(reg.args, "--csi-address"), SOCKET);
-  assert.equal(flagValue(reg.args, "--kubelet-registration-path"), `${PLUGIN_DIR}csi.sock`);
-  assert.equal(volumeOf(ds, "registration-dir").hostPath.path, `${KUBELET}/plugins_registry/`);
-  assert.equal(mountOf(reg, "registration-dir")?.mountPath, "/registration");
-  const nodeName = s3.env.find((e: Obj) => e.name === "KUBE_NODE_NAME");
+  const nodeName = s3.env.find((e: Obj) => e.name === "NODE_NAME");
   assert.equal(nodeName?.valueFrom?.fieldRef?.fieldPath, "spec.nodeName");
+});
+
+Deno.test("manifests: node registers itself with kubelet and serves its own /healthz", () => {
+  const ds = one(base, "DaemonSet", "s3csi-node");
+  const s3 = container(ds, "s3csi");
+  assert.deepEqual(containers(ds).map((c) => c.name), ["s3csi"], "no sidecars");
+  assert.notEqual(flagValue(s3.args, "--kubelet-registration"), "false");
+  const regDir = volumeOf(ds, "registration-dir").hostPath;
+  assert.deepEqual([regDir.path, regDir.type], [`${KUBELET}/plugins_registry/`, "Directory"]);
+  const regMount = mountOf(s3, "registration-dir")?.mountPath;
+  assert.equal(flagValue(s3.args, "--registration-dir") ?? `${KUBELET}/plugins_registry`, regMount);
+  // What GetInfo tells kubelet: the CSI socket at its host path, inside the plugin dir.
+  const told = flagValue(s3.args, "--kubelet-registration-path") ??
+    defaultKubeletEndpoint(SOCKET, KUBELET, DRIVER_NAME);
+  assert.equal(told, `${PLUGIN_DIR}${SOCKET.slice("/csi/".length)}`);
+  const port = s3.ports.find((p: Obj) => p.name === s3.livenessProbe.httpGet.port);
+  assert.equal(s3.livenessProbe.httpGet.path, "/healthz");
+  assert.equal(String(port?.containerPort), flagValue(s3.args, "--health-port") ?? "9808");
+  // kubelet probes the pod IP (no httpGet.host): /healthz must listen there.
+  assert.equal(s3.livenessProbe.httpGet.host, undefined);
+  const address = s3.env.find((e: Obj) => e.name === "S3CSI_HEALTH_ADDRESS");
+  assert.equal(address?.valueFrom?.fieldRef?.fieldPath, "status.podIP");
 });
 
 Deno.test("manifests: driver credentials come from the s3csi-credentials secret keys", () => {
@@ -318,7 +343,7 @@ Deno.test("manifests: provisioner RBAC covers what the sidecar needs, bound to i
   const d = one(base, "Deployment", "s3csi-controller");
   const sa = d.spec.template.spec.serviceAccountName;
   one(base, "ServiceAccount", sa);
-  const binding = one(base, "ClusterRoleBinding");
+  const binding = one(base, "ClusterRoleBinding", "s3csi-provisioner");
   assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: sa, namespace: NAMESPACE }]);
   const role = one(base, "ClusterRole", binding.roleRef.name);
   const allows = (rules: Obj[], group: string, resource: string, verb: string) =>
@@ -340,15 +365,50 @@ Deno.test("manifests: provisioner RBAC covers what the sidecar needs, bound to i
   }
   assert.ok(!allows(role.rules, "", "secrets", "list"), "secrets: get only");
   assert.ok(!role.rules.some((r: Obj) => r.verbs.includes("*") || r.resources.includes("*")));
-  const rb = one(base, "RoleBinding");
+  const rb = one(base, "RoleBinding", "s3csi-provisioner-leader-election");
   assert.equal(rb.subjects[0].name, sa);
   const leases = one(base, "Role", rb.roleRef.name);
   for (const verb of ["get", "create", "update"]) {
     assert.ok(allows(leases.rules, "coordination.k8s.io", "leases", verb), `${verb} leases`);
   }
-  const nodeSa = one(base, "ServiceAccount", "s3csi-node");
-  assert.equal(nodeSa.automountServiceAccountToken, false);
-  assert.ok(!find(base, "ClusterRoleBinding").some((b) => b.subjects[0].name === "s3csi-node"));
+});
+
+/** Rules of the roles bound to service account `sa`, by the binding's kind. */
+function rulesBoundTo(sa: string, bindingKind: string, roleKind: string): Obj[] {
+  return find(base, bindingKind).filter((b) =>
+    b.subjects.some((s: Obj) => s.kind === "ServiceAccount" && s.name === sa)
+  ).flatMap((b) => {
+    assert.equal(b.roleRef.kind, roleKind);
+    const role = one(base, roleKind, b.roleRef.name);
+    assert.equal(role.metadata.namespace, b.metadata.namespace, `${b.metadata.name}'s role`);
+    return role.rules.map((r: Obj) => ({ ...r, namespace: b.metadata.namespace }));
+  });
+}
+
+Deno.test("manifests: node RBAC is its Node, attachments and Mountpoint Pods, read-mostly", () => {
+  const ds = one(base, "DaemonSet", "s3csi-node");
+  const sa = ds.spec.template.spec.serviceAccountName;
+  assert.equal(sa, "s3csi-node");
+  assert.notEqual(one(base, "ServiceAccount", sa).automountServiceAccountToken, false);
+  assert.notEqual(ds.spec.template.spec.automountServiceAccountToken, false);
+  const grants = (rules: Obj[]) =>
+    rules.flatMap((r) =>
+      r.apiGroups.flatMap((g: string) =>
+        r.resources.flatMap((res: string) =>
+          r.verbs.map((v: string) => `${r.namespace ?? "*"} ${g || "core"}/${res} ${v}`)
+        )
+      )
+    ).sort();
+  assert.deepEqual(grants(rulesBoundTo(sa, "ClusterRoleBinding", "ClusterRole")), [
+    "* core/nodes get",
+    "* core/nodes patch",
+    "* s3.csi.scality.com/mountpoints3podattachments get",
+    "* s3.csi.scality.com/mountpoints3podattachments list",
+    "* s3.csi.scality.com/mountpoints3podattachments watch",
+  ]);
+  assert.deepEqual(grants(rulesBoundTo(sa, "RoleBinding", "Role")), [
+    `${MOUNTPOINT_NAMESPACE} core/pods get`,
+  ]);
 });
 
 Deno.test("examples: StorageClasses pass the controller's parameter and mount option checks", () => {
