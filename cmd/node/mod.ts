@@ -86,8 +86,9 @@ const FLAGS: FlagSpecs = {
   "health-port": {
     type: "string",
     kind: uint({ max: 65535 }),
-    default: "9808",
-    help: "Port of the /healthz endpoint for liveness probes; 0 turns it off",
+    // Off unless asked: a node run by hand or by the tests binds no TCP port.
+    default: "0",
+    help: "Port of the /healthz endpoint for liveness probes (the manifests use 9808); 0 = off",
   },
   "health-address": {
     type: "string",

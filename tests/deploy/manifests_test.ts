@@ -315,7 +315,7 @@ Deno.test("manifests: node registers itself with kubelet and serves its own /hea
   assert.equal(told, `${PLUGIN_DIR}${SOCKET.slice("/csi/".length)}`);
   const port = s3.ports.find((p: Obj) => p.name === s3.livenessProbe.httpGet.port);
   assert.equal(s3.livenessProbe.httpGet.path, "/healthz");
-  assert.equal(String(port?.containerPort), flagValue(s3.args, "--health-port") ?? "9808");
+  assert.equal(String(port?.containerPort), flagValue(s3.args, "--health-port"));
   // kubelet probes the pod IP (no httpGet.host): /healthz must listen there.
   assert.equal(s3.livenessProbe.httpGet.host, undefined);
   const address = s3.env.find((e: Obj) => e.name === "S3CSI_HEALTH_ADDRESS");
