@@ -311,6 +311,30 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
 
 class StalledError extends Error {}
 
+/**
+ * MinIO reports ready before its IAM subsystem is: until then a request
+ * signed with any key but the root one (a wrong secret, an STS key) is
+ * answered 503 `XMinioServerNotInitialized`, which clients take for
+ * throttling. A request naming an unknown access key tells the two apart:
+ * 403 once IAM answers, 503 before.
+ */
+async function iamReady(endpoint: string, client: Deno.HttpClient): Promise<boolean> {
+  // The date must be current, or MinIO refuses the clock skew before it looks up the key.
+  const date = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  const day = date.slice(0, 8);
+  const res = await fetch(`${endpoint}/`, {
+    client,
+    headers: {
+      "x-amz-date": date,
+      "x-amz-content-sha256": "UNSIGNED-PAYLOAD",
+      authorization: `AWS4-HMAC-SHA256 Credential=s3csi-readiness-probe/${day}/${REGION}/s3/` +
+        `aws4_request, SignedHeaders=host;x-amz-date, Signature=${"0".repeat(64)}`,
+    },
+  });
+  const body = await res.text();
+  return res.status !== 503 && !body.includes("XMinioServerNotInitialized");
+}
+
 async function waitReady(
   endpoint: string,
   caCertPath: string | undefined,
@@ -327,7 +351,7 @@ async function waitReady(
       try {
         const res = await fetch(`${endpoint}/minio/health/ready`, { client });
         await res.body?.cancel();
-        if (res.ok) return;
+        if (res.ok && await iamReady(endpoint, client)) return;
         lastError = new Error(`Health check answered ${res.status}`);
       } catch (err) {
         lastError = err;

@@ -35,29 +35,8 @@ function xmlField(xml: string, name: string): string {
   return m[1];
 }
 
-/**
- * Asks `m` for temporary credentials (with a session token) of its root user.
- * MinIO reports ready (`/minio/health/ready`) before its IAM subsystem is,
- * and answers STS with `XMinioServerNotInitialized` until then: that answer
- * is waited out (bounded), any other failure is thrown at once.
- */
+/** Asks `m` for temporary credentials (with a session token) of its root user. */
 export async function assumeRole(m: MinioServer, durationSeconds = 3600): Promise<Credentials> {
-  const deadline = Date.now() + IAM_READY_TIMEOUT_MS;
-  for (;;) {
-    try {
-      return await assumeRoleOnce(m, durationSeconds);
-    } catch (err) {
-      if (!(err instanceof IamNotReady) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
-
-const IAM_READY_TIMEOUT_MS = 30_000;
-
-class IamNotReady extends Error {}
-
-async function assumeRoleOnce(m: MinioServer, durationSeconds: number): Promise<Credentials> {
   const url = new URL(m.endpoint);
   const body = `Action=AssumeRole&DurationSeconds=${durationSeconds}&Version=2011-06-15`;
   const amzDate = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
@@ -101,10 +80,7 @@ async function assumeRoleOnce(m: MinioServer, durationSeconds: number): Promise<
       ...(client ? { client } : {}),
     });
     const xml = await res.text();
-    if (!res.ok) {
-      const Failure = xml.includes("XMinioServerNotInitialized") ? IamNotReady : Error;
-      throw new Failure(`AssumeRole answered ${res.status}: ${xml.slice(0, 500)}`);
-    }
+    if (!res.ok) throw new Error(`AssumeRole answered ${res.status}: ${xml.slice(0, 500)}`);
     return {
       accessKeyId: xmlField(xml, "AccessKeyId"),
       secretAccessKey: xmlField(xml, "SecretAccessKey"),
