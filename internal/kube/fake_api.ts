@@ -68,6 +68,8 @@ export class FakeKubeApi implements KubeApi {
   readonly #failures: { verb: Verb; kind: string; err: unknown }[] = [];
   /** Every successful write, in order: `create Pod mount-s3/mp-1`. */
   readonly writes: string[] = [];
+  /** Every write asked for, refused ones included. */
+  readonly attempts: string[] = [];
 
   #store(kind: string): Map<string, KubernetesObject> {
     let m = this.#objects.get(kind);
@@ -96,8 +98,10 @@ export class FakeKubeApi implements KubeApi {
   #flushSoon(): void {
     queueMicrotask(() => {
       for (const w of this.#watchers) {
-        if (this.#held.has(w.kind)) continue;
-        for (const [type, obj] of w.pending.splice(0)) w.onEvent(type, obj);
+        const held = w.pending.filter(([, o]) => this.#isHeld(w.kind, o));
+        const due = w.pending.filter(([, o]) => !this.#isHeld(w.kind, o));
+        w.pending = held;
+        for (const [type, obj] of due) w.onEvent(type, obj);
       }
     });
   }
@@ -107,13 +111,17 @@ export class FakeKubeApi implements KubeApi {
     this.#failures.push({ verb, kind, err });
   }
 
-  /** Holds back watch events of `kind`: informers lag until `release`. */
-  hold(kind: string): void {
-    this.#held.add(kind);
+  #isHeld(kind: string, o: KubernetesObject): boolean {
+    return this.#held.has(kind) || this.#held.has(`${kind}/${o.metadata?.namespace ?? ""}`);
   }
 
-  release(kind: string): void {
-    this.#held.delete(kind);
+  /** Holds back watch events of `kind` (in `namespace` only, if given): informers lag until `release`. */
+  hold(kind: string, namespace?: string): void {
+    this.#held.add(namespace === undefined ? kind : `${kind}/${namespace}`);
+  }
+
+  release(kind: string, namespace?: string): void {
+    this.#held.delete(namespace === undefined ? kind : `${kind}/${namespace}`);
     this.#flushSoon();
   }
 
@@ -170,6 +178,7 @@ export class FakeKubeApi implements KubeApi {
   }
 
   create<T extends KubernetesObject>(r: Resource, obj: T): Promise<T> {
+    this.attempts.push(`create ${r.kind} ${keyOf(obj)}`);
     this.#maybeFail("create", r);
     const o = copy(obj);
     const store = this.#store(r.kind);
@@ -190,6 +199,7 @@ export class FakeKubeApi implements KubeApi {
   }
 
   update<T extends KubernetesObject>(r: Resource, obj: T): Promise<T> {
+    this.attempts.push(`update ${r.kind} ${keyOf(obj)}`);
     this.#maybeFail("update", r);
     const store = this.#store(r.kind);
     const cur = store.get(keyOf(obj));
@@ -209,8 +219,9 @@ export class FakeKubeApi implements KubeApi {
   }
 
   delete(r: Resource, name: string, namespace?: string, uid?: string): Promise<void> {
-    this.#maybeFail("delete", r);
     const key = `${r.namespaced ? namespace ?? "" : ""}/${name}`;
+    this.attempts.push(`delete ${r.kind} ${key}`);
+    this.#maybeFail("delete", r);
     const store = this.#store(r.kind);
     const cur = store.get(key);
     if (!cur) return Promise.resolve();

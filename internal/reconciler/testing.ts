@@ -73,9 +73,11 @@ export function workload(
 /** A quiet logger for tests. */
 export const quietLog = new Logger({ test: true });
 
+/** Pod name suffixes: unique across reconciler instances, as random ones would be. */
+let suffixes = 0;
+
 /** Reconciler settings for tests: short, fake-clock periods. */
 export function testConfig(api: KubeApi, clock: Clock, version = "1.0.0"): ReconcilerConfig {
-  let n = 0;
   return {
     api,
     clock,
@@ -89,6 +91,6 @@ export function testConfig(api: KubeApi, clock: Clock, version = "1.0.0"): Recon
     expectationsTtlMs: 300_000,
     backoff: { baseMs: 100, maxMs: 10_000 },
     workers: 2,
-    randomSuffix: () => `r${n++}`,
+    randomSuffix: () => `r${suffixes++}`,
   };
 }
