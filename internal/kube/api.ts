@@ -90,19 +90,23 @@ export interface WatchOptions extends ListOptions {
   resourceVersion?: string;
 }
 
+export type OnWatchEvent = (type: WatchEventType, obj: KubernetesObject) => void;
+/** The end of a watch, with what ended it (an expired resourceVersion has `code` 410). */
+export type OnWatchDone = (err?: unknown) => void;
+/** A running watch. */
+export interface WatchHandle {
+  abort(): void;
+}
+
 export interface KubeApi {
   list<T extends KubernetesObject>(r: Resource, opts?: ListOptions): Promise<ObjectList<T>>;
-  /**
-   * Streams changes after `opts.resourceVersion`. `onDone` is called once
-   * when the stream ends, with the error that ended it if any (an expired
-   * resourceVersion is an error with `code` 410).
-   */
+  /** Streams changes after `opts.resourceVersion`; `onDone` is called once, when it ends. */
   watch(
     r: Resource,
     opts: WatchOptions,
-    onEvent: (type: WatchEventType, obj: KubernetesObject) => void,
-    onDone: (err?: unknown) => void,
-  ): Promise<{ abort(): void }>;
+    onEvent: OnWatchEvent,
+    onDone: OnWatchDone,
+  ): Promise<WatchHandle>;
   /** The object, or undefined when it does not exist. */
   get<T extends KubernetesObject>(
     r: Resource,

@@ -18,15 +18,19 @@ export interface WorkloadAttachment {
   attachmentTime: string;
 }
 
-export interface AttachmentSpec {
+/** The sharing key an attachment is for (the reconciler's `sharing_key.ts` computes it). */
+export interface AttachmentKey {
   nodeName: string;
   persistentVolumeName: string;
   volumeID: string;
-  /** The volume's mount options, normalised (see the reconciler's sharing key). */
+  /** The volume's mount options, normalised. */
   mountOptions: string;
   /** The workloads' fsGroup, "" when they set none. */
   workloadFSGroup: string;
   authenticationSource: string;
+}
+
+export interface AttachmentSpec extends AttachmentKey {
   /** Mountpoint Pod name → the workloads it serves. */
   mountpointS3PodAttachments: Record<string, WorkloadAttachment[]>;
 }

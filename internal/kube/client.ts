@@ -20,8 +20,11 @@ import {
   type KubeApi,
   type ListOptions,
   type ObjectList,
+  type OnWatchDone,
+  type OnWatchEvent,
   type Resource,
   type WatchEventType,
+  type WatchHandle,
   type WatchOptions,
 } from "./api.ts";
 import { NotFoundError } from "../errors/mod.ts";
@@ -81,9 +84,9 @@ export class KubeClient implements KubeApi {
   watch(
     r: Resource,
     opts: WatchOptions,
-    onEvent: (type: WatchEventType, obj: KubernetesObject) => void,
-    onDone: (err?: unknown) => void,
-  ): Promise<{ abort(): void }> {
+    onEvent: OnWatchEvent,
+    onDone: OnWatchDone,
+  ): Promise<WatchHandle> {
     const query: Record<string, string | boolean> = { allowWatchBookmarks: true };
     if (opts.resourceVersion) query.resourceVersion = opts.resourceVersion;
     if (opts.labelSelector) query.labelSelector = opts.labelSelector;

@@ -15,6 +15,8 @@ import type {
   KubeApi,
   ListOptions,
   ObjectList,
+  OnWatchDone,
+  OnWatchEvent,
   Resource,
   WatchEventType,
   WatchOptions,
@@ -25,8 +27,8 @@ type Verb = "list" | "get" | "create" | "update" | "delete";
 interface Watcher {
   kind: string;
   opts: WatchOptions;
-  onEvent: (type: WatchEventType, obj: KubernetesObject) => void;
-  onDone: (err?: unknown) => void;
+  onEvent: OnWatchEvent;
+  onDone: OnWatchDone;
   pending: [WatchEventType, KubernetesObject][];
 }
 
@@ -153,12 +155,7 @@ export class FakeKubeApi implements KubeApi {
     });
   }
 
-  watch(
-    r: Resource,
-    opts: WatchOptions,
-    onEvent: (type: WatchEventType, obj: KubernetesObject) => void,
-    onDone: (err?: unknown) => void,
-  ): Promise<{ abort(): void }> {
+  watch: KubeApi["watch"] = (r, opts, onEvent, onDone) => {
     const w: Watcher = { kind: r.kind, opts, onEvent, onDone, pending: [] };
     const from = Number(opts.resourceVersion ?? this.#rv);
     for (const e of this.#log) {
@@ -169,7 +166,7 @@ export class FakeKubeApi implements KubeApi {
     this.#watchers.add(w);
     this.#flushSoon();
     return Promise.resolve({ abort: () => this.#watchers.delete(w) });
-  }
+  };
 
   get<T extends KubernetesObject>(r: Resource, name: string, namespace?: string) {
     this.#maybeFail("get", r);

@@ -18,19 +18,12 @@ import { parseMountOptions } from "../mounter/mount_options.ts";
 import { mountArgs } from "../mount/options.ts";
 import { DRIVER_NAME } from "../version.ts";
 import { Ctx } from "../csi/volume_context.ts";
-import type { AttachmentSpec } from "../kube/mod.ts";
+import type { AttachmentKey, AttachmentSpec } from "../kube/mod.ts";
 
 /** The node's default cache area: only used to normalise `cache` options alike. */
 const CACHE_ROOT = `/var/lib/kubelet/plugins/${DRIVER_NAME}/cache`;
 
-export interface SharingKey {
-  nodeName: string;
-  persistentVolumeName: string;
-  volumeID: string;
-  mountOptions: string;
-  workloadFSGroup: string;
-  authenticationSource: string;
-}
+export type SharingKey = AttachmentKey;
 
 /** A canonical text of the key: equal keys, equal text. */
 export function keyText(k: SharingKey): string {
