@@ -61,13 +61,14 @@ const creates = (api: FakeKubeApi, what: string) =>
   api.attempts.filter((w) => w.startsWith(`create ${what}`)).length;
 
 Deno.test("reconciler: two workloads of one key share one Mountpoint Pod and attachment", async () => {
-  const w = await start(...Object.values(await cluster()) as [FakeKubeApi, FakeClock]);
+  const { api, clock } = await cluster();
+  const w = await start(api, clock);
   const u1 = await addWorkload(w, "w1");
   const u2 = await addWorkload(w, "w2");
-  const [att] = attachments(w.api);
-  assert.equal(attachments(w.api).length, 1);
+  const [att] = attachments(api);
+  assert.equal(attachments(api).length, 1);
   assert.deepEqual(workloadUids(att), new Set([u1, u2]));
-  const pods = mountpointPods(w.api);
+  const pods = mountpointPods(api);
   assert.equal(pods.length, 1);
   assert.deepEqual(Object.keys(att.spec.mountpointS3PodAttachments), [pods[0].metadata!.name]);
   assert.equal(att.spec.persistentVolumeName, "pv-a");
