@@ -10,7 +10,8 @@
  * not planned again until the cache shows every write: a created object is
  * in the cache, an updated one has moved past the resourceVersion the
  * update was based on (the update was conditional on it, so any later
- * version includes it), a deleted one is gone (or is another incarnation).
+ * version includes it), a deleted one is gone, terminating (a pod's
+ * graceful deletion has begun) or another incarnation.
  * Management: the informer event that satisfies an expectation re-queues
  * the key; an expectation not met within `ttlMs` (a missed event) is
  * dropped so the key is planned again from whatever the cache holds.
@@ -35,7 +36,9 @@ export type CacheLookup = (
   kind: string,
   name: string,
   namespace?: string,
-) => { metadata?: { uid?: string; resourceVersion?: string } } | undefined;
+) =>
+  | { metadata?: { uid?: string; resourceVersion?: string; deletionTimestamp?: unknown } }
+  | undefined;
 
 export function isMet(e: Expectation, lookup: CacheLookup): boolean {
   const o = lookup(e.kind, e.name, e.namespace);
@@ -45,7 +48,8 @@ export function isMet(e: Expectation, lookup: CacheLookup): boolean {
     case "update":
       return o === undefined || o.metadata?.resourceVersion !== e.fromVersion;
     case "delete":
-      return o === undefined || (e.uid !== undefined && o.metadata?.uid !== e.uid);
+      return o === undefined || Boolean(o.metadata?.deletionTimestamp) ||
+        (e.uid !== undefined && o.metadata?.uid !== e.uid);
   }
 }
 
@@ -84,10 +88,5 @@ export class Expectations {
     if (left.length === 0) this.#pending.delete(key);
     else this.#pending.set(key, left);
     return left.length === 0;
-  }
-
-  /** Forgets `key` (after a failed write, the next plan starts from the caches). */
-  clear(key: string): void {
-    this.#pending.delete(key);
   }
 }
