@@ -109,8 +109,9 @@ export class Reconciler {
         this.#claims.list().filter((c) => c.spec?.volumeName === v.metadata?.name)
           .forEach((c) => this.#onClaim(c)),
     );
+    // A node's arrival matters too: a workload seen before its node was planned as "node gone".
     this.#nodes = informer(RESOURCES.node, (n: V1Node, change) => {
-      if (change === "delete") this.#queueNode(n.metadata?.name ?? "");
+      if (change === "add" || change === "delete") this.#queueNode(n.metadata?.name ?? "");
     });
     this.#attachments = informer(RESOURCES.attachment, (a: Attachment) => this.#onOwned(a));
   }
@@ -160,6 +161,15 @@ export class Reconciler {
     this.#mountpointPods.list().forEach((p) => this.#onOwned(p));
   }
 
+  readonly #volumeLabels = new Map<string, string>();
+
+  /** `volumeLabel`, remembered: every plan hashes the volume IDs of every pod on the node. */
+  async #volumeLabel(volumeId: string): Promise<string> {
+    let label = this.#volumeLabels.get(volumeId);
+    if (label === undefined) this.#volumeLabels.set(volumeId, label = await volumeLabel(volumeId));
+    return label;
+  }
+
   #lookup = {
     claim: (ns: string, name: string) => this.#claims.get(name, ns),
     volume: (name: string) => this.#volumes.get(name),
@@ -167,7 +177,7 @@ export class Reconciler {
 
   async #onWorkload(p: V1Pod): Promise<void> {
     for (const { key } of workloadVolumes(p, this.#lookup)) {
-      this.#queue.add(queueKey(key.nodeName, await volumeLabel(key.volumeID)));
+      this.#queue.add(queueKey(key.nodeName, await this.#volumeLabel(key.volumeID)));
     }
   }
 
@@ -189,7 +199,9 @@ export class Reconciler {
     if (nodeName && volume) this.#queue.add(queueKey(nodeName, volume));
   }
 
+  /** Queues every key of a node: its workloads', attachments' and Mountpoint Pods'. */
   #queueNode(nodeName: string): void {
+    for (const p of this.#pods.list()) if (p.spec?.nodeName === nodeName) this.#onWorkload(p);
     for (const o of [...this.#attachments.list(), ...this.#mountpointPods.list()]) {
       if (o.spec?.nodeName === nodeName) this.#onOwned(o);
     }
@@ -239,7 +251,7 @@ export class Reconciler {
     for (const p of this.#pods.list()) {
       if (p.spec?.nodeName !== nodeName || !isActive(p) || !p.metadata?.uid) continue;
       for (const { key, pv } of workloadVolumes(p, this.#lookup)) {
-        if (await volumeLabel(key.volumeID) === volume) {
+        if (await this.#volumeLabel(key.volumeID) === volume) {
           workloads.push({ uid: p.metadata.uid, key, pv });
         }
       }

@@ -199,3 +199,15 @@ Deno.test("reconciler: a deletion lost with an expired watch is found by the rel
   api.release("Pod", "apps");
   await w.stop();
 });
+
+Deno.test("reconciler: a workload seen before its node gets its pod when the node appears", async () => {
+  const { api, clock } = await cluster();
+  await api.delete(RESOURCES.node, "n1");
+  const w = await start(api, clock);
+  await addWorkload(w, "w1");
+  assert.deepEqual(mountpointPods(api), [], "no pods on a node that does not exist");
+  await api.create(RESOURCES.node, node("n1"));
+  await clock.advance(0);
+  assert.equal(mountpointPods(api).length, 1);
+  await w.stop();
+});

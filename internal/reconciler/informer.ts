@@ -125,10 +125,6 @@ export class Informer<T extends KubernetesObject> {
     });
   }
 
-  get synced(): boolean {
-    return this.#synced;
-  }
-
   /** Resolves once the first list succeeded. */
   waitSynced(): Promise<void> {
     if (this.#synced) return Promise.resolve();
