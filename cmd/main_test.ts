@@ -19,13 +19,24 @@ async function runCaptured(argv: string[]): Promise<{ code: number; stderr: stri
   }
 }
 
-Deno.test("the placeholder roles exit as not implemented, with one line", async () => {
-  for (const role of ["doctor", "reconciler"]) {
-    const r = await runCaptured([role]);
-    assert.equal(r.code, EXIT.unimplemented);
-    assert.notEqual(EXIT.unimplemented, EXIT.usage);
-    assert.deepEqual(r.stderr, [`s3csi ${role}: not implemented yet`]);
-  }
+Deno.test("the placeholder role exits as not implemented, with one line", async () => {
+  const r = await runCaptured(["doctor"]);
+  assert.equal(r.code, EXIT.unimplemented);
+  assert.notEqual(EXIT.unimplemented, EXIT.usage);
+  assert.deepEqual(r.stderr, ["s3csi doctor: not implemented yet"]);
+});
+
+Deno.test("the reconciler without a usable kubeconfig exits 1 with one line", async () => {
+  const missing = "/nonexistent/s3csi-kubeconfig";
+  const r = await runCaptured(["reconciler", "--kubeconfig", missing]);
+  assert.equal(r.code, EXIT.failure);
+  assert.equal(r.stderr.length, 1);
+  assert.match(
+    r.stderr[0],
+    /^s3csi reconciler: Cannot load kubeconfig "\/nonexistent\/s3csi-kubeconfig"/,
+  );
+  const bad = await runCaptured(["reconciler", "--mountpoint-memory-limit", "lots"]);
+  assert.equal(bad.code, EXIT.usage);
 });
 
 Deno.test("usage errors exit 2 and point to --help", async () => {

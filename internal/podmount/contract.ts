@@ -24,6 +24,8 @@
  * @module
  */
 
+import { sha256Hex } from "../util/hash.ts";
+
 /** API group of the driver's custom resources (also the label prefix). */
 export const GROUP = "s3.csi.scality.com";
 /** The attachment custom resource. */
@@ -48,14 +50,47 @@ export const LABEL_VERSION = `${GROUP}/version`;
 export const LABEL_COMPONENT = `${GROUP}/component`;
 export const COMPONENT_MOUNTPOINT = "mountpoint-pod";
 
+/**
+ * The value of `LABEL_VOLUME` for a volume ID: label values are at most 63
+ * characters, volume IDs may be longer (`bucket/csi-s3-{uuid}`) and hold `/`.
+ */
+export async function volumeLabel(volumeId: string): Promise<string> {
+  return (await sha256Hex(volumeId)).slice(0, 32);
+}
+
+/** The value of `LABEL_NODE`: the node's name, or its digest when it is too long for a label. */
+export async function nodeLabel(nodeName: string): Promise<string> {
+  return nodeName.length <= 63 ? nodeName : (await sha256Hex(nodeName)).slice(0, 32);
+}
+
 /** The Node taint the node plugin removes once it serves. */
 export const AGENT_NOT_READY_TAINT = `${GROUP}/agent-not-ready`;
 
 /** The emptyDir volume shared by node and Mountpoint Pod, and where the pod sees it. */
 export const COMM_VOLUME = "comm";
 export const COMM_MOUNT_PATH = "/comm";
+/**
+ * The optional local cache of a Mountpoint Pod (volume attribute `cache:
+ * emptyDir`), and where the pod sees it: its command line then carries
+ * `--cache CACHE_MOUNT_PATH`.
+ */
+export const CACHE_VOLUME = "cache";
+export const CACHE_MOUNT_PATH = "/cache";
 /** The unix socket the Mountpoint Pod listens on, in the comm directory. */
 export const SOCKET_NAME = "mount.sock";
+/**
+ * How a Mountpoint Pod is started (after the image's entrypoint): it serves
+ * one mount, received on `SOCKET_NAME`. The reconciler may append
+ * `--max-memory <MiB>` (from the pod's memory limit) and `--cache
+ * CACHE_MOUNT_PATH`; they bound the pod's own resources and win over the
+ * same options in `MountRequest.args`.
+ */
+export const MOUNTPOINT_ARGS = [
+  "mount",
+  "--from-socket",
+  `${COMM_MOUNT_PATH}/${SOCKET_NAME}`,
+] as const;
+
 /** Written by the Mountpoint Pod when the file system answers. */
 export const READY_FILE = "ready";
 /** Written by the Mountpoint Pod when the mount fails: one line, shown to the user as is. */

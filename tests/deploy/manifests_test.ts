@@ -17,7 +17,13 @@ import { DRIVER_NAME } from "../../internal/version.ts";
 import { parseStorageParams } from "../../internal/csi/controller_server.ts";
 import { Ctx, SecretKey } from "../../internal/csi/volume_context.ts";
 import { parseMountOptions } from "../../internal/mounter/mount_options.ts";
-import { MOUNTPOINT_NAMESPACE } from "../../internal/podmount/contract.ts";
+import {
+  ATTACHMENT,
+  COMPONENT_MOUNTPOINT,
+  LABEL_COMPONENT,
+  MOUNTPOINT_NAMESPACE,
+} from "../../internal/podmount/contract.ts";
+import { DEFAULT_RESOURCES, mountpointPod } from "../../internal/reconciler/mountpoint_pod.ts";
 import { defaultKubeletEndpoint } from "../../internal/csi/registration.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -103,6 +109,12 @@ function container(workload: Obj, name: string): Obj {
   return c;
 }
 
+function allows(rules: Obj[], group: string, resource: string, verb: string): boolean {
+  return rules.some((r) =>
+    r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb)
+  );
+}
+
 function flagValue(args: string[], flag: string): string | undefined {
   const hit = args.find((a) => a === flag || a.startsWith(`${flag}=`));
   if (hit === undefined) return undefined;
@@ -133,6 +145,8 @@ async function runCli(args: string[]): Promise<{ code: number; out: string; err:
 
 const CLUSTER_SCOPED = new Set([
   "Namespace",
+  "CustomResourceDefinition",
+  "PriorityClass",
   "CSIDriver",
   "ClusterRole",
   "ClusterRoleBinding",
@@ -160,7 +174,8 @@ Deno.test("manifests: base objects live in the driver's namespace", () => {
   for (const { file, obj } of base) {
     if (CLUSTER_SCOPED.has(obj.kind)) continue;
     const where = `${file}: ${obj.kind} ${obj.metadata.name}`;
-    // The node's access to the Mountpoint Pods is granted where they live.
+    // Rights over Mountpoint Pods (the reconciler's to make them, the node's to read them) are
+    // granted only where they live.
     if (obj.kind === "Role" || obj.kind === "RoleBinding") {
       assert.ok([NAMESPACE, MOUNTPOINT_NAMESPACE].includes(obj.metadata.namespace), where);
     } else {
@@ -190,8 +205,10 @@ Deno.test("manifests: CSIDriver is s3.csi.scality.com, attach-free, fsGroup dele
 });
 
 Deno.test("manifests: images are the s3csi placeholder or pinned sig-storage sidecars", () => {
+  const own = new RegExp(`^${IMAGE.replaceAll(".", "\\.")}$`);
   const expected: Record<string, RegExp> = {
-    "s3csi": new RegExp(`^${IMAGE.replaceAll(".", "\\.")}$`),
+    "s3csi": own,
+    "reconciler": own,
     "csi-provisioner": /^registry\.k8s\.io\/sig-storage\/csi-provisioner:v6\.\d+\.\d+$/,
     "node-driver-registrar":
       /^registry\.k8s\.io\/sig-storage\/csi-node-driver-registrar:v2\.\d+\.\d+$/,
@@ -226,12 +243,13 @@ Deno.test("manifests: s3csi containers' arguments and environment match the real
     "NODE_NAME",
     "HOME",
   ];
-  const roles: [Obj, string][] = [
-    [one(base, "Deployment", "s3csi-controller"), "controller"],
-    [one(base, "DaemonSet", "s3csi-node"), "node"],
+  const roles: [Obj, string, string][] = [
+    [one(base, "Deployment", "s3csi-controller"), "s3csi", "controller"],
+    [one(base, "Deployment", "s3csi-controller"), "reconciler", "reconciler"],
+    [one(base, "DaemonSet", "s3csi-node"), "s3csi", "node"],
   ];
-  for (const [workload, role] of roles) {
-    const c = container(workload, "s3csi");
+  for (const [workload, name, role] of roles) {
+    const c = container(workload, name);
     assert.deepEqual(c.command, ["s3csi"]);
     assert.equal(c.args[0], role);
     const help = await runCli([role, "--help"]);
@@ -245,10 +263,11 @@ Deno.test("manifests: s3csi containers' arguments and environment match the real
     for (const ref of c.envFrom ?? []) {
       assert.equal(ref.configMapRef.name, config.metadata.name);
     }
-    for (const key of Object.keys(config.data)) {
+    // Every key of the ConfigMap must mean something to a role that loads it.
+    for (const key of c.envFrom ? Object.keys(config.data) : []) {
       assert.ok(known.has(key), `${role}: ConfigMap key ${key} is not an environment variable`);
     }
-    assert.equal(flagValue(c.args, "--endpoint"), `unix://${SOCKET}`);
+    if (role !== "reconciler") assert.equal(flagValue(c.args, "--endpoint"), `unix://${SOCKET}`);
   }
 });
 
@@ -266,7 +285,8 @@ Deno.test("manifests: controller shares its socket with a leader-electing provis
   if (d.spec.replicas > 1) assert.equal(flagValue(p.args, "--leader-election"), "");
   const socketVol = volumeOf(d, "socket-dir");
   assert.deepEqual(socketVol.emptyDir, {});
-  for (const c of containers(d)) {
+  // The reconciler speaks to the API server only, not to the CSI socket.
+  for (const c of containers(d).filter((c) => c.name !== "reconciler")) {
     assert.equal(mountOf(c, "socket-dir")?.mountPath, "/csi", `${c.name} mounts the socket dir`);
   }
   const probe = container(d, "liveness-probe");
@@ -346,10 +366,6 @@ Deno.test("manifests: provisioner RBAC covers what the sidecar needs, bound to i
   const binding = one(base, "ClusterRoleBinding", "s3csi-provisioner");
   assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: sa, namespace: NAMESPACE }]);
   const role = one(base, "ClusterRole", binding.roleRef.name);
-  const allows = (rules: Obj[], group: string, resource: string, verb: string) =>
-    rules.some((r) =>
-      r.apiGroups.includes(group) && r.resources.includes(resource) && r.verbs.includes(verb)
-    );
   const needs: [string, string, string[]][] = [
     ["", "persistentvolumes", ["get", "list", "watch", "create", "patch", "delete"]],
     ["", "persistentvolumeclaims", ["get", "list", "watch", "update"]],
@@ -480,5 +496,134 @@ Deno.test("examples: claims use defined classes and the pod uses a defined claim
       c.metadata.namespace === pod.metadata.namespace
     );
     assert.ok(claim, `claim ${v.persistentVolumeClaim.claimName}`);
+  }
+});
+
+Deno.test("CRD: the s3pa resource of the contract, cluster-scoped, with exactly the spec's fields", () => {
+  const crd = one(base, "CustomResourceDefinition");
+  assert.equal(crd.metadata.name, `${ATTACHMENT.plural}.${ATTACHMENT.group}`);
+  assert.equal(crd.spec.group, ATTACHMENT.group);
+  assert.equal(crd.spec.scope, "Cluster");
+  assert.equal(crd.spec.names.kind, ATTACHMENT.kind);
+  assert.equal(crd.spec.names.plural, ATTACHMENT.plural);
+  assert.deepEqual(crd.spec.names.shortNames, [ATTACHMENT.shortName]);
+  const [v] = crd.spec.versions;
+  assert.equal(crd.spec.versions.length, 1);
+  assert.deepEqual([v.name, v.served, v.storage], [ATTACHMENT.version, true, true]);
+  const spec = v.schema.openAPIV3Schema.properties.spec;
+  const fields = [
+    "nodeName",
+    "persistentVolumeName",
+    "volumeID",
+    "mountOptions",
+    "workloadFSGroup",
+    "authenticationSource",
+    "mountpointS3PodAttachments",
+  ];
+  assert.deepEqual(Object.keys(spec.properties).sort(), [...fields].sort());
+  assert.deepEqual([...spec.required].sort(), [...fields].sort());
+  for (const f of fields.slice(0, -1)) assert.equal(spec.properties[f].type, "string", f);
+  const pods = spec.properties.mountpointS3PodAttachments;
+  assert.equal(pods.type, "object");
+  const entry = pods.additionalProperties;
+  assert.equal(entry.type, "array");
+  assert.deepEqual(Object.keys(entry.items.properties).sort(), [
+    "attachmentTime",
+    "workloadPodUID",
+  ]);
+  // Structural: every node of the schema has a type.
+  const untyped: string[] = [];
+  const walk = (s: Obj, path: string) => {
+    if (!s.type) untyped.push(path);
+    for (const [k, p] of Object.entries(s.properties ?? {})) walk(p as Obj, `${path}.${k}`);
+    if (s.items) walk(s.items, `${path}[]`);
+    if (typeof s.additionalProperties === "object") walk(s.additionalProperties, `${path}{}`);
+  };
+  walk(v.schema.openAPIV3Schema, "");
+  assert.deepEqual(untyped, []);
+  const columns = Object.fromEntries(
+    v.additionalPrinterColumns.map((c: Obj) => [c.jsonPath, c.name]),
+  );
+  assert.equal(columns[".spec.nodeName"], "Node");
+  assert.equal(columns[".spec.persistentVolumeName"], "PV");
+  assert.equal(columns[".spec.volumeID"], "Volume");
+  assert.equal(columns[".metadata.creationTimestamp"], "Age");
+});
+
+Deno.test("manifests: the Mountpoint Pods' namespace enforces the restricted Pod Security profile", () => {
+  const ns = one(base, "Namespace", MOUNTPOINT_NAMESPACE);
+  for (const mode of ["enforce", "warn", "audit"]) {
+    assert.equal(ns.metadata.labels[`pod-security.kubernetes.io/${mode}`], "restricted", mode);
+  }
+});
+
+Deno.test("manifests: the Mountpoint Pod the reconciler makes passes the restricted profile", () => {
+  const reconciler = container(one(base, "Deployment", "s3csi-controller"), "reconciler");
+  const priorityClass = flagValue(reconciler.args, "--priority-class");
+  one(base, "PriorityClass", priorityClass);
+  const pod = mountpointPod(
+    { name: "mp-1", nodeName: "n1", nodeLabel: "n1", volumeLabel: "v" },
+    {
+      spec: {
+        csi: { driver: DRIVER_NAME, volumeHandle: "v", volumeAttributes: { cache: "emptyDir" } },
+      },
+    },
+    {
+      image: IMAGE,
+      priorityClassName: priorityClass!,
+      version: "0.1.0",
+      resources: DEFAULT_RESOURCES,
+    },
+  );
+  // The pod parses into the typed models without losing a field.
+  const typed = loadAllYaml(dumpYaml(pod))[0];
+  assert.deepEqual(JSON.parse(JSON.stringify(typed)), JSON.parse(JSON.stringify(pod)));
+  assert.equal(pod.metadata?.namespace, MOUNTPOINT_NAMESPACE);
+  assert.equal(pod.metadata?.labels?.[LABEL_COMPONENT], COMPONENT_MOUNTPOINT);
+  const spec = pod.spec!;
+  // The checks of the restricted profile (Kubernetes' Pod Security Standards).
+  assert.ok(!spec.hostNetwork && !spec.hostPID && !spec.hostIPC);
+  for (const v of spec.volumes ?? []) assert.ok(v.emptyDir, `volume ${v.name} is an emptyDir`);
+  assert.equal(spec.securityContext?.runAsNonRoot, true);
+  assert.notEqual(spec.securityContext?.runAsUser, 0);
+  assert.equal(spec.securityContext?.seccompProfile?.type, "RuntimeDefault");
+  for (const c of spec.containers) {
+    const sc = c.securityContext!;
+    assert.equal(sc.privileged ?? false, false);
+    assert.equal(sc.allowPrivilegeEscalation, false);
+    assert.deepEqual(sc.capabilities?.drop, ["ALL"]);
+    assert.equal(sc.capabilities?.add, undefined);
+    assert.ok(!c.ports?.some((p) => p.hostPort), "no host ports");
+    assert.equal(c.image, IMAGE);
+  }
+});
+
+Deno.test("manifests: the reconciler's RBAC is what it uses, and pods only in mount-s3", () => {
+  const sa = one(base, "Deployment", "s3csi-controller").spec.template.spec.serviceAccountName;
+  const binding = one(base, "ClusterRoleBinding", "s3csi-reconciler");
+  assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: sa, namespace: NAMESPACE }]);
+  const cluster = one(base, "ClusterRole", binding.roleRef.name).rules;
+  for (const r of ["pods", "persistentvolumeclaims", "persistentvolumes", "nodes"]) {
+    for (const verb of ["get", "list", "watch"]) {
+      assert.ok(allows(cluster, "", r, verb), `${verb} ${r}`);
+    }
+    for (const verb of ["create", "update", "patch", "delete"]) {
+      assert.ok(!allows(cluster, "", r, verb), `no cluster-wide ${verb} ${r}`);
+    }
+  }
+  for (const verb of ["get", "list", "watch", "create", "update", "delete"]) {
+    assert.ok(allows(cluster, ATTACHMENT.group, ATTACHMENT.plural, verb), `${verb} s3pa`);
+  }
+  assert.ok(!cluster.some((r: Obj) => r.verbs.includes("*") || r.resources.includes("*")));
+  const rb = one(base, "RoleBinding", "s3csi-reconciler-mountpoint-pods");
+  assert.equal(rb.metadata.namespace, MOUNTPOINT_NAMESPACE);
+  assert.deepEqual(rb.subjects, [{ kind: "ServiceAccount", name: sa, namespace: NAMESPACE }]);
+  const pods = one(base, "Role", rb.roleRef.name);
+  assert.equal(pods.metadata.namespace, MOUNTPOINT_NAMESPACE);
+  assert.deepEqual([...pods.rules[0].verbs].sort(), ["create", "delete"]);
+  assert.deepEqual(pods.rules[0].resources, ["pods"]);
+  const leases = one(base, "Role", "s3csi-provisioner-leader-election");
+  for (const verb of ["get", "create", "update"]) {
+    assert.ok(allows(leases.rules, "coordination.k8s.io", "leases", verb), `${verb} leases`);
   }
 });

@@ -1,0 +1,197 @@
+/**
+ * The reconciler's pure core: from what should be (the active workloads on
+ * one node that use one volume) and what is (that node's attachments and
+ * Mountpoint Pods for the volume), the writes that bring the second to the
+ * first. Level-triggered: it reads only state, never the event that led
+ * here, so running it again on the result asks for nothing.
+ *
+ * Rules, for each sharing key:
+ * - The attachment lists, per Mountpoint Pod name, the UIDs of the active
+ *   workloads it serves; finished (Succeeded, Failed) or deleted workloads
+ *   are dropped. An attachment left empty is deleted.
+ * - A new workload joins a listed pod made by this driver version (or one
+ *   listed but not created yet, which will be); else a new pod name is
+ *   listed. Workloads of an older version's pod stay on it until they go.
+ * - The attachment is the record: it is written before the pods it names
+ *   are created, so a pod never exists unlisted except as garbage. A listed
+ *   pod that does not exist is created; one that ended (Succeeded, Failed)
+ *   is deleted, to be created again while it still has workloads.
+ * - A Mountpoint Pod no attachment lists (its last workload went) is
+ *   deleted: by then the node's unpublish has unmounted the source, which
+ *   ended the pod's session.
+ * - When the node is gone, its attachments and Mountpoint Pods are deleted.
+ *
+ * Writes are ordered so that a failure part-way leaves a state the next run
+ * continues from: attachment writes, then pod creations, pod deletions,
+ * attachment deletions.
+ *
+ * @module
+ */
+import type { V1PersistentVolume, V1Pod } from "@kubernetes/client-node";
+import {
+  type Attachment,
+  newAttachment,
+  podEntries,
+  type WorkloadAttachment,
+} from "../kube/mod.ts";
+import { LABEL_NODE, LABEL_VERSION, LABEL_VOLUME } from "../podmount/contract.ts";
+import { keyOfAttachment, keyText, type SharingKey } from "./sharing_key.ts";
+
+/** One active workload's use of the volume. */
+export interface Workload {
+  uid: string;
+  key: SharingKey;
+  pv: V1PersistentVolume;
+}
+
+export interface KeyState {
+  nodeName: string;
+  nodeExists: boolean;
+  nodeLabel: string;
+  volumeLabel: string;
+  workloads: Workload[];
+  attachments: Attachment[];
+  mountpointPods: V1Pod[];
+  version: string;
+  now: Date;
+}
+
+export interface PlanContext {
+  /** The attachment name of a key (deterministic: one attachment per key). */
+  attachmentName(key: SharingKey): string;
+  /** A fresh Mountpoint Pod name for a key. */
+  newPodName(key: SharingKey): string;
+  /** The Mountpoint Pod to create under `name` for a workload of the key. */
+  podFor(name: string, workload: Workload): V1Pod;
+}
+
+export type Action =
+  | { type: "createAttachment"; attachment: Attachment }
+  | { type: "updateAttachment"; attachment: Attachment }
+  | { type: "createPod"; pod: V1Pod }
+  | { type: "deletePod"; name: string; uid: string }
+  | { type: "deleteAttachment"; name: string; uid: string };
+
+const ORDER: Action["type"][] = [
+  "createAttachment",
+  "updateAttachment",
+  "createPod",
+  "deletePod",
+  "deleteAttachment",
+];
+
+function terminating(o: { metadata?: { deletionTimestamp?: unknown } }): boolean {
+  return Boolean(o.metadata?.deletionTimestamp);
+}
+
+function ended(p: V1Pod): boolean {
+  return p.status?.phase === "Succeeded" || p.status?.phase === "Failed";
+}
+
+type PodMap = Record<string, WorkloadAttachment[]>;
+
+function sameMap(a: PodMap, b: PodMap): boolean {
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  if (ka.join("\n") !== kb.join("\n")) return false;
+  return ka.every((k) =>
+    a[k].map((w) => w.workloadPodUID).join(",") === b[k].map((w) => w.workloadPodUID).join(",")
+  );
+}
+
+export function plan(s: KeyState, ctx: PlanContext): Action[] {
+  const actions: Action[] = [];
+  const deletePod = (p: V1Pod) => {
+    if (!terminating(p)) {
+      actions.push({ type: "deletePod", name: p.metadata!.name!, uid: p.metadata!.uid ?? "" });
+    }
+  };
+  if (!s.nodeExists) {
+    s.mountpointPods.forEach(deletePod);
+    for (const a of s.attachments) {
+      actions.push({ type: "deleteAttachment", name: a.metadata.name, uid: a.metadata.uid ?? "" });
+    }
+    return actions;
+  }
+
+  const byKey = new Map<string, { key: SharingKey; workloads: Workload[]; att?: Attachment }>();
+  const entry = (key: SharingKey) => {
+    const text = keyText(key);
+    let e = byKey.get(text);
+    if (!e) byKey.set(text, e = { key, workloads: [] });
+    return e;
+  };
+  for (const w of s.workloads) entry(w.key).workloads.push(w);
+  for (const a of s.attachments) {
+    const e = entry(keyOfAttachment(a.spec));
+    // One attachment per key: its name is the key's. Another is garbage of an older naming.
+    if (a.metadata.name === ctx.attachmentName(e.key)) e.att = a;
+    else {actions.push({
+        type: "deleteAttachment",
+        name: a.metadata.name,
+        uid: a.metadata.uid ?? "",
+      });}
+  }
+
+  const pods = new Map(s.mountpointPods.map((p) => [p.metadata!.name!, p]));
+  const reusable = (name: string) => {
+    const p = pods.get(name);
+    return !p || (p.metadata?.labels?.[LABEL_VERSION] === s.version && !terminating(p));
+  };
+  const listed = new Set<string>();
+
+  for (const { key, workloads, att } of byKey.values()) {
+    const wanted = new Map(workloads.map((w) => [w.uid, w]));
+    const placed = new Set<string>();
+    const map: PodMap = {};
+    for (const [podName, ws] of att ? podEntries(att) : []) {
+      const kept = ws.filter((w) => wanted.has(w.workloadPodUID) && !placed.has(w.workloadPodUID));
+      kept.forEach((w) => placed.add(w.workloadPodUID));
+      if (kept.length > 0) map[podName] = kept;
+    }
+    const newcomers = workloads.filter((w) => !placed.has(w.uid));
+    if (newcomers.length > 0) {
+      const target = Object.keys(map).find(reusable) ?? ctx.newPodName(key);
+      const time = s.now.toISOString();
+      map[target] = [
+        ...(map[target] ?? []),
+        ...newcomers.map((w) => ({ workloadPodUID: w.uid, attachmentTime: time })),
+      ];
+    }
+
+    const names = Object.keys(map);
+    if (names.length === 0) {
+      if (att) {
+        actions.push({
+          type: "deleteAttachment",
+          name: att.metadata.name,
+          uid: att.metadata.uid ?? "",
+        });
+      }
+      continue;
+    }
+    if (!att) {
+      const labels = { [LABEL_NODE]: s.nodeLabel, [LABEL_VOLUME]: s.volumeLabel };
+      const spec = { ...key, mountpointS3PodAttachments: map };
+      actions.push({
+        type: "createAttachment",
+        attachment: newAttachment(ctx.attachmentName(key), labels, spec),
+      });
+    } else if (!sameMap(att.spec.mountpointS3PodAttachments ?? {}, map)) {
+      const attachment = { ...att, spec: { ...att.spec, mountpointS3PodAttachments: map } };
+      actions.push({ type: "updateAttachment", attachment });
+    }
+    for (const name of names) {
+      listed.add(name);
+      const p = pods.get(name);
+      if (!p) {
+        actions.push({
+          type: "createPod",
+          pod: ctx.podFor(name, wanted.get(map[name][0].workloadPodUID)!),
+        });
+      } else if (ended(p)) deletePod(p);
+    }
+  }
+  for (const p of s.mountpointPods) if (!listed.has(p.metadata!.name!)) deletePod(p);
+  return actions.sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
+}
