@@ -125,16 +125,25 @@ export interface KubeApi {
 }
 
 /** The domain error for an API answer with HTTP `status` (`reason` is the Status object's). */
-export function apiError(status: number, message: string, reason?: string): S3csiError {
+export function apiError(
+  status: number,
+  message: string,
+  reason?: string,
+  options?: ErrorOptions,
+): S3csiError {
   const text = `Kubernetes API: ${message}`;
-  if (status === 404) return new NotFoundError(text);
+  if (status === 404) return new NotFoundError(text, options);
   if (status === 409) {
-    return reason === "AlreadyExists" ? new AlreadyExistsError(text) : new AbortedError(text);
+    return reason === "AlreadyExists"
+      ? new AlreadyExistsError(text, options)
+      : new AbortedError(text, options);
   }
-  if (status === 401 || status === 403) return new PermissionDeniedError(text);
-  if (status === 400 || status === 422) return new InvalidArgumentError("object", text);
-  if (status === 410 || status === 429 || status >= 500) return new UnavailableError(text);
-  return new InternalError(text);
+  if (status === 401 || status === 403) return new PermissionDeniedError(text, options);
+  if (status === 400 || status === 422) return new InvalidArgumentError("object", text, options);
+  if (status === 410 || status === 429 || status >= 500) {
+    return new UnavailableError(text, options);
+  }
+  return new InternalError(text, options);
 }
 
 /** True for the answers that mean "the state moved on: look again" (409 of either kind). */

@@ -35,17 +35,15 @@ import { AGENT_NOT_READY_TAINT } from "../podmount/contract.ts";
 import {
   AbortedError,
   errorMessage,
-  InternalError,
-  NotFoundError,
-  PermissionDeniedError,
   S3csiError,
   UnavailableError,
 } from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
+import { apiError } from "./api.ts";
+import { findKubeConfig } from "./config.ts";
 
 const log = rootLog.with({ component: "node-taint" });
 
-const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /** A call that has not answered in this time counts as a network failure. */
 const CALL_TIMEOUT_MS = 15_000;
 
@@ -60,24 +58,19 @@ export type JsonPatchOp =
   | { op: "replace"; path: string; value: unknown };
 
 /**
- * The domain error of a failed API call, from its HTTP status (undefined
- * for a network failure): a conflict or failed patch test is `aborted`
- * (read again), denial `permission_denied`, a missing Node `not_found`,
- * another refused request `internal`, the rest (network, 429, 5xx)
- * `unavailable`.
+ * The domain error of a failed call: the API's one mapping (`apiError`),
+ * except that 422 here is the patch's `test` operation failing (the Node
+ * changed since it was read: `aborted`, read again), and no status at all
+ * is a network failure (`unavailable`).
  */
 export function kubeError(
   message: string,
   status: number | undefined,
   options?: ErrorOptions,
 ): S3csiError {
-  if (status === 409 || status === 422) return new AbortedError(message, options);
-  if (status === 401 || status === 403) return new PermissionDeniedError(message, options);
-  if (status === 404) return new NotFoundError(message, options);
-  if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
-    return new InternalError(message, options);
-  }
-  return new UnavailableError(message, options);
+  if (status === undefined) return new UnavailableError(message, options);
+  if (status === 422) return new AbortedError(message, options);
+  return apiError(status, message, undefined, options);
 }
 
 /** Get and JSON-patch one Node; failures are the domain errors of `kubeError`. */
@@ -171,29 +164,6 @@ export async function removeStartupTaint(
 }
 
 /**
- * The cluster this process may talk to: the kubeconfig named by
- * `KUBECONFIG`, else the pod's service account; undefined when neither is
- * there (not in Kubernetes, or no token mounted). Throws when a kubeconfig
- * is named but cannot be read.
- */
-export function kubeConfigFromEnv(): KubeConfig | undefined {
-  const kc = new KubeConfig();
-  const file = Deno.env.get("KUBECONFIG");
-  if (file) {
-    kc.loadFromFile(file);
-    return kc;
-  }
-  if (!Deno.env.get("KUBERNETES_SERVICE_HOST")) return undefined;
-  try {
-    Deno.statSync(SERVICE_ACCOUNT_TOKEN);
-  } catch {
-    return undefined;
-  }
-  kc.loadFromCluster();
-  return kc;
-}
-
-/**
  * Removes the startup taint through the API this process can reach; outside
  * Kubernetes, or with a kubeconfig that cannot be read, only warns.
  */
@@ -203,7 +173,7 @@ export async function removeStartupTaintFromEnv(
 ): Promise<RemoveOutcome> {
   let kc: KubeConfig | undefined;
   try {
-    kc = kubeConfigFromEnv();
+    kc = findKubeConfig();
   } catch (err) {
     log.warn("cannot load the kubeconfig: startup taint left", { error: errorMessage(err) });
     return "gave-up";

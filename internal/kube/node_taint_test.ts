@@ -143,7 +143,7 @@ Deno.test("node taint: network failures back off, doubling, then succeed", async
 
 Deno.test("node taint: denied access, a missing Node or a refused request give up at once", async () => {
   const kinds: Record<number, string> = {
-    400: "internal",
+    400: "invalid_argument",
     401: "permission_denied",
     403: "permission_denied",
     404: "not_found",
