@@ -33,6 +33,14 @@ export interface MountSpec {
   stateDir: string;
   /** A stable identifier of this mount (sharing key digest). */
   mountId: string;
+  /**
+   * The UID of the workload pod being published (volume context
+   * `csi.storage.k8s.io/pod.uid`, given with `podInfoOnMount`): the `pod`
+   * Mounter finds the Mountpoint Pod serving it by this UID.
+   */
+  workloadPodUid?: string;
+  /** The pod's fsGroup (CSI `volume_mount_group`), already applied to `options`. */
+  fsGroup?: string;
 }
 
 export interface Mounter {
