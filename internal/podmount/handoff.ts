@@ -9,24 +9,9 @@
  * process (requests wait in the kernel for the next server instead of the
  * mount going ENOTCONN; see shared/reference/measured-here.md).
  *
- * The comm directory is reached through a directory fd
- * (`/proc/self/fd/N/mount.sock`): a Unix socket path is limited to 107
- * bytes, and `<kubelet>/pods/<uid>/volumes/kubernetes.io~empty-dir/comm/
- * mount.sock` is already 106 with the default kubelet directory.
- *
  * @module
  */
-import {
-  close,
-  connectUnix,
-  E,
-  ioctl,
-  O_CLOEXEC,
-  O_RDONLY,
-  O_RDWR,
-  open,
-  SysError,
-} from "../sys/libc.ts";
+import { close, connectUnix, E, ioctl, O_CLOEXEC, O_RDWR, open, SysError } from "../sys/libc.ts";
 import {
   ERROR_FILE,
   type MountReply,
@@ -34,12 +19,10 @@ import {
   parseMountReply,
   SOCKET_NAME,
 } from "./contract.ts";
-import { receiveLine, sendLine, WireTimeout } from "./wire.ts";
+import { receiveLine, sendLine, viaDirFd, WireTimeout } from "./wire.ts";
 
 /** ioctl(2) request: _IOR(229, 0, uint32_t); the argument points to the fd to clone. */
 export const FUSE_DEV_IOC_CLONE = 0x8004e500;
-const O_DIRECTORY = 0o200000;
-const O_PATH = 0o10000000;
 const RETRY_MS = 200;
 
 /** A new /dev/fuse fd (close-on-exec) attached to the same connection as `fd`. */
@@ -70,13 +53,8 @@ function notYet(err: unknown): boolean {
 async function connectOnce(commDir: string): Promise<MountpointConnection> {
   // The owner first: the Mountpoint Pod removes its socket once it has accepted us.
   const st = await Deno.stat(`${commDir}/${SOCKET_NAME}`);
-  const dir = open(commDir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_RDONLY);
-  try {
-    const sock = connectUnix(`/proc/self/fd/${dir}/${SOCKET_NAME}`);
-    return { sock, owner: { uid: st.uid ?? 0, gid: st.gid ?? 0 } };
-  } finally {
-    close(dir);
-  }
+  const sock = viaDirFd(commDir, (dir) => connectUnix(`${dir}/${SOCKET_NAME}`));
+  return { sock, owner: { uid: st.uid ?? 0, gid: st.gid ?? 0 } };
 }
 
 /**

@@ -48,7 +48,7 @@ import {
   READY_FILE,
   SOURCE_OWNER,
 } from "./contract.ts";
-import { acceptOne, receiveLine, sendLine } from "./wire.ts";
+import { acceptOne, receiveLine, sendLine, viaDirFd } from "./wire.ts";
 
 const log = rootLog.with({ component: "mountpoint-pod" });
 
@@ -108,7 +108,8 @@ export async function serveFromSocket(opts: ServerOptions): Promise<number> {
   // A restarted container finds its previous run's files in the same emptyDir.
   for (const f of [READY_FILE, ERROR_FILE]) await removeIfPresent(`${commDir}/${f}`);
   await removeIfPresent(opts.socketPath);
-  const listener = listenUnix(opts.socketPath);
+  const name = opts.socketPath.slice(opts.socketPath.lastIndexOf("/") + 1);
+  const listener = viaDirFd(commDir, (dir) => listenUnix(`${dir}/${name}`));
   slog.info("waiting for the node", { uid: Deno.uid() });
   let conn: number;
   try {
