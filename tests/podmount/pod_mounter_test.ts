@@ -7,7 +7,10 @@ import assert from "node:assert/strict";
 import { findMount } from "../../internal/fuse/mount.ts";
 import { toGrpcError } from "../../internal/csi/grpc_status.ts";
 import { status as Status } from "@grpc/grpc-js";
-import { ERROR_FILE, READY_FILE } from "../../internal/podmount/contract.ts";
+import { ERROR_FILE, parseMountReply, READY_FILE } from "../../internal/podmount/contract.ts";
+import { connectMountpoint } from "../../internal/podmount/handoff.ts";
+import { receiveLine, sendLine } from "../../internal/podmount/wire.ts";
+import { close, O_RDONLY, open } from "../../internal/sys/libc.ts";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { minioClientConfig, type MinioServer, startMinio, withTimeout } from "../support/mod.ts";
 import { fuseMountsUnder, POD_UID, withWorld } from "./harness.ts";
@@ -194,11 +197,45 @@ Deno.test("a Mountpoint Pod killed while the node holds the keeper fd leaves a w
         return ended || /fuse|request_wait_answer/.test(wchan);
       });
       if (ended) assert.fail(`the stat did not wait: ${dec.decode((await result).stderr)}`);
-      // The unmount aborts the connection: the waiting stat ends and nothing is left mounted.
-      await w.mounter.unmount(spec.sourceDir, spec.stateDir);
-      const r = await withTimeout(result, 10_000, "the waiting stat ends after the unmount");
+      // Until live recovery hands the keeper's clone to a new server, the next publish drops the
+      // waiting connection (the stat then fails once) and mounts again with the new Mountpoint Pod.
+      const next = await w.startPod();
+      await w.mounter.ensureMounted(spec);
+      const r = await withTimeout(result, 10_000, "the waiting stat ends");
       assert.notEqual(r.code, 0);
+      assert.equal((await catFile(`${spec.sourceDir}/a.txt`)).out, "a", "served by the new pod");
+      assert.equal((await fuseMountsUnder(w.kubelet)).length, 1, "one mount, the new one");
+      await w.mounter.unmount(spec.sourceDir, spec.stateDir);
+      assert.equal(await withTimeout(next.status, 30_000, "new Mountpoint Pod exit"), 0);
       assert.deepEqual(await fuseMountsUnder(w.kubelet), []);
+    });
+  });
+});
+
+Deno.test("a Mountpoint Pod refuses a request of a version it does not speak, in its error file and reply", async () => {
+  await withMinio(async (minio) => {
+    await withWorld(minio, async (w) => {
+      const pod = await w.startPod();
+      const { sock } = await connectMountpoint(pod.commDir, Date.now() + 30_000);
+      const devNull = open("/dev/null", O_RDONLY);
+      try {
+        const request = { version: 2, bucket: "b", args: [], authenticationSource: "driver" };
+        await sendLine(sock, request, Date.now() + 5_000, devNull);
+        const { line } = await receiveLine(sock, Date.now() + 30_000, "the reply");
+        const reply = parseMountReply(line);
+        assert.deepEqual(reply, {
+          ok: false,
+          error: "Unsupported mount request version 2: this Mountpoint Pod speaks version 1",
+        });
+        assert.equal(
+          (await Deno.readTextFile(`${pod.commDir}/${ERROR_FILE}`)).trim(),
+          reply.ok ? "" : reply.error,
+        );
+        assert.equal(await withTimeout(pod.status, 30_000, "Mountpoint Pod exit"), 1);
+      } finally {
+        close(devNull);
+        close(sock);
+      }
     });
   });
 });
