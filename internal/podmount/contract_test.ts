@@ -1,0 +1,64 @@
+import assert from "node:assert/strict";
+import {
+  hostCommDir,
+  MOUNT_REQUEST_VERSION,
+  parseMountReply,
+  parseMountRequest,
+  ProtocolError,
+  volumeLabelValue,
+} from "./contract.ts";
+
+const good = {
+  version: MOUNT_REQUEST_VERSION,
+  bucket: "b",
+  args: ["--read-only"],
+  authenticationSource: "secret",
+};
+
+Deno.test("parseMountRequest() keeps exactly the contract's fields of a valid request", () => {
+  assert.deepEqual(parseMountRequest(JSON.stringify({ ...good, extra: 1 })), good);
+});
+
+Deno.test("parseMountRequest() refuses what is not a request, naming the part at fault", () => {
+  const cases: [unknown, RegExp][] = [
+    [{ ...good, version: 2 }, /^Unsupported mount request version 2: .* speaks version 1$/],
+    [{ ...good, version: "1" }, /version "1"/],
+    [{ ...good, bucket: "" }, /no bucket/],
+    [{ ...good, args: ["a", 1] }, /args is not a list of strings/],
+    [{ ...good, authenticationSource: "pod" }, /authenticationSource "pod"/],
+    [[good], /not a JSON object/],
+  ];
+  for (const [value, pattern] of cases) {
+    assert.throws(
+      () => parseMountRequest(JSON.stringify(value)),
+      (e: unknown) => e instanceof ProtocolError && pattern.test(e.message),
+      JSON.stringify(value),
+    );
+  }
+  assert.throws(() => parseMountRequest("{"), /not JSON/);
+});
+
+Deno.test("parseMountReply() accepts ok and errors, nothing else", () => {
+  assert.deepEqual(parseMountReply('{"ok":true}'), { ok: true });
+  assert.deepEqual(parseMountReply('{"ok":false,"error":"Bucket \\"x\\" does not exist"}'), {
+    ok: false,
+    error: 'Bucket "x" does not exist',
+  });
+  assert.throws(() => parseMountReply('{"ok":false}'), ProtocolError);
+  assert.throws(() => parseMountReply('{"ok":"yes"}'), ProtocolError);
+});
+
+Deno.test("volumeLabelValue() is a valid label value, stable and distinct per volume ID", async () => {
+  const long = "x".repeat(300);
+  const a = await volumeLabelValue(long);
+  assert.match(a, /^[0-9a-f]{63}$/);
+  assert.equal(await volumeLabelValue(long), a);
+  assert.notEqual(await volumeLabelValue(`${long}y`), a);
+});
+
+Deno.test("hostCommDir() is the comm emptyDir of the pod under the kubelet's pod directory", () => {
+  assert.equal(
+    hostCommDir("/var/lib/kubelet", "u-1"),
+    "/var/lib/kubelet/pods/u-1/volumes/kubernetes.io~empty-dir/comm",
+  );
+});
