@@ -70,11 +70,11 @@ async function podRuntime(base: string): Promise<{ deno: string; denoDir: string
   return { deno, denoDir };
 }
 
-async function spawnPod(
+function spawnPod(
   commDir: string,
   runtime: { deno: string; denoDir: string },
   env: Record<string, string>,
-): Promise<{ child: Deno.ChildProcess; output: () => string; status: Promise<number> }> {
+): { child: Deno.ChildProcess; output: () => string; status: Promise<number> } {
   const denoArgs = ["run", "-A", "--node-modules-dir=manual", MAIN, "mount", "--from-socket"];
   const socket = `${commDir}/${SOCKET_NAME}`;
   const [exe, args] = isRoot
@@ -172,7 +172,7 @@ export async function withWorld(
       const commDir = hostCommDir(kubelet, uid);
       await Deno.mkdir(commDir, { recursive: true, mode: 0o755 });
       if (isRoot) await Deno.chown(commDir, POD_UID, POD_UID);
-      const { child, output, status } = await spawnPod(commDir, runtime, env);
+      const { child, output, status } = spawnPod(commDir, runtime, env);
       const pod: MountpointPod = {
         name,
         uid,
