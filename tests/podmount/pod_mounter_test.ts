@@ -239,3 +239,17 @@ Deno.test("a Mountpoint Pod refuses a request of a version it does not speak, in
     });
   });
 });
+
+Deno.test("driver credentials the node holds reach a Mountpoint Pod that has none of its own", async () => {
+  await withMinio(async (minio, s3) => {
+    await s3.createBucket("drv-bucket");
+    await s3.putObject("drv-bucket", "d.txt", enc.encode("driver"));
+    await withWorld(minio, async (w) => {
+      await w.startPod();
+      const spec = w.spec({ bucket: "drv-bucket", authenticationSource: "driver" });
+      await w.mounter.ensureMounted(spec);
+      assert.equal((await catFile(`${spec.sourceDir}/d.txt`)).out, "driver");
+      await w.mounter.unmount(spec.sourceDir, spec.stateDir);
+    });
+  });
+});
