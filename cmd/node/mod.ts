@@ -110,6 +110,7 @@ export async function main(args: string[]): Promise<number> {
   log.info("node started", {
     nodeId,
     kubeletPath: str(values, "kubelet-path"),
+    mounter: str(values, "mounter"),
     controller: withController,
   });
   const signal = await done;
