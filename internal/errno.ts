@@ -35,5 +35,6 @@ export const Errno = {
   ECONNABORTED: 103,
   ENOTCONN: 107,
   ETIMEDOUT: 110,
+  ECONNREFUSED: 111,
   ESTALE: 116,
 } as const;

@@ -2,27 +2,40 @@
  * `s3csi mount <bucket> <mountpoint|/dev/fd/N> [options]`: the FUSE file
  * system over S3, also for local debugging. Its options are the table in
  * internal/mount/options.ts (names follow mount-s3's).
+ *
+ * `s3csi mount --from-socket <path>`: the program of a Mountpoint Pod; the
+ * bucket, the options and the mounted /dev/fuse fd arrive over the socket
+ * (internal/podmount/server.ts), and only the logging flags apply.
+ *
  * Wiring only: flags → MountConfig → internal/mount.
  *
  * @module
  */
-import { logLevel, parseFlags, s3Connection, usage, UsageError } from "../../internal/cli/mod.ts";
-import { MIB } from "../../internal/fs/mod.ts";
-import { MOUNT_OPTIONS, mountFlags } from "../../internal/mount/options.ts";
+import { logLevel, usage, UsageError } from "../../internal/cli/mod.ts";
+import { mountConfig, parseMountArgs } from "../../internal/mount/config.ts";
+import { MOUNT_OPTIONS } from "../../internal/mount/options.ts";
 import { daemonize, runMount } from "../../internal/mount/run.ts";
+import { serveFromSocket } from "../../internal/podmount/server.ts";
 
 export const summary = "Mount an S3 bucket as a FUSE file system";
 
-const SYNOPSIS = "s3csi mount <bucket> <mountpoint|/dev/fd/N> [options]";
+const SYNOPSIS = "s3csi mount <bucket> <mountpoint|/dev/fd/N> [options]\n" +
+  "       s3csi mount --from-socket <path>";
 
 export async function main(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags(args, MOUNT_OPTIONS, true);
-  const o = mountFlags(values, (name, why) => {
-    throw new UsageError(`Invalid --${name}: ${why}`);
-  });
+  const parsed = parseMountArgs(args);
+  const { flags: o, positionals, values } = parsed;
   if (o.help) {
     console.log(usage(SYNOPSIS, MOUNT_OPTIONS));
     return 0;
+  }
+  if (o.fromSocket !== undefined) {
+    if (positionals.length !== 0) {
+      throw new UsageError(
+        "--from-socket takes no bucket or mount point: they come over the socket",
+      );
+    }
+    return await serveFromSocket({ socketPath: o.fromSocket, logLevel: logLevel(values) });
   }
   if (positionals.length !== 2) {
     throw new UsageError(
@@ -30,44 +43,10 @@ export async function main(args: string[]): Promise<number> {
     );
   }
   const [bucket, mountPoint] = positionals;
-  const fs = {
-    prefix: o.prefix ?? "",
-    allowDelete: o.allowDelete,
-    allowOverwrite: o.allowOverwrite,
-    readOnly: o.readOnly,
-    uid: o.uid ?? Deno.uid() ?? 0,
-    gid: o.gid ?? Deno.gid() ?? 0,
-    fileMode: o.fileMode!,
-    dirMode: o.dirMode!,
-    metadataTtl: o.metadataTtl!,
-    readPartSize: o.readPartSize!,
-    writePartSize: o.writePartSize!,
-    maxMemory: o.maxMemory! * MIB,
-    ...(o.storageClass ? { storageClass: o.storageClass } : {}),
-    ...(o.sse ? { sse: o.sse } : {}),
-    ...(o.sseKmsKeyId ? { sseKmsKeyId: o.sseKmsKeyId } : {}),
-    ...(o.cache ? { cacheDir: o.cache } : {}),
-    ...(o.maxCacheSize !== undefined ? { maxCacheSize: o.maxCacheSize * MIB } : {}),
-  };
-  const maxInFlight = o.maxThreads!;
-  // Path-style unless asked otherwise when the endpoint is not AWS: S3-compatible stores need it.
-  const s3 = s3Connection(values, o.endpointUrl !== undefined);
-  if (!o.foreground) return await daemonize(args);
-  return await runMount({
-    bucket,
-    mountPoint,
-    fs,
-    s3: {
-      ...s3,
-      maxConnections: Math.max(16, maxInFlight),
-      ...(o.userAgentPrefix ? { userAgentPrefix: o.userAgentPrefix } : {}),
-    },
-    allowOther: o.allowOther,
-    allowRoot: o.allowRoot,
-    ownerUid: Deno.uid() ?? 0,
-    ownerGid: Deno.gid() ?? 0,
-    logLevel: logLevel(values),
-    maxInFlight,
-    ...(o.logFile ? { logFile: o.logFile } : {}),
+  const cfg = mountConfig(parsed, bucket, mountPoint, {
+    uid: Deno.uid() ?? 0,
+    gid: Deno.gid() ?? 0,
   });
+  if (!o.foreground) return await daemonize(args);
+  return await runMount(cfg);
 }

@@ -33,7 +33,9 @@ import { socketPath } from "../../internal/csi/server.ts";
 import { removeStartupTaintFromEnv } from "../../internal/kube/node_taint.ts";
 import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { log, setLevel } from "../../internal/log/mod.ts";
+import { PodMounter } from "../../internal/mounter/pod_mounter.ts";
 import { ProcessMounter } from "../../internal/mounter/process_mounter.ts";
+import { kubeAttachmentLookup } from "../../internal/podmount/attachment_lookup.ts";
 import { BindTargetOps } from "../../internal/mounter/target_ops.ts";
 import { ClientCache } from "../../internal/s3/client_cache.ts";
 import { DRIVER_NAME } from "../../internal/version.ts";
@@ -55,16 +57,17 @@ const FLAGS: FlagSpecs = {
   },
   mounter: {
     type: "string",
-    kind: oneOf(["process"]),
+    kind: oneOf(["process", "pod"]),
     default: "process",
     env: "S3CSI_MOUNTER",
-    help: "How mounts are served: process",
+    help: "How mounts are served: process (child processes) or pod (Mountpoint Pods)",
   },
   "mount-timeout": {
     type: "string",
     kind: uint({ min: 1, max: 3600 }),
     default: "60",
-    help: "Seconds a mount may take to become ready",
+    help:
+      "Seconds a mount may take to become ready (pod: also to find its Mountpoint Pod and socket)",
   },
   controller: { type: "boolean", help: "Also serve the Controller service on the same socket" },
   "kubelet-registration": {
@@ -156,11 +159,17 @@ export async function main(args: string[]): Promise<number> {
   // Path-style by default, as the controller; --aws-max-attempts, when given, reaches every mount.
   const s3 = s3Connection(values, true);
   const driverCredentials = credentialsFromEnv();
-  const mounter = new ProcessMounter({
-    ...s3,
-    command: selfCommand(),
-    startTimeoutMs: num(values, "mount-timeout")! * 1000,
-  });
+  const timeoutMs = num(values, "mount-timeout")! * 1000;
+  const mounter = str(values, "mounter") === "pod"
+    ? new PodMounter({
+      ...s3,
+      nodeName: nodeId,
+      kubeletPath: str(values, "kubelet-path")!,
+      lookup: await kubeAttachmentLookup(),
+      attachTimeoutMs: timeoutMs,
+      startTimeoutMs: timeoutMs,
+    })
+    : new ProcessMounter({ ...s3, command: selfCommand(), startTimeoutMs: timeoutMs });
   const node = new NodeServer({
     nodeId,
     kubeletPath: str(values, "kubelet-path")!,
@@ -192,6 +201,7 @@ export async function main(args: string[]): Promise<number> {
   log.info("node started", {
     nodeId,
     kubeletPath: str(values, "kubelet-path"),
+    mounter: str(values, "mounter"),
     controller: withController,
   });
   const signal = await done;

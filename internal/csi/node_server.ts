@@ -197,6 +197,8 @@ export class NodeServer {
       mountId,
     };
     if (credentials) spec.credentials = credentials;
+    if (ctx[Ctx.podUid]) spec.workloadPodUid = ctx[Ctx.podUid];
+    if (cap.mount?.volume_mount_group) spec.fsGroup = cap.mount.volume_mount_group;
     return { spec, readOnly };
   }
 

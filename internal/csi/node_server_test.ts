@@ -231,6 +231,22 @@ Deno.test("publish() keeps credential values out of the sharing key; read-only i
   assert.equal(ro.options.readOnly, true);
 });
 
+Deno.test("publish() gives the Mounter the workload pod's UID and fsGroup, outside the sharing key", async () => {
+  const r = req({ ...B, "csi.storage.k8s.io/pod.uid": "pod-uid-1" });
+  r.volume_capability.mount.volume_mount_group = "4321";
+  const a = await specOf(r);
+  assert.equal(a.workloadPodUid, "pod-uid-1");
+  assert.equal(a.fsGroup, "4321");
+  const other = await specOf({
+    ...r,
+    volume_context: { ...B, "csi.storage.k8s.io/pod.uid": "pod-uid-2" },
+  });
+  assert.equal(other.mountId, a.mountId, "two workloads with the same options share a mount");
+  const none = await specOf(req(B));
+  assert.equal(none.workloadPodUid, undefined);
+  assert.equal(none.fsGroup, undefined);
+});
+
 Deno.test("publish() and unpublish() name the field at fault and touch nothing", async () => {
   const { node, k, mounter } = setup();
   const cases: Array<[Promise<unknown>, string]> = [

@@ -32,12 +32,7 @@ import {
   type V1Taint,
 } from "@kubernetes/client-node";
 import { AGENT_NOT_READY_TAINT } from "../podmount/contract.ts";
-import {
-  AbortedError,
-  errorMessage,
-  S3csiError,
-  UnavailableError,
-} from "../errors/mod.ts";
+import { AbortedError, errorMessage, S3csiError, UnavailableError } from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { apiError } from "./api.ts";
 import { findKubeConfig } from "./config.ts";

@@ -110,11 +110,15 @@ export function watchedProfile(path: string, profile: string): () => Promise<Cre
   };
 }
 
-/** Writes a one-profile credentials file atomically with mode 0600. */
+/**
+ * Writes a one-profile credentials file atomically with mode 0600, owned by
+ * `owner` when given (the user a Mountpoint Pod runs as).
+ */
 export async function writeCredentialsFile(
   path: string,
   profile: string,
   c: Credentials,
+  owner?: { uid: number; gid: number },
 ): Promise<void> {
   const lines = [
     `[${profile}]`,
@@ -125,5 +129,6 @@ export async function writeCredentialsFile(
   const tmp = `${path}.tmp-${crypto.randomUUID()}`;
   await Deno.writeTextFile(tmp, lines.join("\n") + "\n", { mode: 0o600 });
   await Deno.chmod(tmp, 0o600);
+  if (owner) await Deno.chown(tmp, owner.uid, owner.gid);
   await Deno.rename(tmp, path);
 }

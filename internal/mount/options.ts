@@ -191,6 +191,13 @@ export const MOUNT_OPTIONS = {
     volume: OK,
   },
   foreground: { type: "boolean", short: "f", help: "Stay in the foreground", volume: PROCESS },
+  "from-socket": {
+    type: "string",
+    kind: TEXT,
+    help:
+      "Mountpoint Pod: serve the mount a node sends over this Unix socket (bucket and options come with it)",
+    volume: PROCESS,
+  },
   debug: { ...COMMON_FLAGS.debug, aliases: ["debug-crt"], volume: OK },
   "log-level": {
     ...COMMON_FLAGS["log-level"],

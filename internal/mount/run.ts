@@ -22,6 +22,7 @@ import {
   checkMount,
   FuseSession,
   mountFuse,
+  type Negotiated,
   serveFd,
   tuneReadahead,
   unmount,
@@ -30,7 +31,7 @@ import { createDataCache, type FsConfig, S3FileSystem } from "../fs/mod.ts";
 import { type Level, log as rootLog, logToFile, setLevel } from "../log/mod.ts";
 import { AwsObjectClient } from "../s3/aws_object_client.ts";
 import { isS3Error, type S3ClientConfig } from "../s3/object_client.ts";
-import { resolveCredentials } from "./credentials.ts";
+import { type CredentialSource, resolveCredentials } from "./credentials.ts";
 import { VERSION } from "../version.ts";
 import { sha256Hex } from "../util/hash.ts";
 import { errorMessage, StartupError } from "../errors/mod.ts";
@@ -127,17 +128,26 @@ async function defaultCacheSize(dir: string): Promise<number> {
   }
 }
 
-/** Runs a mount in the foreground until it is unmounted or signalled. Returns the exit code. */
-export async function runMount(cfg: MountConfig): Promise<number> {
-  setLevel(cfg.logLevel);
-  if (cfg.logFile) logToFile(cfg.logFile);
-  await preflightMountPoint(cfg.mountPoint);
-  let creds;
+/** Where the mount's credentials come from, checked once at start (see credentials.ts). */
+export async function startupCredentials(
+  env: { get(k: string): string | undefined } = Deno.env,
+): Promise<CredentialSource> {
   try {
-    creds = await resolveCredentials();
+    return await resolveCredentials(env);
   } catch (err) {
     throw new StartupError(errorMessage(err), { cause: err });
   }
+}
+
+/**
+ * Everything a session needs before the kernel is involved: the S3 client on
+ * `creds`, the bucket check, the cache and the file system. Nothing is
+ * mounted yet, so a failure here leaves nothing to clean.
+ */
+export async function openFileSystem(
+  cfg: MountConfig,
+  creds: CredentialSource,
+): Promise<S3FileSystem> {
   const s3: S3ClientConfig = {
     ...cfg.s3,
     userAgentPrefix: [cfg.s3.userAgentPrefix, `s3csi-mount/${VERSION}`].filter(Boolean).join(" "),
@@ -169,26 +179,30 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       ),
     })
     : undefined;
-  const fs = new S3FileSystem(client, fsConfig, cache ? { cache } : {});
+  return new S3FileSystem(client, fsConfig, cache ? { cache } : {});
+}
 
-  const handedOver = cfg.mountPoint.startsWith("/dev/fd/");
-  let fd: number;
-  try {
-    fd = handedOver ? await serveFd(cfg.mountPoint) : await mountFuse({
-      target: cfg.mountPoint,
-      fsname: "s3csi",
-      subtype: "s3csi",
-      uid: cfg.ownerUid,
-      gid: cfg.ownerGid,
-      allowOther: cfg.allowOther || cfg.allowRoot,
-      readOnly: fsConfig.readOnly,
-      defaultPermissions: true,
-    });
-  } catch (err) {
-    throw new StartupError(`Cannot mount on "${cfg.mountPoint}": ${errorMessage(err)}`, {
-      cause: err,
-    });
-  }
+/** How a session treats its mount point. */
+export interface ServeOptions {
+  /**
+   * The caller mounted the connection and owns the mount point: a signal
+   * only stops the session. Otherwise a signal detaches the mount.
+   */
+  handedOver: boolean;
+  /** Called once the kernel's INIT is answered (the file system answers). */
+  onReady(negotiated: Negotiated): Promise<void>;
+}
+
+/**
+ * Serves `fd` (a mounted /dev/fuse connection) with `fs` until the mount
+ * goes or a signal stops it. Returns the exit code.
+ */
+export async function serveSession(
+  fd: number,
+  fs: S3FileSystem,
+  cfg: MountConfig,
+  options: ServeOptions,
+): Promise<number> {
   const session = new FuseSession(fd, fs, {
     allowRoot: cfg.allowRoot,
     ownerUid: cfg.ownerUid,
@@ -197,7 +211,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   const running = session.run();
   const signals = (name: Deno.Signal) => () => {
     log.info("signal received: unmounting", { signal: name, mountPoint: cfg.mountPoint });
-    if (handedOver) session.stop();
+    if (options.handedOver) session.stop();
     else {
       try {
         unmount(cfg.mountPoint, { lazy: true });
@@ -219,22 +233,14 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       new Promise<null>((r) => timer = setTimeout(() => r(null), 10_000)),
     ]).finally(() => clearTimeout(timer));
     if (negotiated === null) throw new StartupError("The kernel did not start the FUSE session");
-    if (!handedOver) {
-      await tuneReadahead(cfg.mountPoint, 1024).catch((err) =>
-        log.warn("cannot raise readahead: sequential reads use 128 KiB requests", { error: err })
-      );
-    }
     log.info("mounted", {
       bucket: cfg.bucket,
-      prefix: fsConfig.prefix,
+      prefix: cfg.fs.prefix,
       mountPoint: cfg.mountPoint,
-      readOnly: fsConfig.readOnly,
+      readOnly: cfg.fs.readOnly,
       flags: negotiated.flagNames.join(","),
     });
-    const readyLine = `mounted bucket "${cfg.bucket}"${
-      fsConfig.prefix ? ` prefix "${fsConfig.prefix}"` : ""
-    } at ${cfg.mountPoint}\n`;
-    await Deno.stdout.write(new TextEncoder().encode(readyLine)).catch(() => 0);
+    await options.onReady(negotiated);
     await running;
     log.info("unmounted: session ended", { mountPoint: cfg.mountPoint });
     return 0;
@@ -242,6 +248,46 @@ export async function runMount(cfg: MountConfig): Promise<number> {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
   }
+}
+
+/** Runs a mount in the foreground until it is unmounted or signalled. Returns the exit code. */
+export async function runMount(cfg: MountConfig): Promise<number> {
+  setLevel(cfg.logLevel);
+  if (cfg.logFile) logToFile(cfg.logFile);
+  await preflightMountPoint(cfg.mountPoint);
+  const fs = await openFileSystem(cfg, await startupCredentials());
+  const handedOver = cfg.mountPoint.startsWith("/dev/fd/");
+  let fd: number;
+  try {
+    fd = handedOver ? await serveFd(cfg.mountPoint) : await mountFuse({
+      target: cfg.mountPoint,
+      fsname: "s3csi",
+      subtype: "s3csi",
+      uid: cfg.ownerUid,
+      gid: cfg.ownerGid,
+      allowOther: cfg.allowOther || cfg.allowRoot,
+      readOnly: cfg.fs.readOnly,
+      defaultPermissions: true,
+    });
+  } catch (err) {
+    throw new StartupError(`Cannot mount on "${cfg.mountPoint}": ${errorMessage(err)}`, {
+      cause: err,
+    });
+  }
+  return await serveSession(fd, fs, cfg, {
+    handedOver,
+    async onReady() {
+      if (!handedOver) {
+        await tuneReadahead(cfg.mountPoint, 1024).catch((err) =>
+          log.warn("cannot raise readahead: sequential reads use 128 KiB requests", { error: err })
+        );
+      }
+      const readyLine = `mounted bucket "${cfg.bucket}"${
+        cfg.fs.prefix ? ` prefix "${cfg.fs.prefix}"` : ""
+      } at ${cfg.mountPoint}\n`;
+      await Deno.stdout.write(new TextEncoder().encode(readyLine)).catch(() => 0);
+    },
+  });
 }
 
 /**

@@ -6,11 +6,12 @@
  * source onto each pod's target (through `TargetOps`, which also tells the
  * health of sources and targets). A Mounter makes the source a healthy FUSE
  * mount and keeps it so. Two implementations fit behind it:
- * - `process` (this repository): the node opens /dev/fuse, mounts the source
- *   itself and hands the fd to a child `s3csi mount … /dev/fd/N`;
- * - `pod` (not built): the node would mount the source the same way and send
- *   the fd, options and credentials over a unix socket to a Mountpoint Pod
- *   chosen by the reconciler.
+ * - `process` (`process_mounter.ts`): the node opens /dev/fuse, mounts the
+ *   source itself and hands the fd to a child `s3csi mount … /dev/fd/N`;
+ * - `pod` (`pod_mounter.ts`, the seeds' Mountpoint Pods): the node mounts the
+ *   source the same way (`source.ts`) and sends a clone of the fd with the
+ *   options over a unix socket to the Mountpoint Pod the reconciler chose,
+ *   the credentials in a file beside the socket.
  * Both receive everything through `MountSpec`, so the node code is the same.
  *
  * @module
@@ -33,6 +34,14 @@ export interface MountSpec {
   stateDir: string;
   /** A stable identifier of this mount (sharing key digest). */
   mountId: string;
+  /**
+   * The UID of the workload pod being published (volume context
+   * `csi.storage.k8s.io/pod.uid`, given with `podInfoOnMount`): the `pod`
+   * Mounter finds the Mountpoint Pod serving it by this UID.
+   */
+  workloadPodUid?: string;
+  /** The pod's fsGroup (CSI `volume_mount_group`), already applied to `options`. */
+  fsGroup?: string;
 }
 
 export interface Mounter {

@@ -21,13 +21,18 @@
  */
 import type { S3Connection } from "../cli/mod.ts";
 import { FailedPreconditionError, InternalError } from "../errors/mod.ts";
-import { checkMount, mountFuse, tuneReadahead, unmount } from "../fuse/mod.ts";
+import { checkMount, unmount } from "../fuse/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { writeCredentialsFile } from "../mount/credentials.ts";
 import { close as sysClose, setCloexec } from "../sys/libc.ts";
-import { VERSION } from "../version.ts";
-import { toMountArgs } from "./mount_options.ts";
 import type { Mounter, MountSpec } from "./mounter.ts";
+import {
+  detachSource,
+  mountSource,
+  prepareStateDir,
+  sourceMountArgs,
+  tuneSource,
+} from "./source.ts";
 
 const log = rootLog.with({ component: "mounter" });
 
@@ -77,8 +82,7 @@ export class ProcessMounter implements Mounter {
   }
 
   async ensureMounted(spec: MountSpec): Promise<void> {
-    await Deno.mkdir(spec.stateDir, { recursive: true, mode: 0o700 });
-    await Deno.chmod(spec.stateDir, 0o700);
+    await prepareStateDir(spec.stateDir);
     const credsFile = `${spec.stateDir}/credentials`;
     if (spec.credentials) await writeCredentialsFile(credsFile, PROFILE, spec.credentials);
     const health = await checkMount(spec.sourceDir);
@@ -89,31 +93,12 @@ export class ProcessMounter implements Mounter {
       unmount(spec.sourceDir, { lazy: true });
       await this.#killRecorded(spec.stateDir);
     }
-    await Deno.mkdir(spec.sourceDir, { recursive: true, mode: 0o755 });
     await this.#start(spec, spec.credentials ? credsFile : undefined);
   }
 
   async #start(spec: MountSpec, credsFile: string | undefined): Promise<void> {
-    const opts = spec.options;
     const mlog = log.with({ volume: spec.volumeId, mount: spec.mountId, source: spec.sourceDir });
-    let fd: number;
-    try {
-      fd = await mountFuse({
-        target: spec.sourceDir,
-        fsname: "s3csi",
-        subtype: "s3csi",
-        uid: 0,
-        gid: 0,
-        allowOther: opts.allowOther || opts.allowRoot,
-        readOnly: opts.readOnly,
-        defaultPermissions: true,
-      });
-    } catch (err) {
-      throw new InternalError(
-        `Cannot mount FUSE on "${spec.sourceDir}": ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
+    const fd = await mountSource(spec);
     const args = [
       "mount",
       spec.bucket,
@@ -121,14 +106,7 @@ export class ProcessMounter implements Mounter {
       "--foreground",
       "--log-file",
       `${spec.stateDir}/mount.log`,
-      ...toMountArgs({
-        ...opts,
-        userAgentPrefix: [
-          `s3csi/${VERSION}`,
-          `credential-source#${spec.authenticationSource}`,
-          opts.userAgentPrefix,
-        ].filter(Boolean).join(" "),
-      }, this.#config),
+      ...sourceMountArgs(spec, this.#config),
     ];
     const env: Record<string, string> = {
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -202,9 +180,7 @@ export class ProcessMounter implements Mounter {
       mlog.info("mount process exited", { code: s.code, signal: s.signal });
     });
     child.unref();
-    await tuneReadahead(spec.sourceDir, 1024).catch((err) =>
-      mlog.warn("cannot raise readahead", { error: err })
-    );
+    await tuneSource(spec.sourceDir, mlog);
     mlog.info("mount process started", { pid: child.pid, bucket: spec.bucket });
   }
 
@@ -240,12 +216,7 @@ export class ProcessMounter implements Mounter {
   }
 
   async unmount(sourceDir: string, stateDir: string): Promise<void> {
-    try {
-      unmount(sourceDir);
-    } catch {
-      // Busy (a late reader): detach now, the kernel finishes when it is free.
-      unmount(sourceDir, { lazy: true });
-    }
+    detachSource(sourceDir);
     // The child sees ENODEV, completes pending uploads and exits by itself.
     const child = this.#children.get(sourceDir);
     if (child) {

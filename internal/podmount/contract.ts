@@ -16,6 +16,8 @@
  *    (SCM_RIGHTS). The Mountpoint Pod answers INIT and serves; it writes
  *    `READY_FILE` once the file system answers, or `ERROR_FILE` with the one
  *    line the node reports verbatim.
+ *    The Mountpoint Pod keeps the connection open for as long as it serves,
+ *    so the node sees the server's end as the peer hanging up.
  * 3. Rotated credentials: the node writes `CREDENTIALS_FILE` in the comm
  *    directory again; the Mountpoint Pod re-reads it on change.
  * 4. The last unpublish unmounts the source, which ends the session; the
@@ -23,7 +25,6 @@
  *
  * @module
  */
-
 import { sha256Hex } from "../util/hash.ts";
 
 /** API group of the driver's custom resources (also the label prefix). */
@@ -95,8 +96,40 @@ export const MOUNTPOINT_ARGS = [
 export const READY_FILE = "ready";
 /** Written by the Mountpoint Pod when the mount fails: one line, shown to the user as is. */
 export const ERROR_FILE = "error";
-/** Written by the node (0600): the credentials the Mountpoint Pod uses; re-read on change. */
+/**
+ * Written by the node (0600, owned by the user the Mountpoint Pod runs as,
+ * i.e. the owner of `SOCKET_NAME`) whenever it has credentials for the
+ * mount: an AWS shared credentials file with the one profile
+ * `CREDENTIALS_PROFILE`. Re-read by the Mountpoint Pod when it changes.
+ */
 export const CREDENTIALS_FILE = "credentials";
+export const CREDENTIALS_PROFILE = "s3csi";
+
+/**
+ * The node mounts every source as root (`user_id=0,group_id=0`): files and
+ * directories belong to it unless the mount options set `uid`/`gid`, and it
+ * is the owner `allow-root` lets in.
+ */
+export const SOURCE_OWNER = 0;
+
+/** One workload recorded in an attachment. */
+export interface AttachmentEntry {
+  workloadPodUID: string;
+  /** RFC 3339. */
+  attachmentTime: string;
+}
+
+/** `spec` of a `MountpointS3PodAttachment` (the CRD in deploy/ has the same fields). */
+export interface AttachmentSpec {
+  nodeName: string;
+  persistentVolumeName: string;
+  volumeID: string;
+  mountOptions: string;
+  workloadFSGroup: string;
+  authenticationSource: "driver" | "secret";
+  /** Mountpoint Pod name → the workloads it serves. */
+  mountpointS3PodAttachments: Record<string, AttachmentEntry[]>;
+}
 
 /** The comm directory of a Mountpoint Pod, as the node sees it on the host. */
 export function hostCommDir(kubeletDir: string, mountpointPodUid: string): string {
@@ -110,7 +143,7 @@ export function hostCommDir(kubeletDir: string, mountpointPodUid: string): strin
  */
 export interface MountRequest {
   /** Protocol version of this contract; a Mountpoint Pod refuses one it does not know. */
-  version: 1;
+  version: typeof MOUNT_REQUEST_VERSION;
   bucket: string;
   /**
    * The `s3csi mount` arguments after the bucket and mount point (as the
@@ -118,9 +151,76 @@ export interface MountRequest {
    * option schema.
    */
   args: string[];
-  /** Credentials come from `CREDENTIALS_FILE` (secret) or the pod's own environment (driver). */
+  /**
+   * "secret": credentials come from `CREDENTIALS_FILE`, which must exist.
+   * "driver": from the pod's own environment (AWS variables or its default
+   * profile), else from `CREDENTIALS_FILE` when the node wrote the driver's
+   * credentials there.
+   */
   authenticationSource: "driver" | "secret";
 }
 
+export const MOUNT_REQUEST_VERSION = 1;
+
 /** The Mountpoint Pod's answer on the socket, one JSON line, after READY_FILE or ERROR_FILE. */
 export type MountReply = { ok: true } | { ok: false; error: string };
+
+/** A contract violation on the socket: the message says which part. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+function parseLine(line: string, what: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    throw new ProtocolError(`Invalid ${what}: not JSON`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new ProtocolError(`Invalid ${what}: not a JSON object`);
+  }
+  return v as Record<string, unknown>;
+}
+
+/** Checks one line received as a `MountRequest`. */
+export function parseMountRequest(line: string): MountRequest {
+  const v = parseLine(line, "mount request");
+  if (v.version !== MOUNT_REQUEST_VERSION) {
+    throw new ProtocolError(
+      `Unsupported mount request version ${
+        JSON.stringify(v.version)
+      }: this Mountpoint Pod speaks version ${MOUNT_REQUEST_VERSION}`,
+    );
+  }
+  if (typeof v.bucket !== "string" || v.bucket === "") {
+    throw new ProtocolError("Invalid mount request: no bucket");
+  }
+  if (!Array.isArray(v.args) || !v.args.every((a) => typeof a === "string")) {
+    throw new ProtocolError("Invalid mount request: args is not a list of strings");
+  }
+  if (v.authenticationSource !== "driver" && v.authenticationSource !== "secret") {
+    throw new ProtocolError(
+      `Invalid mount request: authenticationSource ${
+        JSON.stringify(v.authenticationSource)
+      } is not "driver" or "secret"`,
+    );
+  }
+  return {
+    version: MOUNT_REQUEST_VERSION,
+    bucket: v.bucket,
+    args: v.args,
+    authenticationSource: v.authenticationSource,
+  };
+}
+
+/** Checks one line received as a `MountReply`. */
+export function parseMountReply(line: string): MountReply {
+  const v = parseLine(line, "mount reply");
+  if (v.ok === true) return { ok: true };
+  if (v.ok === false && typeof v.error === "string") return { ok: false, error: v.error };
+  throw new ProtocolError("Invalid mount reply: neither ok nor an error");
+}

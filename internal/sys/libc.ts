@@ -1,7 +1,7 @@
 /**
  * The one FFI surface of s3csi over glibc (`libc.so.6`), for what Deno lacks:
  * raw file descriptors (`/dev/fuse`), `mount(2)`/`umount2(2)`, `poll(2)`,
- * `SCM_RIGHTS` fd passing over Unix sockets, and `madvise(2)` for huge pages.
+ * Unix sockets as raw fds with `SCM_RIGHTS` fd passing, and `madvise(2)` for huge pages.
  *
  * Design rules:
  * - The library is opened lazily, on the first call, so modules that import
@@ -63,6 +63,16 @@ const SYMBOLS = {
   mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
   /** int umount2(const char *target, int flags); */
   umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  /** int socket(int domain, int type, int protocol); */
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  /** int bind(int sockfd, const struct sockaddr *addr, socklen_t addrlen); */
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  /** int listen(int sockfd, int backlog); */
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  /** int accept4(int sockfd, struct sockaddr *addr, socklen_t *addrlen, int flags); */
+  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
+  /** int connect(int sockfd, const struct sockaddr *addr, socklen_t addrlen); */
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   /** int socketpair(int domain, int type, int protocol, int sv[2]); */
   socketpair: { parameters: ["i32", "i32", "i32", "buffer"], result: "i32" },
   /** ssize_t sendmsg(int sockfd, const struct msghdr *msg, int flags); (narrowed to i32) */
@@ -171,6 +181,7 @@ export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
 export const SOCK_SEQPACKET = 5;
 export const SOCK_CLOEXEC = 0o2000000;
+export const SOCK_NONBLOCK = 0o4000;
 export const SOL_SOCKET = 1;
 export const SCM_RIGHTS = 1;
 export const MSG_CMSG_CLOEXEC = 0x40000000;
@@ -341,8 +352,70 @@ export function umount2(target: string, flags: number): void {
 }
 
 // Unix sockets with fd passing, and ioctl: the fd hand-off to Mountpoint Pods
-// and FUSE_DEV_IOC_CLONE (live recovery of a mount) are built on them; today
-// only their tests call them.
+// (internal/podmount) and FUSE_DEV_IOC_CLONE are built on them. Deno's own
+// sockets expose no fd, and SCM_RIGHTS needs one.
+
+/** struct sockaddr_un for `path`: family u16, then the NUL-terminated path (108 bytes at most). */
+function unixAddress(path: string): Uint8Array<ArrayBuffer> {
+  const bytes = enc.encode(path);
+  if (bytes.length === 0 || bytes.length > 107) {
+    throw new SysError("sockaddr_un", E.ENAMETOOLONG, `"${path}" is empty or over 107 bytes`);
+  }
+  const addr = new Uint8Array(2 + bytes.length + 1);
+  new DataView(addr.buffer).setUint16(0, AF_UNIX, true);
+  addr.set(bytes, 2);
+  return addr;
+}
+
+/**
+ * A Unix stream socket listening on `path` (non-blocking, close-on-exec).
+ * The path must not exist: callers remove a stale one first.
+ */
+export function listenUnix(path: string, backlog = 4): number {
+  const addr = unixAddress(path);
+  const l = libc();
+  const fd = check("socket", l.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  try {
+    check("bind", l.bind(fd, addr, addr.byteLength), `"${path}"`);
+    check("listen", l.listen(fd, backlog));
+    return fd;
+  } catch (err) {
+    close(fd);
+    throw err;
+  }
+}
+
+/**
+ * accept4(2) on a non-blocking listening socket: the connection's fd
+ * (non-blocking, close-on-exec), or -1 when none is pending (EAGAIN).
+ */
+export function acceptUnix(listener: number): number {
+  const r = libc().accept4(listener, null, null, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (r >= 0) return r;
+  const e = errno();
+  if (e === E.EAGAIN) return -1;
+  throw new SysError("accept4", e);
+}
+
+/**
+ * A Unix stream socket connected to `path`, then made non-blocking
+ * (close-on-exec). Connecting to a listening Unix socket completes at once;
+ * ENOENT (no socket yet) and ECONNREFUSED (nobody listening) are thrown as
+ * SysErrors for the caller to retry.
+ */
+export function connectUnix(path: string): number {
+  const addr = unixAddress(path);
+  const l = libc();
+  const fd = check("socket", l.socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  try {
+    check("connect", l.connect(fd, addr, addr.byteLength), `"${path}"`);
+    setNonBlocking(fd);
+    return fd;
+  } catch (err) {
+    close(fd);
+    throw err;
+  }
+}
 
 /** socketpair(2): two connected sockets. */
 export function socketpair(

@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
 import {
+  acceptUnix,
   adviseHugePages,
   AF_UNIX,
   close,
+  connectUnix,
   E,
   eventfd,
   eventfdSignal,
   getCloexec,
   getFileFlags,
+  listenUnix,
   mmapLargeAllocations,
   MNT_DETACH,
   mount,
@@ -256,4 +259,43 @@ Deno.test({
     // Not carved out of the heap, where the advice would outlive the buffer.
     assert.equal(mappingOf(addr)?.name, "");
   },
+});
+
+Deno.test("listenUnix(), connectUnix() and acceptUnix() connect two raw sockets by path", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/s.sock`;
+  assert.throws(
+    () => connectUnix(path),
+    (e: unknown) => e instanceof SysError && e.code === "ENOENT",
+  );
+  const listener = listenUnix(path);
+  try {
+    assert.equal(acceptUnix(listener), -1, "nothing pending yet");
+    const client = connectUnix(path);
+    const [revents] = await poll([{ fd: listener, events: POLLIN }], 5000);
+    assert.ok(revents! & POLLIN);
+    const server = acceptUnix(listener);
+    assert.ok(server >= 0);
+    assert.ok(getFileFlags(server) & O_NONBLOCK);
+    assert.equal(write(client, enc.encode("hi")), 2);
+    await poll([{ fd: server, events: POLLIN }], 5000);
+    const buf = new Uint8Array(8);
+    assert.equal(dec.decode(buf.subarray(0, read(server, buf))), "hi");
+    close(client);
+    close(server);
+  } finally {
+    close(listener);
+  }
+  await Deno.remove(path);
+  const stale = listenUnix(path);
+  close(stale);
+  assert.throws(
+    () => connectUnix(path),
+    (e: unknown) => e instanceof SysError && e.errno === E.ECONNREFUSED,
+  );
+  assert.throws(
+    () => listenUnix(`${dir}/${"x".repeat(120)}`),
+    (e: unknown) => e instanceof SysError && e.code === "ENAMETOOLONG",
+  );
+  await Deno.remove(dir, { recursive: true });
 });

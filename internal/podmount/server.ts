@@ -1,0 +1,177 @@
+/**
+ * The Mountpoint Pod's side of the contract (`contract.ts`):
+ * `s3csi mount --from-socket <comm>/mount.sock`.
+ *
+ * It listens on the socket, accepts the node's one connection and reads the
+ * `MountRequest` with the /dev/fuse fd attached. The request's `args` are
+ * `s3csi mount` arguments, read by the same code as the command line
+ * (`internal/mount/config.ts`), and the file system is opened and served by
+ * the same code as `s3csi mount /dev/fd/N` (`internal/mount/run.ts`): the
+ * bucket check, credentials, cache and session are not written twice.
+ *
+ * Credentials: with `authenticationSource` "secret" they come from
+ * `CREDENTIALS_FILE` in the comm directory, through the watched-profile
+ * provider of the process path, so a file the node rewrites (a rotated
+ * secret) is used by the next request without a remount. With "driver" they
+ * come from the pod's environment, else from that file when the node put the
+ * driver's credentials there.
+ *
+ * Outcome: once INIT is answered it writes `READY_FILE` and replies
+ * `{ok: true}`; a failure before that writes `ERROR_FILE` (one line, the
+ * message users see, e.g. `Bucket "x" does not exist at …`), replies it, and
+ * exits 1. While serving it keeps the connection open, so the node sees its
+ * end as a hang-up. The session ends when the node unmounts the source (the
+ * kernel then fails reads with ENODEV), and the process exits 0.
+ *
+ * Nothing here needs a privilege: the node mounted the connection; this
+ * process only reads and writes a fd it was given, and files in the comm
+ * directory. It never calls mount(2), never opens /dev/fuse and never
+ * touches /sys, so it runs as any user with every capability dropped.
+ *
+ * @module
+ */
+import { UsageError } from "../cli/mod.ts";
+import { errorMessage } from "../errors/mod.ts";
+import { serveFd } from "../fuse/mod.ts";
+import { type Level, log as rootLog, setLevel } from "../log/mod.ts";
+import { mountConfig, parseMountArgs } from "../mount/config.ts";
+import type { CredentialSource } from "../mount/credentials.ts";
+import { openFileSystem, serveSession, startupCredentials } from "../mount/run.ts";
+import { close, listenUnix } from "../sys/libc.ts";
+import {
+  CREDENTIALS_FILE,
+  CREDENTIALS_PROFILE,
+  ERROR_FILE,
+  type MountRequest,
+  parseMountRequest,
+  ProtocolError,
+  READY_FILE,
+  SOURCE_OWNER,
+} from "./contract.ts";
+import { acceptOne, receiveLine, sendLine, viaDirFd } from "./wire.ts";
+
+const log = rootLog.with({ component: "mountpoint-pod" });
+
+/** How long the node may take to send its request once connected. */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** How long a reply may wait for room on the socket. */
+const REPLY_TIMEOUT_MS = 5_000;
+
+export interface ServerOptions {
+  /** The socket to listen on, in the comm directory. */
+  socketPath: string;
+  /** The pod's own log level; a request with `--debug` raises it. */
+  logLevel: Level;
+}
+
+function dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
+}
+
+async function removeIfPresent(path: string): Promise<void> {
+  await Deno.remove(path).catch((err) => {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  });
+}
+
+/** Writes a status file whole (temp file, then rename), so the node never reads half of one. */
+async function writeStatus(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
+  await Deno.writeTextFile(tmp, text.endsWith("\n") ? text : `${text}\n`);
+  await Deno.rename(tmp, path);
+}
+
+/** The credentials of a request, as the module note says. */
+async function requestCredentials(
+  req: MountRequest,
+  commDir: string,
+): Promise<CredentialSource> {
+  const path = `${commDir}/${CREDENTIALS_FILE}`;
+  const fileEnv: Record<string, string> = {
+    AWS_SHARED_CREDENTIALS_FILE: path,
+    AWS_PROFILE: CREDENTIALS_PROFILE,
+  };
+  const fromFile = () => startupCredentials({ get: (k) => fileEnv[k] });
+  if (req.authenticationSource === "secret") return await fromFile();
+  const own = await startupCredentials();
+  if (own.kind !== "default") return own;
+  const written = await Deno.stat(path).then(() => true, () => false);
+  return written ? await fromFile() : own;
+}
+
+/** Serves one mount handed over on `socketPath`. Returns the exit code. */
+export async function serveFromSocket(opts: ServerOptions): Promise<number> {
+  setLevel(opts.logLevel);
+  const commDir = dirOf(opts.socketPath);
+  const slog = log.with({ socket: opts.socketPath });
+  // A restarted container finds its previous run's files in the same emptyDir.
+  for (const f of [READY_FILE, ERROR_FILE]) await removeIfPresent(`${commDir}/${f}`);
+  await removeIfPresent(opts.socketPath);
+  const name = opts.socketPath.slice(opts.socketPath.lastIndexOf("/") + 1);
+  const listener = viaDirFd(commDir, (dir) => listenUnix(`${dir}/${name}`));
+  slog.info("waiting for the node", { uid: Deno.uid() });
+  let conn: number;
+  try {
+    conn = await acceptOne(listener, Infinity);
+  } finally {
+    // One node connection per Mountpoint Pod: later connects are refused at once.
+    close(listener);
+    await removeIfPresent(opts.socketPath).catch(() => {});
+  }
+  let fuseFd = -1;
+  const fail = async (message: string): Promise<number> => {
+    const line = message.replace(/\s*\n\s*/g, " ").trim();
+    slog.error("mount failed", { reason: line });
+    await writeStatus(`${commDir}/${ERROR_FILE}`, line).catch((err) =>
+      slog.warn("cannot write the error file", { error: err })
+    );
+    await sendLine(conn, { ok: false, error: line }, Date.now() + REPLY_TIMEOUT_MS).catch((err) =>
+      slog.warn("cannot reply to the node", { error: err })
+    );
+    if (fuseFd >= 0) close(fuseFd);
+    close(conn);
+    return 1;
+  };
+  let code: number;
+  try {
+    const received = await receiveLine(conn, Date.now() + REQUEST_TIMEOUT_MS, "the mount request");
+    fuseFd = received.fd;
+    const req = parseMountRequest(received.line);
+    if (fuseFd < 0) throw new ProtocolError("The mount request came without a /dev/fuse fd");
+    const parsed = parseMountArgs(req.args);
+    if (parsed.positionals.length !== 0) {
+      throw new UsageError(
+        `Unexpected arguments in the mount request: ${parsed.positionals.join(" ")}`,
+      );
+    }
+    const cfg = mountConfig(parsed, req.bucket, `/dev/fd/${fuseFd}`, {
+      uid: SOURCE_OWNER,
+      gid: SOURCE_OWNER,
+    });
+    if (cfg.logLevel === "debug") setLevel("debug");
+    slog.info("mount requested", {
+      bucket: req.bucket,
+      prefix: cfg.fs.prefix,
+      authenticationSource: req.authenticationSource,
+    });
+    const fs = await openFileSystem(cfg, await requestCredentials(req, commDir));
+    const fd = await serveFd(fuseFd);
+    fuseFd = -1; // the session owns it now, and closes it when it ends
+    code = await serveSession(fd, fs, cfg, {
+      handedOver: true,
+      async onReady() {
+        const what = `mounted bucket "${req.bucket}"${
+          cfg.fs.prefix ? ` prefix "${cfg.fs.prefix}"` : ""
+        }`;
+        await writeStatus(`${commDir}/${READY_FILE}`, what);
+        await sendLine(conn, { ok: true }, Date.now() + REPLY_TIMEOUT_MS);
+        slog.info("serving", { bucket: req.bucket });
+      },
+    });
+  } catch (err) {
+    return await fail(errorMessage(err));
+  }
+  close(conn);
+  return code;
+}
