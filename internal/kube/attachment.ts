@@ -1,6 +1,7 @@
 /**
- * The `MountpointS3PodAttachment` (s3pa) resource as TypeScript types, and
- * the helpers that read it safely: one attachment per sharing key records,
+ * The `MountpointS3PodAttachment` (s3pa) resource as an API object (its
+ * spec is the contract's, `internal/podmount/contract.ts`), and the helpers
+ * that read it safely: one attachment per sharing key records,
  * for each Mountpoint Pod serving that key on the node, the workload pods it
  * serves. The CRD's schema (`deploy/kubernetes/base/crd.yaml`) has exactly
  * these fields; `spec.mountpointS3PodAttachments` maps a Mountpoint Pod's
@@ -11,29 +12,13 @@
 import type { KubernetesObject, V1ObjectMeta } from "@kubernetes/client-node";
 import { RESOURCES } from "./api.ts";
 
+import type { AttachmentEntry, AttachmentSpec } from "../podmount/contract.ts";
+
+export type { AttachmentSpec } from "../podmount/contract.ts";
 /** One workload served by a Mountpoint Pod. */
-export interface WorkloadAttachment {
-  workloadPodUID: string;
-  /** RFC 3339 time the workload was recorded. */
-  attachmentTime: string;
-}
-
+export type WorkloadAttachment = AttachmentEntry;
 /** The sharing key an attachment is for (the reconciler's `sharing_key.ts` computes it). */
-export interface AttachmentKey {
-  nodeName: string;
-  persistentVolumeName: string;
-  volumeID: string;
-  /** The volume's mount options, normalised. */
-  mountOptions: string;
-  /** The workloads' fsGroup, "" when they set none. */
-  workloadFSGroup: string;
-  authenticationSource: string;
-}
-
-export interface AttachmentSpec extends AttachmentKey {
-  /** Mountpoint Pod name → the workloads it serves. */
-  mountpointS3PodAttachments: Record<string, WorkloadAttachment[]>;
-}
+export type AttachmentKey = Omit<AttachmentSpec, "mountpointS3PodAttachments">;
 
 export interface Attachment extends KubernetesObject {
   metadata: V1ObjectMeta & { name: string };

@@ -93,7 +93,10 @@ export function workloadVolumes(pod: V1Pod, lookup: ClaimLookup): WorkloadVolume
         volumeID: csi.volumeHandle,
         mountOptions: normaliseMountOptions(pv.spec?.mountOptions),
         workloadFSGroup: String(pod.spec?.securityContext?.fsGroup ?? ""),
-        authenticationSource: csi.volumeAttributes?.[Ctx.authenticationSource] || "driver",
+        // Anything but "secret" is the driver's (the node refuses an invalid value at publish).
+        authenticationSource: csi.volumeAttributes?.[Ctx.authenticationSource] === "secret"
+          ? "secret"
+          : "driver",
       },
     });
   }
