@@ -88,3 +88,135 @@ _install_debs() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 || return 1
 }
 need_debs() { _install_debs; }
+
+# --- The test cluster (tests/cluster, scripts/cluster) -----------------------
+# One pinned Kubernetes release built from the Go module proxy. k8s.io/kubernetes
+# replaces its staging modules with ./staging paths, which `go install` refuses,
+# so a throw-away wrapper module routes each one to its published v0.x twin.
+KUBE_VERSION="v1.34.12"
+ETCD_VERSION="v3.6.4"  # the etcd that kubeadm and envtest pair with 1.34
+CRICTL_VERSION="v1.34.0"
+CSI_PROVISIONER_VERSION="v6.3.0"
+KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+
+# Prints the go.mod of module@version, fetched through the configured proxy.
+_go_mod_of() {
+  local file
+  file=$(cd / && GOFLAGS=-mod=mod go mod download -json "$1" | jq -r .GoMod) || return 1
+  [ -s "$file" ] && cat "$file"
+}
+
+_install_kube() {
+  local dir="$S3CSI_CACHE/kube-$KUBE_VERSION" b missing=0
+  for b in "${KUBE_BINS[@]}"; do [ -x "$dir/$b" ] || missing=1; done
+  [ "$missing" -eq 0 ] && return 0
+  log "building Kubernetes $KUBE_VERSION from the Go proxy (cold: ~8 min on 2 cores)"
+  local stg="v0.${KUBE_VERSION#v1.}" minor w
+  minor=$(cut -d. -f2 <<<"$KUBE_VERSION")
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/mod" || return 1
+  w="$dir.tmp/mod"
+  (
+    set -e
+    cd "$w"
+    go mod init local/s3csi-kube >/dev/null 2>&1
+    go mod edit -godebug=default=go1.24
+    _go_mod_of "k8s.io/kubernetes@$KUBE_VERSION" >kk.mod
+    local m
+    for m in $(awk '$2=="=>" && $3 ~ /^\.\/staging\// {print $1}' kk.mod); do
+      go mod edit -replace="$m=$m@$stg"
+    done
+    local pkgs=()
+    for b in "${KUBE_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+    go get -tool "${pkgs[@]/%/@$KUBE_VERSION}" >&2
+    local ldf="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
+    ldf+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+    ldf+=" -X k8s.io/component-base/version.gitTreeState=clean"
+    CGO_ENABLED=0 go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldf" \
+      -o "$dir.tmp/" "${pkgs[@]}" >&2
+  ) || return 1
+  rm -rf "$w" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+_install_etcd() {
+  local dir="$S3CSI_CACHE/etcd-$ETCD_VERSION"
+  [ -x "$dir/etcd" ] && return 0
+  log "building etcd $ETCD_VERSION from the Go proxy"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/mod" || return 1
+  (
+    set -e
+    cd "$dir.tmp/mod"
+    go mod init local/s3csi-etcd >/dev/null 2>&1
+    go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+    CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$dir.tmp/etcd" go.etcd.io/etcd/server/v3 >&2
+  ) || return 1
+  rm -rf "$dir.tmp/mod" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+_install_crictl() {
+  local dir="$S3CSI_CACHE/crictl-$CRICTL_VERSION"
+  [ -x "$dir/crictl" ] && return 0
+  log "building crictl $CRICTL_VERSION with go install"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" || return 1
+  CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" >&2 || return 1
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+# Sets KUBE_BIN_DIR (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubelet, kubectl), ETCD_BIN and CRICTL_BIN.
+need_kube() {
+  with_lock "kube-$KUBE_VERSION" _install_kube || return 1
+  with_lock "etcd-$ETCD_VERSION" _install_etcd || return 1
+  with_lock "crictl-$CRICTL_VERSION" _install_crictl || return 1
+  KUBE_BIN_DIR="$S3CSI_CACHE/kube-$KUBE_VERSION"
+  ETCD_BIN="$S3CSI_CACHE/etcd-$ETCD_VERSION/etcd"
+  CRICTL_BIN="$S3CSI_CACHE/crictl-$CRICTL_VERSION/crictl"
+  export KUBE_BIN_DIR ETCD_BIN CRICTL_BIN
+}
+
+# external-provisioner pins k8s.io/kubernetes too, so its wrapper copies the
+# replace lines of its own go.mod.
+_install_csi_provisioner() {
+  local dir="$S3CSI_CACHE/csi-provisioner-$CSI_PROVISIONER_VERSION"
+  [ -x "$dir/csi-provisioner" ] && return 0
+  log "building csi-provisioner $CSI_PROVISIONER_VERSION from the Go proxy"
+  local major="${CSI_PROVISIONER_VERSION%%.*}"
+  local pm="github.com/kubernetes-csi/external-provisioner/$major"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/mod" || return 1
+  (
+    set -e
+    cd "$dir.tmp/mod"
+    go mod init local/s3csi-csi-provisioner >/dev/null 2>&1
+    _go_mod_of "$pm@$CSI_PROVISIONER_VERSION" >up.mod
+    local r
+    for r in $(go mod edit -json up.mod |
+      jq -r '(.Replace // [])[] | "\(.Old.Path)=\(.New.Path)@\(.New.Version)"'); do
+      go mod edit -replace="$r"
+    done
+    go get -tool "$pm/cmd/csi-provisioner@$CSI_PROVISIONER_VERSION" >&2
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$CSI_PROVISIONER_VERSION" \
+      -o "$dir.tmp/csi-provisioner" "$pm/cmd/csi-provisioner" >&2
+  ) || return 1
+  rm -rf "$dir.tmp/mod" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+need_csi_provisioner() {
+  with_lock "csi-provisioner-$CSI_PROVISIONER_VERSION" _install_csi_provisioner || return 1
+  CSI_PROVISIONER_BIN="$S3CSI_CACHE/csi-provisioner-$CSI_PROVISIONER_VERSION/csi-provisioner"
+  export CSI_PROVISIONER_BIN
+}
+
+# containerd, runc and the CNI plugins come from Debian (installed, not cached:
+# apt keeps them). The packages start no service here (no systemd).
+_install_cluster_debs() {
+  local missing=() p
+  for p in containerd runc containernetworking-plugins; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then log "need root for apt-get"; return 1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || return 1
+}
+need_cluster_debs() { with_lock apt _install_cluster_debs; }
