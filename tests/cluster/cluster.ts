@@ -15,6 +15,7 @@ export interface ClusterEnv {
   KUBECONFIG: string;
   KUBECTL: string;
   KUBECACHEDIR: string;
+  S3CSI_CLUSTER_DIR: string;
   S3CSI_CLUSTER_API: string;
   S3CSI_CLUSTER_NODE: string;
   S3CSI_KUBELET_DIR: string;

@@ -8,11 +8,13 @@
  * `restricted` PodSecurity profile (non-root, read-only root, no
  * capabilities), as a Mountpoint Pod will; a hostNetwork pod reaches the API
  * server on 127.0.0.1 (there is no kube-proxy); the csi-provisioner image
- * starts. The cluster is torn down whatever happens.
+ * starts. The cluster is torn down whatever happens, and a mount a pod left
+ * behind (propagated mounts outlive pods) must be gone afterwards.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { DRIVER_NAME, VERSION } from "../../internal/version.ts";
 import { type Cluster, clusterDown, clusterUp, type Pod } from "./cluster.ts";
 
@@ -49,6 +51,24 @@ const res = await fetch(url, {
 });
 console.log("api " + res.status + " " + (await res.json()).gitVersion);
 `;
+
+/** Mounts a tmpfs at the directory given, through libc (the image has no mount(8)). */
+const MOUNT_TMPFS = `
+const dir = Deno.args[0];
+Deno.mkdirSync(dir, { recursive: true });
+const libc = Deno.dlopen("libc.so.6", {
+  mount: { parameters: ["buffer", "buffer", "buffer", "usize", "pointer"], result: "i32" },
+});
+const c = (s) => new TextEncoder().encode(s + "\\0");
+const rc = libc.symbols.mount(c("s3csi-smoke"), c(dir), c("tmpfs"), 0n, null);
+console.log("mount " + rc);
+`;
+
+/** Mount points at or below any of `dirs`. */
+async function mountsUnder(dirs: string[]): Promise<string[]> {
+  return (await readMountInfo()).map((m) => m.mountPoint)
+    .filter((p) => dirs.some((d) => p === d || p.startsWith(d + "/")));
+}
 
 Deno.test({
   name: "cluster: pods from the project's images run on a real single-node cluster",
@@ -130,10 +150,26 @@ Deno.test({
         assert.equal(r.phase, "Succeeded", r.log);
         assert.equal(r.log.trim(), `/csi-provisioner ${image.replace(/^.*:/, "")}`);
       });
+
+      await t.step("a mount made in a pod propagates to the host and outlives it", async () => {
+        const host = `${c.env.S3CSI_KUBELET_DIR}/s3csi-smoke`;
+        const r = await c.runPod(pod("propagate", {
+          image: c.env.S3CSI_IMAGE,
+          command: ["/usr/local/bin/deno", "eval", MOUNT_TMPFS, "/host/left"],
+          securityContext: { privileged: true },
+          volumeMounts: [{ name: "host", mountPath: "/host", mountPropagation: "Bidirectional" }],
+        }, { volumes: [{ name: "host", hostPath: { path: host, type: "DirectoryOrCreate" } }] }));
+        assert.equal(r.log.trim(), "mount 0");
+        assert.deepEqual(await mountsUnder([host]), [`${host}/left`]);
+      });
     } finally {
       const stopping = Date.now();
       await clusterDown();
       console.log(`cluster down in ${((Date.now() - stopping) / 1000).toFixed(1)}s`);
+    }
+    const env = cluster?.env;
+    if (env) {
+      assert.deepEqual(await mountsUnder([env.S3CSI_KUBELET_DIR, env.S3CSI_CLUSTER_DIR]), []);
     }
   },
 });
