@@ -106,50 +106,60 @@ _go_mod_of() {
   [ -s "$file" ] && cat "$file"
 }
 
-_install_kube() {
-  local dir="$S3CSI_CACHE/kube-$KUBE_VERSION" b missing=0
-  for b in "${KUBE_BINS[@]}"; do [ -x "$dir/$b" ] || missing=1; done
-  [ "$missing" -eq 0 ] && return 0
-  log "building Kubernetes $KUBE_VERSION from the Go proxy (cold: ~8 min on 2 cores)"
-  local stg="v0.${KUBE_VERSION#v1.}" minor w
-  minor=$(cut -d. -f2 <<<"$KUBE_VERSION")
+# _wrapper_build <cache dir> <function> <what> <binaries...>: unless all the
+# binaries are in <cache dir>, runs <function> <out dir> inside a fresh
+# wrapper module (<cache dir>.tmp/mod); the binaries go to the out dir, which
+# replaces <cache dir> once the function succeeds. (Steps are chained with &&
+# in the functions: `set -e` does not hold in a tested subshell.)
+_wrapper_build() {
+  local dir="$1" fn="$2" what="$3" b have=1
+  shift 3
+  for b in "$@"; do [ -x "$dir/$b" ] || have=0; done
+  [ "$have" -eq 1 ] && return 0
+  log "building $what from the Go proxy"
   rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/mod" || return 1
-  w="$dir.tmp/mod"
-  (
-    set -e
-    cd "$w"
-    go mod init local/s3csi-kube >/dev/null 2>&1
-    go mod edit -godebug=default=go1.24
-    _go_mod_of "k8s.io/kubernetes@$KUBE_VERSION" >kk.mod
-    local m
-    for m in $(awk '$2=="=>" && $3 ~ /^\.\/staging\// {print $1}' kk.mod); do
-      go mod edit -replace="$m=$m@$stg"
-    done
-    local pkgs=()
-    for b in "${KUBE_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-    go get -tool "${pkgs[@]/%/@$KUBE_VERSION}" >&2
-    local ldf="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
-    ldf+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-    ldf+=" -X k8s.io/component-base/version.gitTreeState=clean"
-    CGO_ENABLED=0 go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldf" \
-      -o "$dir.tmp/" "${pkgs[@]}" >&2
-  ) || return 1
-  rm -rf "$w" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  (cd "$dir.tmp/mod" && go mod init "local/s3csi-$(basename "$dir")" >/dev/null 2>&1 &&
+    "$fn" "$dir.tmp") || return 1
+  rm -rf "$dir.tmp/mod" "$dir" && mv "$dir.tmp" "$dir"
 }
 
+# Copies each replace directive of a go.mod file into the current module.
+_copy_replaces() {
+  local r
+  for r in $(go mod edit -json "$1" |
+    jq -r '(.Replace // [])[] | "\(.Old.Path)=\(.New.Path)@\(.New.Version)"'); do
+    go mod edit -replace="$r" || return 1
+  done
+}
+
+_kube_build() {
+  local out="$1" stg="v0.${KUBE_VERSION#v1.}" minor m b pkgs=() ldf
+  minor=$(cut -d. -f2 <<<"$KUBE_VERSION")
+  for b in "${KUBE_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  ldf="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
+  ldf+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ldf+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  go mod edit -godebug=default=go1.24 && _go_mod_of "k8s.io/kubernetes@$KUBE_VERSION" >kk.mod ||
+    return 1
+  for m in $(awk '$2=="=>" && $3 ~ /^\.\/staging\// {print $1}' kk.mod); do
+    go mod edit -replace="$m=$m@$stg" || return 1
+  done
+  # One build of the five: they share most of their packages.
+  go get -tool "${pkgs[@]/%/@$KUBE_VERSION}" >&2 &&
+    CGO_ENABLED=0 go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldf" \
+      -o "$out/" "${pkgs[@]}" >&2
+}
+_install_kube() {
+  _wrapper_build "$S3CSI_CACHE/kube-$KUBE_VERSION" _kube_build \
+    "Kubernetes $KUBE_VERSION (cold: 5-8 min on 2 cores)" "${KUBE_BINS[@]}"
+}
+
+_etcd_build() {
+  go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2 &&
+    CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$1/etcd" go.etcd.io/etcd/server/v3 >&2
+}
 _install_etcd() {
-  local dir="$S3CSI_CACHE/etcd-$ETCD_VERSION"
-  [ -x "$dir/etcd" ] && return 0
-  log "building etcd $ETCD_VERSION from the Go proxy"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/mod" || return 1
-  (
-    set -e
-    cd "$dir.tmp/mod"
-    go mod init local/s3csi-etcd >/dev/null 2>&1
-    go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
-    CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$dir.tmp/etcd" go.etcd.io/etcd/server/v3 >&2
-  ) || return 1
-  rm -rf "$dir.tmp/mod" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  _wrapper_build "$S3CSI_CACHE/etcd-$ETCD_VERSION" _etcd_build "etcd $ETCD_VERSION" etcd
 }
 
 _install_crictl() {
@@ -175,30 +185,21 @@ need_kube() {
   export KUBE_BIN_DIR ETCD_BIN CRICTL_BIN
 }
 
-# external-provisioner pins k8s.io/kubernetes too, so its wrapper copies the
-# replace lines of its own go.mod.
-_install_csi_provisioner() {
-  local dir="$S3CSI_CACHE/csi-provisioner-$CSI_PROVISIONER_VERSION"
-  [ -x "$dir/csi-provisioner" ] && return 0
-  log "building csi-provisioner $CSI_PROVISIONER_VERSION from the Go proxy"
-  local major="${CSI_PROVISIONER_VERSION%%.*}"
-  local pm="github.com/kubernetes-csi/external-provisioner/$major"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/mod" || return 1
-  (
-    set -e
-    cd "$dir.tmp/mod"
-    go mod init local/s3csi-csi-provisioner >/dev/null 2>&1
-    _go_mod_of "$pm@$CSI_PROVISIONER_VERSION" >up.mod
-    local r
-    for r in $(go mod edit -json up.mod |
-      jq -r '(.Replace // [])[] | "\(.Old.Path)=\(.New.Path)@\(.New.Version)"'); do
-      go mod edit -replace="$r"
-    done
-    go get -tool "$pm/cmd/csi-provisioner@$CSI_PROVISIONER_VERSION" >&2
+# external-provisioner pins k8s.io/kubernetes too: its wrapper copies the
+# replace lines of the provisioner's own go.mod. v6 wants an API server
+# >= 1.34 (storage/v1 VolumeAttributesClass).
+_csi_provisioner_module() { echo "github.com/kubernetes-csi/external-provisioner/${CSI_PROVISIONER_VERSION%%.*}"; }
+_csi_provisioner_build() {
+  local pm
+  pm=$(_csi_provisioner_module)
+  _go_mod_of "$pm@$CSI_PROVISIONER_VERSION" >up.mod && _copy_replaces up.mod &&
+    go get -tool "$pm/cmd/csi-provisioner@$CSI_PROVISIONER_VERSION" >&2 &&
     CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$CSI_PROVISIONER_VERSION" \
-      -o "$dir.tmp/csi-provisioner" "$pm/cmd/csi-provisioner" >&2
-  ) || return 1
-  rm -rf "$dir.tmp/mod" && rm -rf "$dir" && mv "$dir.tmp" "$dir"
+      -o "$1/csi-provisioner" "$pm/cmd/csi-provisioner" >&2
+}
+_install_csi_provisioner() {
+  _wrapper_build "$S3CSI_CACHE/csi-provisioner-$CSI_PROVISIONER_VERSION" _csi_provisioner_build \
+    "csi-provisioner $CSI_PROVISIONER_VERSION" csi-provisioner
 }
 need_csi_provisioner() {
   with_lock "csi-provisioner-$CSI_PROVISIONER_VERSION" _install_csi_provisioner || return 1
@@ -207,12 +208,17 @@ need_csi_provisioner() {
 }
 
 # containerd, runc and the CNI plugins come from Debian (installed, not cached:
-# apt keeps them). The packages start no service here (no systemd).
+# apt keeps them), with the tools scripts/cluster and scripts/build-image use.
+# The packages start no service here (no systemd).
 _install_cluster_debs() {
   local missing=() p
   for p in containerd runc containernetworking-plugins; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v jq >/dev/null || missing+=(jq)
   [ ${#missing[@]} -eq 0 ] && return 0
   log "apt-get install ${missing[*]}"
   if [ "$(id -u)" -ne 0 ]; then log "need root for apt-get"; return 1; fi
