@@ -151,7 +151,7 @@ _kube_build() {
 }
 _install_kube() {
   _wrapper_build "$S3CSI_CACHE/kube-$KUBE_VERSION" _kube_build \
-    "Kubernetes $KUBE_VERSION (cold: 5-8 min on 2 cores)" "${KUBE_BINS[@]}"
+    "Kubernetes $KUBE_VERSION" "${KUBE_BINS[@]}"
 }
 
 _etcd_build() {

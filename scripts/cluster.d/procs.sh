@@ -23,7 +23,9 @@ proc_start() {
     return 0
   fi
   mkdir -p "$S/pids" "$S/logs"
-  setsid "$@" </dev/null >>"$S/logs/$name.log" 2>&1 &
+  # 9>&-: the daemon must not inherit the lock of `up` (scripts/tools.sh
+  # with_lock), or it would hold it for as long as it runs.
+  setsid "$@" </dev/null >>"$S/logs/$name.log" 2>&1 9>&- &
   local pid=$! i
   echo "$pid $(readlink -f "$1")" >"$S/pids/$name"
   # Until setsid has exec'd, /proc/<pid>/exe is not the daemon yet.

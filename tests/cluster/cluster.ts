@@ -18,6 +18,8 @@ export interface ClusterEnv {
   S3CSI_CLUSTER_DIR: string;
   S3CSI_CLUSTER_API: string;
   S3CSI_CLUSTER_NODE: string;
+  /** The host's address on the pod network: pods off the host network reach host servers there. */
+  S3CSI_CLUSTER_HOST_IP: string;
   S3CSI_KUBELET_DIR: string;
   S3CSI_IMAGE: string;
   CSI_PROVISIONER_IMAGE: string;

@@ -7,7 +7,8 @@
  * role offline, through its entry point and as `s3csi`, also under the
  * `restricted` PodSecurity profile (non-root, read-only root, no
  * capabilities), as a Mountpoint Pod will; a hostNetwork pod reaches the API
- * server on 127.0.0.1 (there is no kube-proxy); the csi-provisioner image
+ * server on 127.0.0.1 (there is no kube-proxy) and a pod on the pod network
+ * reaches a server on the host's bridge address; the csi-provisioner image
  * starts. The cluster is torn down whatever happens, and a mount a pod left
  * behind (propagated mounts outlive pods) must be gone afterwards.
  *
@@ -51,6 +52,9 @@ const res = await fetch(url, {
 });
 console.log("api " + res.status + " " + (await res.json()).gitVersion);
 `;
+
+/** Prints the body of GET <url>. */
+const FETCH = `console.log(await (await fetch(Deno.args[0])).text());`;
 
 /** Mounts a tmpfs at the directory given, through libc (the image has no mount(8)). */
 const MOUNT_TMPFS = `
@@ -142,6 +146,23 @@ Deno.test({
         assert.equal(r.phase, "Succeeded", r.log);
         const server = JSON.parse(await c.kubectl(["version", "-o", "json"])).serverVersion;
         assert.equal(r.log.trim(), `api 200 ${server.gitVersion}`);
+      });
+
+      await t.step("a pod on the pod network reaches a server on the host", async () => {
+        const hostname = c.env.S3CSI_CLUSTER_HOST_IP;
+        const token = crypto.randomUUID();
+        const server = Deno.serve({ hostname, port: 0, onListen() {} }, () => new Response(token));
+        try {
+          const url = `http://${hostname}:${server.addr.port}/`;
+          const r = await c.runPod(pod("host-reach", {
+            image: c.env.S3CSI_IMAGE,
+            command: ["/usr/local/bin/deno", "eval", FETCH, url],
+          }));
+          assert.equal(r.phase, "Succeeded", r.log);
+          assert.equal(r.log.trim(), token);
+        } finally {
+          await server.shutdown();
+        }
       });
 
       await t.step("the csi-provisioner image starts", async () => {
