@@ -71,9 +71,9 @@ _mounts_under() {
 # Unmounts everything at or below <dir> (stacked mounts too); a busy one is
 # detached lazily so nothing below <dir> stays reachable.
 host_unmount_under() {
-  local dir="$1" t round
+  local dir="$1" t
   [ -e "$dir" ] || return 0
-  for round in 1 2 3 4 5; do
+  for _ in 1 2 3 4 5; do
     local left
     left=$(_mounts_under "$dir")
     [ -n "$left" ] || return 0

@@ -26,10 +26,10 @@ proc_start() {
   # 9>&-: the daemon must not inherit the lock of `up` (scripts/tools.sh
   # with_lock), or it would hold it for as long as it runs.
   setsid "$@" </dev/null >>"$S/logs/$name.log" 2>&1 9>&- &
-  local pid=$! i
+  local pid=$!
   echo "$pid $(readlink -f "$1")" >"$S/pids/$name"
   # Until setsid has exec'd, /proc/<pid>/exe is not the daemon yet.
-  for i in $(seq 50); do proc_alive "$name" && return 0; sleep 0.05; done
+  for _ in $(seq 50); do proc_alive "$name" && return 0; sleep 0.05; done
   log "$name did not start; the end of $S/logs/$name.log:"
   tail -n 30 "$S/logs/$name.log" >&2
   return 1
