@@ -88,3 +88,141 @@ _install_debs() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 || return 1
 }
 need_debs() { _install_debs; }
+
+# --- The test cluster (tests/cluster, scripts/cluster) -----------------------
+# One pinned Kubernetes release built from the Go module proxy. k8s.io/kubernetes
+# replaces its staging modules with ./staging paths, which `go install` refuses,
+# so a throw-away wrapper module routes each one to its published v0.x twin.
+KUBE_VERSION="v1.34.12"
+ETCD_VERSION="v3.6.4"  # the etcd that kubeadm and envtest pair with 1.34
+CRICTL_VERSION="v1.34.0"
+CSI_PROVISIONER_VERSION="v6.3.0"
+KUBE_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+
+# Prints the go.mod of module@version, fetched through the configured proxy.
+_go_mod_of() {
+  local file
+  file=$(cd / && GOFLAGS=-mod=mod go mod download -json "$1" | jq -r .GoMod) || return 1
+  [ -s "$file" ] && cat "$file"
+}
+
+# _wrapper_build <cache dir> <function> <what> <binaries...>: unless all the
+# binaries are in <cache dir>, runs <function> <out dir> inside a fresh
+# wrapper module (<cache dir>.tmp/mod); the binaries go to the out dir, which
+# replaces <cache dir> once the function succeeds. (Steps are chained with &&
+# in the functions: `set -e` does not hold in a tested subshell.)
+_wrapper_build() {
+  local dir="$1" fn="$2" what="$3" b have=1
+  shift 3
+  for b in "$@"; do [ -x "$dir/$b" ] || have=0; done
+  [ "$have" -eq 1 ] && return 0
+  log "building $what from the Go proxy"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/mod" || return 1
+  (cd "$dir.tmp/mod" && go mod init "local/s3csi-$(basename "$dir")" >/dev/null 2>&1 &&
+    "$fn" "$dir.tmp") || return 1
+  rm -rf "$dir.tmp/mod" "$dir" && mv "$dir.tmp" "$dir"
+}
+
+# Copies each replace directive of a go.mod file into the current module.
+_copy_replaces() {
+  local r
+  for r in $(go mod edit -json "$1" |
+    jq -r '(.Replace // [])[] | "\(.Old.Path)=\(.New.Path)@\(.New.Version)"'); do
+    go mod edit -replace="$r" || return 1
+  done
+}
+
+_kube_build() {
+  local out="$1" stg="v0.${KUBE_VERSION#v1.}" minor m b pkgs=() ldf
+  minor=$(cut -d. -f2 <<<"$KUBE_VERSION")
+  for b in "${KUBE_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  ldf="-s -w -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION"
+  ldf+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ldf+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  go mod edit -godebug=default=go1.24 && _go_mod_of "k8s.io/kubernetes@$KUBE_VERSION" >kk.mod ||
+    return 1
+  for m in $(awk '$2=="=>" && $3 ~ /^\.\/staging\// {print $1}' kk.mod); do
+    go mod edit -replace="$m=$m@$stg" || return 1
+  done
+  # One build of the five: they share most of their packages.
+  go get -tool "${pkgs[@]/%/@$KUBE_VERSION}" >&2 &&
+    CGO_ENABLED=0 go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldf" \
+      -o "$out/" "${pkgs[@]}" >&2
+}
+_install_kube() {
+  _wrapper_build "$S3CSI_CACHE/kube-$KUBE_VERSION" _kube_build \
+    "Kubernetes $KUBE_VERSION" "${KUBE_BINS[@]}"
+}
+
+_etcd_build() {
+  go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2 &&
+    CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$1/etcd" go.etcd.io/etcd/server/v3 >&2
+}
+_install_etcd() {
+  _wrapper_build "$S3CSI_CACHE/etcd-$ETCD_VERSION" _etcd_build "etcd $ETCD_VERSION" etcd
+}
+
+_install_crictl() {
+  local dir="$S3CSI_CACHE/crictl-$CRICTL_VERSION"
+  [ -x "$dir/crictl" ] && return 0
+  log "building crictl $CRICTL_VERSION with go install"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" || return 1
+  CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION" >&2 || return 1
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+# Sets KUBE_BIN_DIR (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubelet, kubectl), ETCD_BIN and CRICTL_BIN.
+need_kube() {
+  with_lock "kube-$KUBE_VERSION" _install_kube || return 1
+  with_lock "etcd-$ETCD_VERSION" _install_etcd || return 1
+  with_lock "crictl-$CRICTL_VERSION" _install_crictl || return 1
+  KUBE_BIN_DIR="$S3CSI_CACHE/kube-$KUBE_VERSION"
+  ETCD_BIN="$S3CSI_CACHE/etcd-$ETCD_VERSION/etcd"
+  CRICTL_BIN="$S3CSI_CACHE/crictl-$CRICTL_VERSION/crictl"
+  export KUBE_BIN_DIR ETCD_BIN CRICTL_BIN
+}
+
+# external-provisioner pins k8s.io/kubernetes too: its wrapper copies the
+# replace lines of the provisioner's own go.mod. v6 wants an API server
+# >= 1.34 (storage/v1 VolumeAttributesClass).
+_csi_provisioner_module() { echo "github.com/kubernetes-csi/external-provisioner/${CSI_PROVISIONER_VERSION%%.*}"; }
+_csi_provisioner_build() {
+  local pm
+  pm=$(_csi_provisioner_module)
+  _go_mod_of "$pm@$CSI_PROVISIONER_VERSION" >up.mod && _copy_replaces up.mod &&
+    go get -tool "$pm/cmd/csi-provisioner@$CSI_PROVISIONER_VERSION" >&2 &&
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$CSI_PROVISIONER_VERSION" \
+      -o "$1/csi-provisioner" "$pm/cmd/csi-provisioner" >&2
+}
+_install_csi_provisioner() {
+  _wrapper_build "$S3CSI_CACHE/csi-provisioner-$CSI_PROVISIONER_VERSION" _csi_provisioner_build \
+    "csi-provisioner $CSI_PROVISIONER_VERSION" csi-provisioner
+}
+need_csi_provisioner() {
+  with_lock "csi-provisioner-$CSI_PROVISIONER_VERSION" _install_csi_provisioner || return 1
+  CSI_PROVISIONER_BIN="$S3CSI_CACHE/csi-provisioner-$CSI_PROVISIONER_VERSION/csi-provisioner"
+  export CSI_PROVISIONER_BIN
+}
+
+# containerd, runc and the CNI plugins come from Debian (installed, not cached:
+# apt keeps them), with the tools scripts/cluster and scripts/build-image use.
+# The packages start no service here (no systemd).
+_install_cluster_debs() {
+  local missing=() p
+  for p in containerd runc containernetworking-plugins; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  command -v ip >/dev/null || missing+=(iproute2)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v jq >/dev/null || missing+=(jq)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then log "need root for apt-get"; return 1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || return 1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || return 1
+}
+need_cluster_debs() { with_lock apt _install_cluster_debs; }

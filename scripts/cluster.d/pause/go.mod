@@ -1,0 +1,3 @@
+module s3csi.local/pause
+
+go 1.26
