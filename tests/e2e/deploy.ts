@@ -6,7 +6,7 @@
  * the driver credentials of the test's MinIO, host networking with the API
  * server on 127.0.0.1 for the pods that talk to it (there is no kube-proxy),
  * one controller replica without the livenessprobe sidecar (its image cannot
- * be had here), and the `pod` mounter on the node.
+ * be had here). The node's `pod` mounter is the base's own setting.
  *
  * @module
  */
@@ -117,7 +117,7 @@ export async function writeOverlay(
             containers: [{
               name: "s3csi",
               ...never,
-              env: [...apiEnv(cluster), { name: "S3CSI_MOUNTER", value: "pod" }],
+              env: apiEnv(cluster),
             }],
           },
         },
