@@ -241,8 +241,11 @@ Deno.test({
             "no Mountpoint Pod and no attachment",
             async () => (await mountpointPods()).length === 0 && (await attachments()).length === 0,
           );
-          const driverDir = `${c.env.S3CSI_KUBELET_DIR}/plugins/${DRIVER}`;
-          assert.deepEqual(await mountsUnder([driverDir]), []);
+          // Neither the workloads' targets nor the node's sources are left mounted.
+          const kubelet = `${c.env.S3CSI_KUBELET_DIR}/`;
+          const left = (await readMountInfo())
+            .filter((m) => m.fstype === "fuse.s3csi" && m.mountPoint.startsWith(kubelet));
+          assert.deepEqual(left.map((m) => m.mountPoint), []);
         },
       );
 
@@ -310,6 +313,13 @@ Deno.test({
                 resources: { requests: { storage: "1Gi" } },
               },
             });
+          }
+          // A pod made before its claim binds may wait minutes for the scheduler to try again.
+          for (const name of ["static", "static-ro"]) {
+            await waitFor(
+              `claim ${name} Bound`,
+              async () => (await json(["get", "pvc", name])).status?.phase === "Bound",
+            );
           }
           const script = `
 console.log("read " + Deno.readTextFileSync("/data/seed.txt").trim());
