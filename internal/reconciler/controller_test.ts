@@ -56,6 +56,18 @@ async function removeWorkload(w: World, name: string) {
 const mountpointPods = (api: FakeKubeApi) =>
   api.objects<V1Pod>("Pod").filter((p) => p.metadata?.namespace === MOUNTPOINT_NAMESPACE);
 const attachments = (api: FakeKubeApi) => api.objects<Attachment>("MountpointS3PodAttachment");
+
+/** The node's last unpublish ends the session of every Mountpoint Pod no attachment lists. */
+async function endSessions(w: World) {
+  const listed = new Set(
+    attachments(w.api).flatMap((a) => Object.keys(a.spec.mountpointS3PodAttachments)),
+  );
+  for (const p of mountpointPods(w.api)) {
+    if (listed.has(p.metadata!.name!)) continue;
+    await w.api.update(RESOURCES.pod, { ...p, status: { phase: "Succeeded" } });
+  }
+  await w.clock.advance(0);
+}
 /** Creates asked of the API, refused ones included. */
 const creates = (api: FakeKubeApi, what: string) =>
   api.attempts.filter((w) => w.startsWith(`create ${what}`)).length;
@@ -100,8 +112,10 @@ Deno.test("reconciler: workloads that go are removed; then the pod and the attac
   const p = (await api.get<V1Pod>(RESOURCES.pod, "w2", "apps"))!;
   await api.update(RESOURCES.pod, { ...p, status: { phase: "Succeeded" } });
   await clock.advance(0);
-  assert.deepEqual(mountpointPods(api), []);
   assert.deepEqual(attachments(api), []);
+  assert.equal(mountpointPods(api).length, 1, "kept until the unpublish ends its session");
+  await endSessions(w);
+  assert.deepEqual(mountpointPods(api), []);
   await w.stop();
 });
 
@@ -167,6 +181,7 @@ Deno.test("reconciler: a Mountpoint Pod of another version is not reused, and go
   const versions = mountpointPods(api).map((p) => p.metadata?.labels?.[LABEL_VERSION]).sort();
   assert.deepEqual(versions, ["0.9.0", "1.0.0"]);
   await removeWorkload(w, "w1");
+  await endSessions(w);
   assert.deepEqual(mountpointPods(api).map((p) => p.metadata?.labels?.[LABEL_VERSION]), ["1.0.0"]);
   assert.deepEqual(workloadUids(attachments(api)[0]), new Set([u2]));
   await w.stop();
@@ -194,9 +209,10 @@ Deno.test("reconciler: a deletion lost with an expired watch is found by the rel
   assert.equal(mountpointPods(api).length, 1);
   api.breakWatches("Pod", { code: 410 } as unknown as KubernetesObject);
   await clock.advance(30_000);
-  assert.deepEqual(mountpointPods(api), []);
   assert.deepEqual(attachments(api), []);
   api.release("Pod", "apps");
+  await endSessions(w);
+  assert.deepEqual(mountpointPods(api), []);
   await w.stop();
 });
 

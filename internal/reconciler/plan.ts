@@ -17,8 +17,11 @@
  *   pod that does not exist is created; one that ended (Succeeded, Failed)
  *   is deleted, to be created again while it still has workloads.
  * - A Mountpoint Pod no attachment lists (its last workload went) is
- *   deleted: by then the node's unpublish has unmounted the source, which
- *   ended the pod's session.
+ *   deleted once it has ended. A workload counts as gone as soon as it
+ *   finishes or is being deleted, which is before the kubelet unpublishes
+ *   its volume; the node's last unpublish then unmounts the source, which
+ *   ends the pod's session. Deleting the pod earlier would leave the
+ *   unpublish waiting on a mount with no server.
  * - When the node is gone, its attachments and Mountpoint Pods are deleted.
  *
  * Writes are ordered so that a failure part-way leaves a state the next run
@@ -192,6 +195,8 @@ export function plan(s: KeyState, ctx: PlanContext): Action[] {
       } else if (ended(p)) deletePod(p);
     }
   }
-  for (const p of s.mountpointPods) if (!listed.has(p.metadata!.name!)) deletePod(p);
+  for (const p of s.mountpointPods) {
+    if (!listed.has(p.metadata!.name!) && ended(p)) deletePod(p);
+  }
   return actions.sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
 }

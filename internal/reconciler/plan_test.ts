@@ -156,10 +156,13 @@ Deno.test("plan: a finished or deleted workload is removed; the emptied pod and 
     brief(plan(state({ workloads: [w("w1")], attachments: [att], mountpointPods: pods }), ctx())),
     ["updateAttachment att-none mp-1=w1"],
   );
+  // The pod serves the mount until the node's unpublish ends its session: it is kept till then.
   assert.deepEqual(
     brief(plan(state({ workloads: [], attachments: [att], mountpointPods: pods }), ctx())),
-    ["deletePod mp-1", "deleteAttachment att-none"],
+    ["deleteAttachment att-none"],
   );
+  const ended = [mpPod("mp-1", "v1", { status: { phase: "Succeeded" } })];
+  assert.deepEqual(brief(plan(state({ mountpointPods: ended }), ctx())), ["deletePod mp-1"]);
 });
 
 Deno.test("plan: the old version's pod goes with its last workload, the new one stays", () => {
@@ -167,7 +170,7 @@ Deno.test("plan: the old version's pod goes with its last workload, the new one 
   const s = state({
     workloads: [w("w2")],
     attachments: [att],
-    mountpointPods: [mpPod("mp-old", "v0"), mpPod("mp-new")],
+    mountpointPods: [mpPod("mp-old", "v0", { status: { phase: "Succeeded" } }), mpPod("mp-new")],
   });
   assert.deepEqual(brief(plan(s, ctx())), [
     "updateAttachment att-none mp-new=w2",
@@ -204,9 +207,10 @@ Deno.test("plan: a listed pod that is missing is created again; one that ended i
   );
 });
 
-Deno.test("plan: an unlisted Mountpoint Pod is garbage and is deleted", () => {
-  const s = state({ mountpointPods: [mpPod("mp-stray")] });
-  assert.deepEqual(brief(plan(s, ctx())), ["deletePod mp-stray"]);
+Deno.test("plan: an unlisted Mountpoint Pod is deleted once it has ended, not while it serves", () => {
+  assert.deepEqual(plan(state({ mountpointPods: [mpPod("mp-stray")] }), ctx()), []);
+  const failed = mpPod("mp-stray", "v1", { status: { phase: "Failed" } });
+  assert.deepEqual(brief(plan(state({ mountpointPods: [failed] }), ctx())), ["deletePod mp-stray"]);
 });
 
 Deno.test("plan: when the node is gone its attachments and Mountpoint Pods are deleted", () => {

@@ -38,6 +38,8 @@ export interface StartMinioOptions {
   quiet?: boolean;
   /** Serve HTTPS with a freshly generated self-signed certificate for 127.0.0.1. */
   tls?: boolean;
+  /** The address to listen on (default 127.0.0.1), e.g. the host's address on a pod network. */
+  host?: string;
 }
 
 const REGION = "us-east-1";
@@ -200,16 +202,17 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
       throw err;
     })
     : undefined;
-  const endpoint = `${opts.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  const host = opts.host ?? "127.0.0.1";
+  const endpoint = `${opts.tls ? "https" : "http"}://${host}:${port}`;
 
   const child = new Deno.Command(binary, {
     args: [
       "server",
       dataDir,
       "--address",
-      `127.0.0.1:${port}`,
+      `${host}:${port}`,
       "--console-address",
-      `127.0.0.1:${consolePort}`,
+      `${host}:${consolePort}`,
       "--quiet",
       ...(certsDir ? ["--certs-dir", certsDir] : []),
     ],
