@@ -88,6 +88,8 @@ export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ER
 
 export interface WatchOptions extends ListOptions {
   resourceVersion?: string;
+  /** The API server ends the watch after this long (a client re-watches). */
+  timeoutSeconds?: number;
 }
 
 export type OnWatchEvent = (type: WatchEventType, obj: KubernetesObject) => void;

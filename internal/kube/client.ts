@@ -90,6 +90,7 @@ export class KubeClient implements KubeApi {
     const query: Record<string, string | boolean> = { allowWatchBookmarks: true };
     if (opts.resourceVersion) query.resourceVersion = opts.resourceVersion;
     if (opts.labelSelector) query.labelSelector = opts.labelSelector;
+    if (opts.timeoutSeconds) query.timeoutSeconds = String(opts.timeoutSeconds);
     return this.#watch.watch(
       collectionPath(r, opts.namespace),
       query,

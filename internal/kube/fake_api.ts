@@ -30,6 +30,8 @@ interface Watcher {
   onEvent: OnWatchEvent;
   onDone: OnWatchDone;
   pending: [WatchEventType, KubernetesObject][];
+  /** Delivers nothing more (`stallWatches`). */
+  stalled?: boolean;
 }
 
 interface Event {
@@ -100,6 +102,7 @@ export class FakeKubeApi implements KubeApi {
   #flushSoon(): void {
     queueMicrotask(() => {
       for (const w of this.#watchers) {
+        if (w.stalled) continue;
         const held = w.pending.filter(([, o]) => this.#isHeld(w.kind, o));
         const due = w.pending.filter(([, o]) => !this.#isHeld(w.kind, o));
         w.pending = held;
@@ -125,6 +128,15 @@ export class FakeKubeApi implements KubeApi {
   release(kind: string, namespace?: string): void {
     this.#held.delete(namespace === undefined ? kind : `${kind}/${namespace}`);
     this.#flushSoon();
+  }
+
+  /**
+   * Makes every open watch of `kind` go silent for good: it delivers nothing
+   * more and never ends, as a stream whose connection was lost without a
+   * reset. Watches opened later work.
+   */
+  stallWatches(kind: string): void {
+    for (const w of this.#watchers) if (w.kind === kind) w.stalled = true;
   }
 
   /** Ends every watch of `kind` with `err` (as a dropped connection would). */

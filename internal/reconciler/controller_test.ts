@@ -10,6 +10,7 @@ import { FakeKubeApi } from "../kube/fake_api.ts";
 import { LABEL_VERSION, MOUNTPOINT_NAMESPACE } from "../podmount/contract.ts";
 import { FakeClock } from "./clock.ts";
 import { Reconciler } from "./controller.ts";
+import { WATCH_GRACE_MS } from "./informer.ts";
 import { node, pv, pvc, testConfig, workload } from "./testing.ts";
 
 interface World {
@@ -225,5 +226,20 @@ Deno.test("reconciler: a workload seen before its node gets its pod when the nod
   await api.create(RESOURCES.node, node("n1"));
   await clock.advance(0);
   assert.equal(mountpointPods(api).length, 1);
+  await w.stop();
+});
+
+Deno.test("reconciler: a watch that goes silent without ending is replaced, and sees what it missed", async () => {
+  const { api, clock } = await cluster();
+  const w = await start(api, clock);
+  // The pod watches' streams stop delivering and never end on their own.
+  api.stallWatches("Pod");
+  await api.create(RESOURCES.pod, workload("w1", "claim-a", "n1"));
+  await clock.advance(0);
+  assert.equal(mountpointPods(api).length, 0, "the informers have not seen the workload");
+  // Past the longest server-side timeout (2 × 30 s) and the grace, the watch is taken for dead.
+  await clock.advance(60_000 + WATCH_GRACE_MS + 1000);
+  await clock.advance(1000);
+  assert.equal(mountpointPods(api).length, 1, "the new watch saw the workload");
   await w.stop();
 });

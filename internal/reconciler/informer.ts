@@ -8,6 +8,13 @@
  * objects are handed to the callback again, so a change missed by a
  * handler is reconciled anyway.
  *
+ * Watches that go silent: a long-lived watch stream can stop delivering
+ * without ever ending (a connection lost without a reset), and then the
+ * cache is stale for good. So each watch asks the API server to end it
+ * after `watchSeconds` (jittered up to twice that), which it does cleanly and
+ * `ListWatch` re-watches; one that has not ended `WATCH_GRACE_MS` later is
+ * aborted here and counts as failed, so the informer relists.
+ *
  * @module
  */
 import {
@@ -23,10 +30,15 @@ import type { Clock } from "./clock.ts";
 
 export interface InformerOptions extends ListOptions {
   resyncMs: number;
+  /** Shortest server-side watch timeout (default 30 s; each watch takes 1–2×). */
+  watchSeconds?: number;
   /** First restart delay after an error; doubles up to `maxRestartMs`. */
   restartMs?: number;
   maxRestartMs?: number;
 }
+
+/** How long past its server-side timeout a watch may run before it is taken for dead. */
+export const WATCH_GRACE_MS = 15_000;
 
 export type ChangeHandler<T> = (obj: T, change: "add" | "update" | "delete" | "resync") => void;
 
@@ -58,19 +70,37 @@ export class Informer<T extends KubernetesObject> {
       };
     };
     // ListWatch only calls watch(); the rest of client-node's Watch is not needed.
+    const base = opts.watchSeconds ?? 30;
     const watch = {
-      watch: (
+      watch: async (
         _path: string,
         query: Record<string, unknown>,
         cb: (phase: string, obj: unknown) => void,
         done: (err: unknown) => void,
-      ) =>
-        api.watch(
+      ) => {
+        const timeoutSeconds = Math.round(base * (1 + Math.random()));
+        let ended = false;
+        let cancelWatchdog = () => {};
+        const finish = (err: unknown) => {
+          if (ended) return;
+          ended = true;
+          cancelWatchdog();
+          done(err ?? null);
+        };
+        const handle = await api.watch(
           resource,
-          { ...opts, resourceVersion: query.resourceVersion as string | undefined },
+          { ...opts, resourceVersion: query.resourceVersion as string | undefined, timeoutSeconds },
           (type, obj) => cb(type, obj),
-          (err) => done(err ?? null),
-        ),
+          finish,
+        );
+        if (!ended) {
+          cancelWatchdog = clock.setTimer(timeoutSeconds * 1000 + WATCH_GRACE_MS, () => {
+            handle.abort();
+            finish(new Error(`watch of ${resource.kind} went silent past its ${timeoutSeconds} s`));
+          });
+        }
+        return handle;
+      },
     } as unknown as Watch;
     this.#lw = new ListWatch<T>(
       collectionPath(resource, opts.namespace),
@@ -113,7 +143,10 @@ export class Informer<T extends KubernetesObject> {
     this.#cancelRestart();
     this.#cancelRestart = this.clock.setTimer(delay, () => {
       if (this.#stopped) return;
-      this.#lw.start().then(() => this.#markSynced());
+      this.#lw.start().then(() => {
+        this.#restartMs = this.opts.restartMs ?? 500;
+        this.#markSynced();
+      });
     });
   }
 
