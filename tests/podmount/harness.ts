@@ -24,6 +24,7 @@ import type {
 } from "../../internal/podmount/attachment_lookup.ts";
 import { hostCommDir, SOCKET_NAME } from "../../internal/podmount/contract.ts";
 import { type MinioServer, randomHex, tempDir, withTimeout } from "../support/mod.ts";
+import { collectOutput } from "../support/driver.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const REPO = new URL("../../", import.meta.url).pathname;
@@ -112,17 +113,7 @@ function spawnPod(
     stdout: "piped",
     stderr: "piped",
   }).spawn();
-  let out = "";
-  const dec = new TextDecoder();
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) out += dec.decode(c, { stream: true });
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  const status = child.status.then(async (s) => {
-    await pumps;
-    return s.code;
-  });
-  return { child, output: () => out, status };
+  return { child, ...collectOutput(child) };
 }
 
 /** Mount points of fuse.s3csi file systems under `dir`. */

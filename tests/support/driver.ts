@@ -28,15 +28,13 @@ export interface SpawnOptions {
   timeoutMs?: number;
 }
 
-export async function spawnDriver(opts: SpawnOptions): Promise<DriverProcess> {
-  const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...opts.args],
-    env: opts.env,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const child = cmd.spawn();
+/**
+ * Collects a piped child's stdout and stderr into one string; `status`
+ * resolves with the exit code once both streams are drained.
+ */
+export function collectOutput(
+  child: Deno.ChildProcess,
+): { output: () => string; status: Promise<number> } {
   let out = "";
   const dec = new TextDecoder();
   const pump = async (stream: ReadableStream<Uint8Array>) => {
@@ -47,6 +45,19 @@ export async function spawnDriver(opts: SpawnOptions): Promise<DriverProcess> {
     await pumps;
     return s.code;
   });
+  return { output: () => out, status };
+}
+
+export async function spawnDriver(opts: SpawnOptions): Promise<DriverProcess> {
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...opts.args],
+    env: opts.env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = cmd.spawn();
+  const { output, status } = collectOutput(child);
   let exited = false;
   status.then(() => (exited = true));
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
@@ -57,16 +68,16 @@ export async function spawnDriver(opts: SpawnOptions): Promise<DriverProcess> {
     } catch {
       // not there yet
     }
-    if (exited) throw new Error(`s3csi ${opts.args[0]} exited before listening:\n${out}`);
+    if (exited) throw new Error(`s3csi ${opts.args[0]} exited before listening:\n${output()}`);
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`s3csi ${opts.args[0]} did not listen on ${opts.socket}:\n${out}`);
+      throw new Error(`s3csi ${opts.args[0]} did not listen on ${opts.socket}:\n${output()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
     socket: opts.socket,
-    output: () => out,
+    output,
     status,
     async stop() {
       if (!exited) {
