@@ -106,8 +106,8 @@ export class DirHandle {
     const { table } = this.#o;
     const dir = this.inode;
     if (!plus) {
-      if (e.source === "local" && !table.localOf(dir, e.name)) return true;
       const ino = table.inoOfListed(dir, e);
+      if (ino === null) return true; // a local entry that vanished meanwhile
       return add({ name: e.name, ino, type: e.kind === "dir" ? S_IFDIR : S_IFREG, nextOffset });
     }
     const child = table.fromListing(dir, e);

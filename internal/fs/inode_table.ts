@@ -212,10 +212,12 @@ export class InodeTable {
   /**
    * The inode number plain readdir reports for a listing entry: the known
    * inode's when the kind matches (refreshing a remote file's stat), else a
-   * fresh number that is not kept.
+   * fresh number that is not kept; null for a local entry that vanished
+   * meanwhile (it is not shown).
    */
-  inoOfListed(dir: Inode, e: ListedEntry): Ino {
+  inoOfListed(dir: Inode, e: ListedEntry): Ino | null {
     const existing = e.source === "local" ? this.localOf(dir, e.name) : dir.children!.get(e.name);
+    if (e.source === "local" && !existing) return null;
     if (existing && existing.kind === "file" && e.source === "remote" && e.kind === "file") {
       if (!isLocal(existing)) this.setStat(existing, e.info);
     }

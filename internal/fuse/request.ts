@@ -289,6 +289,8 @@ const OPEN_IN = { flags: "flags", openFlags: "open_flags" };
 const GETATTR_FH = HDR + offsets("getattr_in", ["fh"]).fh;
 const BATCH = offsets("batch_forget_in", ["count"]);
 const FORGET_ONE = sizeOf("forget_one");
+const WRITE_DATA = HDR + sizeOf("write_in");
+const BATCH_FORGETS = HDR + sizeOf("batch_forget_in");
 const ONE = offsets("forget_one", ["nodeid", "nlookup"]);
 const INIT_IN = offsets("init_in", ["flags", "flags2"]);
 const INIT_EXT = InitFlag.INIT_EXT!;
@@ -457,7 +459,7 @@ export function decodeRequest(
 /** WRITE: the data after write_in, as a view (no copy). */
 function writeData(req: Record<string, unknown>, _v: DataView, bytes: Uint8Array, end: number) {
   const size = req.size as number;
-  const at = HDR + sizeOf("write_in");
+  const at = WRITE_DATA;
   if (at + size > end) {
     return short(req.opcode as number, req.unique as number, end - HDR, at - HDR + size);
   }
@@ -490,7 +492,7 @@ function initFlags(req: Record<string, unknown>, v: DataView, _bytes: Uint8Array
 /** BATCH_FORGET: `count` forget_one entries after batch_forget_in. */
 function batchForgets(req: Record<string, unknown>, v: DataView, _bytes: Uint8Array, end: number) {
   const count = v.getUint32(HDR + BATCH.count, true);
-  const at = HDR + sizeOf("batch_forget_in");
+  const at = BATCH_FORGETS;
   if (at + count * FORGET_ONE > end) {
     return short(
       req.opcode as number,

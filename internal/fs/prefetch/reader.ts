@@ -122,8 +122,6 @@ export class PrefetchReader implements ReadSource, Reclaimable {
   readonly #budget: MemoryBudget;
   readonly #pool: BufferPool | undefined;
   readonly #source: PartSource;
-  /** Alignment of part boundaries: the cache block size, or 1 without a cache. */
-  readonly #unit: number;
   readonly #maxConcurrency: number;
   readonly #maxWindow: number;
   /** Set while the reader streams sequentially: only those count for the budget's fair share. */
@@ -172,7 +170,6 @@ export class PrefetchReader implements ReadSource, Reclaimable {
       cache: opts.cache,
       pool: this.#pool,
     });
-    this.#unit = this.#source.unit;
     this.#maxConcurrency = Math.max(1, opts.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY);
     this.#maxWindow = Math.max(FIRST_REQUEST, opts.maxWindow ?? DEFAULT_MAX_WINDOW);
   }
@@ -571,7 +568,7 @@ export class PrefetchReader implements ReadSource, Reclaimable {
 
   /** Rounds `offset` to the part alignment unit (down, or up capped at the object size). */
   #align(offset: number, up: boolean): number {
-    const unit = this.#unit;
+    const unit = this.#source.unit;
     if (unit === 1) return Math.min(offset, this.#size);
     const r = offset % unit;
     if (r === 0) return Math.min(offset, this.#size);
