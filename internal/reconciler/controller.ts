@@ -41,6 +41,7 @@ import { Informer } from "./informer.ts";
 import { mountpointPod, type ResourceDefaults } from "./mountpoint_pod.ts";
 import { type Action, type KeyState, plan, type PlanContext, type Workload } from "./plan.ts";
 import {
+  claimNames,
   isActive,
   keyOfAttachment,
   keyText,
@@ -184,11 +185,7 @@ export class Reconciler {
   #onClaim(c: V1PersistentVolumeClaim): void {
     const ns = c.metadata?.namespace;
     for (const p of this.#pods.list(ns)) {
-      const uses = (p.spec?.volumes ?? []).some((v) =>
-        v.persistentVolumeClaim?.claimName === c.metadata?.name ||
-        (v.ephemeral && `${p.metadata?.name}-${v.name}` === c.metadata?.name)
-      );
-      if (uses) this.#onWorkload(p);
+      if (claimNames(p).includes(c.metadata?.name ?? "")) this.#onWorkload(p);
     }
   }
 

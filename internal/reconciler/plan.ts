@@ -38,7 +38,7 @@ import {
   type WorkloadAttachment,
 } from "../kube/mod.ts";
 import { LABEL_NODE, LABEL_VERSION, LABEL_VOLUME } from "../podmount/contract.ts";
-import { keyOfAttachment, keyText, type SharingKey } from "./sharing_key.ts";
+import { isActive, keyOfAttachment, keyText, type SharingKey } from "./sharing_key.ts";
 
 /** One active workload's use of the volume. */
 export interface Workload {
@@ -87,10 +87,6 @@ function terminating(o: { metadata?: { deletionTimestamp?: unknown } }): boolean
   return Boolean(o.metadata?.deletionTimestamp);
 }
 
-function ended(p: V1Pod): boolean {
-  return p.status?.phase === "Succeeded" || p.status?.phase === "Failed";
-}
-
 type PodMap = Record<string, WorkloadAttachment[]>;
 
 function sameMap(a: PodMap, b: PodMap): boolean {
@@ -109,11 +105,11 @@ export function plan(s: KeyState, ctx: PlanContext): Action[] {
       actions.push({ type: "deletePod", name: p.metadata!.name!, uid: p.metadata!.uid ?? "" });
     }
   };
+  const deleteAttachment = (a: Attachment) =>
+    actions.push({ type: "deleteAttachment", name: a.metadata.name, uid: a.metadata.uid ?? "" });
   if (!s.nodeExists) {
     s.mountpointPods.forEach(deletePod);
-    for (const a of s.attachments) {
-      actions.push({ type: "deleteAttachment", name: a.metadata.name, uid: a.metadata.uid ?? "" });
-    }
+    s.attachments.forEach(deleteAttachment);
     return actions;
   }
 
@@ -129,11 +125,7 @@ export function plan(s: KeyState, ctx: PlanContext): Action[] {
     const e = entry(keyOfAttachment(a.spec));
     // One attachment per key: its name is the key's. Another is garbage of an older naming.
     if (a.metadata.name === ctx.attachmentName(e.key)) e.att = a;
-    else {actions.push({
-        type: "deleteAttachment",
-        name: a.metadata.name,
-        uid: a.metadata.uid ?? "",
-      });}
+    else deleteAttachment(a);
   }
 
   const pods = new Map(s.mountpointPods.map((p) => [p.metadata!.name!, p]));
@@ -164,13 +156,7 @@ export function plan(s: KeyState, ctx: PlanContext): Action[] {
 
     const names = Object.keys(map);
     if (names.length === 0) {
-      if (att) {
-        actions.push({
-          type: "deleteAttachment",
-          name: att.metadata.name,
-          uid: att.metadata.uid ?? "",
-        });
-      }
+      if (att) deleteAttachment(att);
       continue;
     }
     if (!att) {
@@ -192,11 +178,11 @@ export function plan(s: KeyState, ctx: PlanContext): Action[] {
           type: "createPod",
           pod: ctx.podFor(name, wanted.get(map[name][0].workloadPodUID)!),
         });
-      } else if (ended(p)) deletePod(p);
+      } else if (!isActive(p)) deletePod(p);
     }
   }
   for (const p of s.mountpointPods) {
-    if (!listed.has(p.metadata!.name!) && ended(p)) deletePod(p);
+    if (!listed.has(p.metadata!.name!) && !isActive(p)) deletePod(p);
   }
   return actions.sort((a, b) => ORDER.indexOf(a.type) - ORDER.indexOf(b.type));
 }

@@ -69,6 +69,15 @@ export interface ClaimLookup {
   volume(name: string): V1PersistentVolume | undefined;
 }
 
+/** The claims a pod's volumes name: a PVC's claimName, or `<pod>-<volume>` for an ephemeral one. */
+export function claimNames(pod: V1Pod): string[] {
+  return (pod.spec?.volumes ?? []).flatMap((v) => {
+    const name = v.persistentVolumeClaim?.claimName ??
+      (v.ephemeral ? `${pod.metadata?.name}-${v.name}` : undefined);
+    return name ? [name] : [];
+  });
+}
+
 /** The volumes of this driver a scheduled pod uses, with their sharing keys. */
 export function workloadVolumes(pod: V1Pod, lookup: ClaimLookup): WorkloadVolume[] {
   const nodeName = pod.spec?.nodeName;
@@ -76,10 +85,7 @@ export function workloadVolumes(pod: V1Pod, lookup: ClaimLookup): WorkloadVolume
   if (!nodeName) return [];
   const out: WorkloadVolume[] = [];
   const seen = new Set<string>();
-  for (const v of pod.spec?.volumes ?? []) {
-    const claimName = v.persistentVolumeClaim?.claimName ??
-      (v.ephemeral ? `${pod.metadata?.name}-${v.name}` : undefined);
-    if (!claimName) continue;
+  for (const claimName of claimNames(pod)) {
     const pvName = lookup.claim(namespace, claimName)?.spec?.volumeName;
     const pv = pvName ? lookup.volume(pvName) : undefined;
     const csi = pv?.spec?.csi;
