@@ -14,6 +14,7 @@
  * @module
  */
 import * as grpc from "@grpc/grpc-js";
+import { dirname, removeIfPresent } from "../util/path.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { toGrpcError } from "./grpc_status.ts";
 import { csiDefinitions } from "./proto.ts";
@@ -119,8 +120,8 @@ export async function listenUnix(
   mode?: number,
 ): Promise<string> {
   const path = socketPath(endpoint);
-  await Deno.mkdir(path.substring(0, path.lastIndexOf("/")) || "/", { recursive: true });
-  await removeSocket(path);
+  await Deno.mkdir(dirname(path), { recursive: true });
+  await removeIfPresent(path);
   await new Promise<void>((resolve, reject) => {
     server.bindAsync(`unix://${path}`, grpc.ServerCredentials.createInsecure(), (err) => {
       if (err) reject(new Error(`Cannot listen on "${path}": ${err.message}`, { cause: err }));
@@ -129,15 +130,6 @@ export async function listenUnix(
   });
   if (mode !== undefined) await Deno.chmod(path, mode);
   return path;
-}
-
-/** Removes a socket file; one already gone is fine. */
-export async function removeSocket(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
 }
 
 /** Waits up to `graceMs` for in-flight calls, then forces; removes the socket at `path`. */
@@ -152,5 +144,5 @@ export async function stopGrpc(server: grpc.Server, path: string, graceMs: numbe
       resolve();
     });
   });
-  if (path) await removeSocket(path).catch(() => {});
+  if (path) await removeIfPresent(path).catch(() => {});
 }

@@ -144,7 +144,7 @@ export class PodMounter implements Mounter {
     }
     const attachTimeout = this.#config.attachTimeoutMs ?? 60_000;
     const deadline = Date.now() + attachTimeout;
-    const pod = await this.#waitAttachment(spec, spec.workloadPodUid, deadline);
+    const pod = await this.#waitAttachment(what, spec.volumeId, spec.workloadPodUid, deadline);
     const commDir = hostCommDir(this.#config.kubeletPath, pod.uid);
     let conn: MountpointConnection;
     try {
@@ -192,14 +192,18 @@ export class PodMounter implements Mounter {
     mlog.info("mounted by a Mountpoint Pod", { pod: pod.name, bucket: spec.bucket });
   }
 
-  /** Polls the lookup until it names the Mountpoint Pod of `workloadPodUid`, or `deadline`. */
+  /**
+   * Polls the lookup until it names the Mountpoint Pod of `workloadPodUid`,
+   * or `deadline`; the error then starts with `what`.
+   */
   async #waitAttachment(
-    spec: MountSpec,
+    what: string,
+    volumeId: string,
     workloadPodUid: string,
     deadline: number,
   ): Promise<MountpointPodRef> {
     const { lookup, nodeName } = this.#config;
-    const query = { nodeName, volumeId: spec.volumeId, workloadPodUid };
+    const query = { nodeName, volumeId, workloadPodUid };
     const pollMs = this.#config.pollMs ?? 500;
     const started = Date.now();
     let lastError: unknown;
@@ -209,12 +213,12 @@ export class PodMounter implements Mounter {
         if (found) return found;
       } catch (err) {
         lastError = err;
-        log.debug("attachment lookup failed", { error: err, volume: spec.volumeId });
+        log.debug("attachment lookup failed", { error: err, volume: volumeId });
       }
       if (Date.now() + pollMs > deadline) {
         const waited = Math.round((Date.now() - started) / 1000);
         throw new UnavailableError(
-          `Cannot mount bucket "${spec.bucket}" for volume "${spec.volumeId}": timed out after ${waited} s waiting for a ${ATTACHMENT.kind} on node "${nodeName}" that lists pod "${workloadPodUid}" and a Mountpoint Pod for it${
+          `${what}: timed out after ${waited} s waiting for a ${ATTACHMENT.kind} on node "${nodeName}" that lists pod "${workloadPodUid}" and a Mountpoint Pod for it${
             lastError ? ` (last lookup error: ${(lastError as Error).message})` : ""
           }`,
         );

@@ -24,6 +24,7 @@ import { FailedPreconditionError, InternalError } from "../errors/mod.ts";
 import { checkMount, unmount } from "../fuse/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { writeCredentialsFile } from "../mount/credentials.ts";
+import { CREDENTIALS_FILE, CREDENTIALS_PROFILE } from "../podmount/contract.ts";
 import { close as sysClose, setCloexec } from "../sys/libc.ts";
 import type { Mounter, MountSpec } from "./mounter.ts";
 import {
@@ -35,8 +36,6 @@ import {
 } from "./source.ts";
 
 const log = rootLog.with({ component: "mounter" });
-
-const PROFILE = "s3csi";
 
 /** The driver's S3 connection, passed to every mount, and how to run them. */
 export interface ProcessMounterConfig extends S3Connection {
@@ -83,8 +82,10 @@ export class ProcessMounter implements Mounter {
 
   async ensureMounted(spec: MountSpec): Promise<void> {
     await prepareStateDir(spec.stateDir);
-    const credsFile = `${spec.stateDir}/credentials`;
-    if (spec.credentials) await writeCredentialsFile(credsFile, PROFILE, spec.credentials);
+    const credsFile = `${spec.stateDir}/${CREDENTIALS_FILE}`;
+    if (spec.credentials) {
+      await writeCredentialsFile(credsFile, CREDENTIALS_PROFILE, spec.credentials);
+    }
     const health = await checkMount(spec.sourceDir);
     if (health === "ok") return;
     if (health === "stale") {
@@ -121,7 +122,7 @@ export class ProcessMounter implements Mounter {
     }
     if (credsFile) {
       env.AWS_SHARED_CREDENTIALS_FILE = credsFile;
-      env.AWS_PROFILE = PROFILE;
+      env.AWS_PROFILE = CREDENTIALS_PROFILE;
     }
     const [exe, ...pre] = this.#config.command;
     let child: Deno.ChildProcess;

@@ -24,6 +24,7 @@ import {
   readMountInfo,
   unmount,
 } from "../fuse/mod.ts";
+import { removeIfPresent } from "../util/path.ts";
 import { mount, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from "../sys/libc.ts";
 
 export interface TargetOps {
@@ -82,12 +83,8 @@ export class BindTargetOps implements TargetOps {
     await Deno.mkdir(target, { recursive: true, mode: 0o750 });
   }
 
-  async removeTarget(target: string): Promise<void> {
-    try {
-      await Deno.remove(target);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
+  removeTarget(target: string): Promise<void> {
+    return removeIfPresent(target);
   }
 
   bind(source: string, target: string, readOnly: boolean): Promise<void> {

@@ -31,6 +31,7 @@
  * @module
  */
 import { UsageError } from "../cli/mod.ts";
+import { dirname, removeIfPresent } from "../util/path.ts";
 import { errorMessage } from "../errors/mod.ts";
 import { serveFd } from "../fuse/mod.ts";
 import { type Level, log as rootLog, setLevel } from "../log/mod.ts";
@@ -64,17 +65,6 @@ export interface ServerOptions {
   logLevel: Level;
 }
 
-function dirOf(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i <= 0 ? "/" : path.slice(0, i);
-}
-
-async function removeIfPresent(path: string): Promise<void> {
-  await Deno.remove(path).catch((err) => {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  });
-}
-
 /** Writes a status file whole (temp file, then rename), so the node never reads half of one. */
 async function writeStatus(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${crypto.randomUUID()}`;
@@ -103,7 +93,7 @@ async function requestCredentials(
 /** Serves one mount handed over on `socketPath`. Returns the exit code. */
 export async function serveFromSocket(opts: ServerOptions): Promise<number> {
   setLevel(opts.logLevel);
-  const commDir = dirOf(opts.socketPath);
+  const commDir = dirname(opts.socketPath);
   const slog = log.with({ socket: opts.socketPath });
   // A restarted container finds its previous run's files in the same emptyDir.
   for (const f of [READY_FILE, ERROR_FILE]) await removeIfPresent(`${commDir}/${f}`);

@@ -15,6 +15,8 @@ import {
   close,
   E,
   O_CLOEXEC,
+  O_DIRECTORY,
+  O_PATH,
   O_RDONLY,
   open,
   poll,
@@ -27,9 +29,6 @@ import {
   write,
 } from "../sys/libc.ts";
 import { ProtocolError } from "./contract.ts";
-
-const O_DIRECTORY = 0o200000;
-const O_PATH = 0o10000000;
 
 /**
  * Runs `fn` with a short path that names `dir` (`/proc/self/fd/N`, through

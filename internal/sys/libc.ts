@@ -143,6 +143,8 @@ export const O_WRONLY = 0o1;
 export const O_RDWR = 0o2;
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;
+export const O_DIRECTORY = 0o200000;
+export const O_PATH = 0o10000000;
 
 // fcntl(2) commands.
 export const F_GETFD = 1;

@@ -1,7 +1,9 @@
 /**
- * Lexical path normalisation for policy checks (is this path inside that
- * directory?): resolves ".", ".." and repeated slashes without touching the
- * file system, so a missing or dead-mounted path can still be judged.
+ * Path helpers. Lexical normalisation for policy checks (is this path inside
+ * that directory?) resolves ".", ".." and repeated slashes without touching
+ * the file system, so a missing or dead-mounted path can still be judged;
+ * `dirname` is lexical too; `removeIfPresent` is the one "remove, missing is
+ * fine" of the sockets, status files and targets the roles clean up.
  *
  * @module
  */
@@ -22,4 +24,19 @@ export function isInside(path: string, dir: string): boolean {
   const p = normalisePath(path);
   const d = normalisePath(dir);
   return p === d || p.startsWith(d === "/" ? "/" : d + "/");
+}
+
+/** The directory part of `path` ("/" for a name at the root or a bare name). */
+export function dirname(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
+}
+
+/** Removes a file (or an empty directory); one already gone is fine. */
+export async function removeIfPresent(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
 }
