@@ -3,11 +3,12 @@
  * gRPC the way kubelet drives it (targets under <kubelet>/pods/<uid>/...).
  */
 import assert from "node:assert/strict";
-import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { CsiClient, mountCapability } from "../support/csi_client.ts";
 import { type DriverProcess, spawnDriver } from "../support/driver.ts";
 import {
+  detachFuseMountsUnder,
+  fuseMountsUnder,
   minioClientConfig,
   minioEnv,
   type MinioServer,
@@ -28,11 +29,6 @@ interface Ctx {
 
 function target(kubelet: string, pod: string, pv = "pv-1"): string {
   return `${kubelet}/pods/${pod}/volumes/kubernetes.io~csi/${pv}/mount`;
-}
-
-async function fuseMountsUnder(dir: string): Promise<string[]> {
-  return (await readMountInfo()).filter((m) => m.fstype === "fuse.s3csi").map((m) => m.mountPoint)
-    .filter((m) => m.startsWith(dir));
 }
 
 async function withNode(fn: (ctx: Ctx) => Promise<void>): Promise<void> {
@@ -63,9 +59,7 @@ async function withNode(fn: (ctx: Ctx) => Promise<void>): Promise<void> {
   } finally {
     csi.close();
     await driver.stop();
-    for (const m of (await fuseMountsUnder(kubelet)).reverse()) {
-      await new Deno.Command("umount", { args: ["-l", m] }).output();
-    }
+    await detachFuseMountsUnder(kubelet);
     await new Deno.Command("pkill", { args: ["-f", `${kubelet}/${PLUGIN}/state`] }).output();
     await minio.stop();
     await Deno.remove(kubelet, { recursive: true }).catch(() => {});

@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { parseMountOptions } from "../../internal/mounter/mount_options.ts";
 import type { MountSpec } from "../../internal/mounter/mounter.ts";
 import { PodMounter, type PodMounterConfig } from "../../internal/mounter/pod_mounter.ts";
@@ -23,7 +22,13 @@ import type {
   MountpointPodRef,
 } from "../../internal/podmount/attachment_lookup.ts";
 import { hostCommDir, SOCKET_NAME } from "../../internal/podmount/contract.ts";
-import { type MinioServer, randomHex, tempDir, withTimeout } from "../support/mod.ts";
+import {
+  detachFuseMountsUnder,
+  type MinioServer,
+  randomHex,
+  tempDir,
+  withTimeout,
+} from "../support/mod.ts";
 import { collectOutput } from "../support/driver.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -116,12 +121,6 @@ function spawnPod(
   return { child, ...collectOutput(child) };
 }
 
-/** Mount points of fuse.s3csi file systems under `dir`. */
-export async function fuseMountsUnder(dir: string): Promise<string[]> {
-  return (await readMountInfo()).filter((m) => m.fstype === "fuse.s3csi")
-    .map((m) => m.mountPoint).filter((m) => m.startsWith(dir));
-}
-
 /** Runs `fn` in a fresh kubelet directory; cleans up every mount and process it leaves. */
 export async function withWorld(
   minio: MinioServer,
@@ -202,9 +201,7 @@ export async function withWorld(
   try {
     await fn(world);
   } finally {
-    for (const m of (await fuseMountsUnder(kubelet)).reverse()) {
-      await new Deno.Command("umount", { args: ["-l", m] }).output();
-    }
+    await detachFuseMountsUnder(kubelet);
     for (const p of pods) {
       p.kill("SIGKILL");
       await withTimeout(p.status, 10_000, `Mountpoint Pod ${p.name} exit`).catch(() => {});

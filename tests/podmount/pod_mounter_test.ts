@@ -13,7 +13,8 @@ import { receiveLine, sendLine } from "../../internal/podmount/wire.ts";
 import { close, O_RDONLY, open } from "../../internal/sys/libc.ts";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { minioClientConfig, type MinioServer, startMinio, withTimeout } from "../support/mod.ts";
-import { fuseMountsUnder, POD_UID, withWorld } from "./harness.ts";
+import { POD_UID, withWorld } from "./harness.ts";
+import { fuseMountsUnder } from "../support/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

@@ -1,9 +1,24 @@
 /**
  * Small helpers shared by integration tests: free ports, temporary
- * directories on disk, and a timeout guard for promises.
+ * directories on disk, a timeout guard for promises, and the driver's FUSE
+ * mounts under a directory (to assert on, and to clean up).
  *
  * @module
  */
+import { readMountInfo } from "../../internal/fuse/mod.ts";
+
+/** Mount points of the driver's FUSE file systems (`fuse.s3csi`) under `dir`. */
+export async function fuseMountsUnder(dir: string): Promise<string[]> {
+  return (await readMountInfo()).filter((m) => m.fstype === "fuse.s3csi")
+    .map((m) => m.mountPoint).filter((m) => m.startsWith(dir));
+}
+
+/** Lazily unmounts every driver FUSE mount under `dir`, the innermost (latest) first. */
+export async function detachFuseMountsUnder(dir: string): Promise<void> {
+  for (const m of (await fuseMountsUnder(dir)).reverse()) {
+    await new Deno.Command("umount", { args: ["-l", m] }).output();
+  }
+}
 
 /**
  * Returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -9,4 +9,11 @@
 export { minioBinary, minioClientConfig, minioEnv, startMinio } from "./minio.ts";
 export type { MinioServer, StartMinioOptions } from "./minio.ts";
 export { assumeRole } from "./sts.ts";
-export { freePort, randomHex, tempDir, withTimeout } from "./helpers.ts";
+export {
+  detachFuseMountsUnder,
+  freePort,
+  fuseMountsUnder,
+  randomHex,
+  tempDir,
+  withTimeout,
+} from "./helpers.ts";
