@@ -5,8 +5,9 @@
  * with `imagePullPolicy: Never` (nothing can be pulled), the S3 endpoint and
  * the driver credentials of the test's MinIO, host networking with the API
  * server on 127.0.0.1 for the pods that talk to it (there is no kube-proxy),
- * one controller replica without the livenessprobe sidecar (its image cannot
- * be had here). The node's `pod` mounter is the base's own setting.
+ * the controller without the livenessprobe sidecar (its image cannot be had
+ * here) and without host ports (its two replicas share the one node's
+ * network). The node's `pod` mounter is the base's own setting.
  *
  * @module
  */
@@ -77,7 +78,6 @@ export async function writeOverlay(
       kind: "Deployment",
       metadata: { name: "s3csi-controller", namespace: "s3csi" },
       spec: {
-        replicas: 1,
         template: {
           spec: {
             hostNetwork: true,
