@@ -5,7 +5,8 @@
  *
  * `s3csi mount --from-socket <path>`: the program of a Mountpoint Pod; the
  * bucket, the options and the mounted /dev/fuse fd arrive over the socket
- * (internal/podmount/server.ts), and only the logging flags apply.
+ * (internal/podmount/server.ts), and only the logging flags and
+ * `--accept-timeout` apply.
  *
  * Wiring only: flags → MountConfig → internal/mount.
  *
@@ -20,7 +21,7 @@ import { serveFromSocket } from "../../internal/podmount/server.ts";
 export const summary = "Mount an S3 bucket as a FUSE file system";
 
 const SYNOPSIS = "s3csi mount <bucket> <mountpoint|/dev/fd/N> [options]\n" +
-  "       s3csi mount --from-socket <path>";
+  "       s3csi mount --from-socket <path> [--accept-timeout <seconds>]";
 
 export async function main(args: string[]): Promise<number> {
   const parsed = parseMountArgs(args);
@@ -35,7 +36,11 @@ export async function main(args: string[]): Promise<number> {
         "--from-socket takes no bucket or mount point: they come over the socket",
       );
     }
-    return await serveFromSocket({ socketPath: o.fromSocket, logLevel: logLevel(values) });
+    return await serveFromSocket({
+      socketPath: o.fromSocket,
+      logLevel: logLevel(values),
+      acceptTimeoutS: o.acceptTimeout ?? 0,
+    });
   }
   if (positionals.length !== 2) {
     throw new UsageError(

@@ -25,6 +25,7 @@ import { log, setLevel } from "../../internal/log/mod.ts";
 import {
   DEFAULT_RESOURCES,
   LeaderElector,
+  leaderIdentity,
   quantityValue,
   realClock,
   Reconciler,
@@ -67,7 +68,8 @@ const FLAGS: FlagSpecs = {
   "pod-name": {
     type: "string",
     env: "POD_NAME",
-    help: "This pod's name: the leader identity, and where --image is read from when unset",
+    help:
+      "This pod's name: the prefix of the leader identity, and where --image is read from when unset",
   },
   image: {
     type: "string",
@@ -121,7 +123,7 @@ export async function main(args: string[]): Promise<number> {
   if (!image) throw new UsageError("Give --image, or --pod-name to use this pod's image");
   const leaseMs = num(values, "lease-duration")! * 1000;
   const resyncMs = num(values, "resync-period")! * 1000;
-  const identity = podName ?? `${Deno.hostname()}-${crypto.randomUUID().slice(0, 8)}`;
+  const identity = leaderIdentity(podName);
 
   const stop = new AbortController();
   shutdownSignal().then((signal) => {

@@ -12,20 +12,29 @@
  * starting a second one.
  *
  * Every path and mount-table operation goes through `TargetOps` (health,
- * which source a target shows, whether a source still has targets, target
- * directories, bind mounts), so this module holds only the decisions and
- * runs against in-memory doubles in its unit tests. A source is unmounted
- * when its last target goes.
+ * which source a target shows and whether read-only, whether a source still
+ * has targets, target directories, bind mounts), so this module holds only
+ * the decisions and runs against in-memory doubles in its unit tests. A
+ * source is unmounted when its last target goes.
+ *
+ * Read-only has two levels. A reader-only access mode or the `read-only`
+ * mount option is the PV's, the same for every workload, so it is an option
+ * of the source. The publish's `readonly` (a pod's readOnly, or the PV's
+ * csi.readOnly the kubelet folds into it) is one workload's: it only makes
+ * that target's bind mount read-only, so a read-only and a writable workload
+ * share one source, as they share one Mountpoint Pod (the reconciler's
+ * sharing key cannot see a pod's readOnly).
  *
  * Idempotency: publishing onto a target that already shows the right source
- * refreshes the credentials and succeeds; onto a target that shows another
- * of our sources (other options, read-only flag or volume attributes) is
- * ALREADY_EXISTS, as the CSI spec asks, rather than a swap under a running
- * pod; a target left behind by a dead mount (ENOTCONN) or mounted from
- * something that is not ours is cleaned and published again. Unpublishing a
- * missing or unmounted target succeeds and removes the directory. Calls on
- * one volume run one at a time: an identical concurrent call joins the
- * running one, a different one gets ABORTED.
+ * with the right read-only flag refreshes the credentials and succeeds; onto
+ * a target that shows another of our sources (other options or volume
+ * attributes), or the right one with the other flag, is ALREADY_EXISTS, as
+ * the CSI spec asks, rather than a swap under a running pod; a target left
+ * behind by a dead mount (ENOTCONN) or mounted from something that is not
+ * ours is cleaned and published again. Unpublishing a missing or unmounted
+ * target succeeds and removes the directory. Calls on one volume run one at
+ * a time: an identical concurrent call joins the running one, a different
+ * one gets ABORTED.
  *
  * @module
  */
@@ -161,9 +170,14 @@ export class NodeServer {
     let options: MountOptions = parseMountOptions(cap.mount?.mount_flags ?? [], {
       cacheRoot: this.#cacheRoot,
     });
-    const readOnly = req.readonly === true || READER_ONLY_MODES.has(cap.access_mode?.mode ?? "") ||
-      options.readOnly;
-    options = applyFsGroup({ ...options, readOnly }, cap.mount?.volume_mount_group || undefined);
+    // Only the PV-level read-only is the source's; `req.readonly` is this target's bind alone,
+    // as the reconciler's sharing key cannot see it (see the module note).
+    const sourceReadOnly = READER_ONLY_MODES.has(cap.access_mode?.mode ?? "") || options.readOnly;
+    const readOnly = sourceReadOnly || req.readonly === true;
+    options = applyFsGroup(
+      { ...options, readOnly: sourceReadOnly },
+      cap.mount?.volume_mount_group || undefined,
+    );
     // A dynamic shared-bucket volume lives under its own prefix; a prefix option nests inside it.
     const volumePrefix = ctx[Ctx.prefix] ?? "";
     if (volumePrefix !== "" || options.prefix !== undefined) {
@@ -214,17 +228,18 @@ export class NodeServer {
       const state = await targets.check(target);
       if (state === "ok") {
         const current = await targets.sourceOf(target, this.#sourceRoot);
-        if (current === spec.sourceDir) {
+        if (current === spec.sourceDir && await targets.readOnly(target) === readOnly) {
           // Already published: refresh credentials (rotation) and succeed.
           await mounter.ensureMounted(spec);
           vlog.info("target already published");
           return {};
         }
         if (current !== undefined) {
+          const shown = current === spec.sourceDir
+            ? `${readOnly ? "writable" : "read-only"} on the same mount`
+            : `mount "${current.slice(this.#sourceRoot.length + 1)}"`;
           throw new AlreadyExistsError(
-            `Cannot publish volume "${volumeId}" at "${target}": the target is already published with other options (mount "${
-              current.slice(this.#sourceRoot.length + 1)
-            }"); unpublish it first`,
+            `Cannot publish volume "${volumeId}" at "${target}": the target is already published with other options (${shown}); unpublish it first`,
           );
         }
         vlog.warn("target is mounted from something else: remounting");

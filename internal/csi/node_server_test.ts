@@ -27,9 +27,9 @@ class Kernel {
     return this.table.findLast((e) => e.point === path);
   }
 
-  mountNew(point: string): number {
+  mountNew(point: string, readOnly = false): number {
     const dev = this.#nextDev++;
-    this.table.push({ point, dev, readOnly: false });
+    this.table.push({ point, dev, readOnly });
     return dev;
   }
 
@@ -64,6 +64,9 @@ class MemoryTargetOps implements TargetOps {
     return Promise.resolve(
       this.k.sharing(target).find((p) => p.startsWith(sourceRoot + "/")),
     );
+  }
+  readOnly(path: string): Promise<boolean> {
+    return Promise.resolve(this.k.top(path)?.readOnly === true);
   }
   inUse(source: string): Promise<boolean> {
     return Promise.resolve(this.k.sharing(source).some((p) => p !== source));
@@ -121,7 +124,7 @@ class FakeMounter implements Mounter {
     if (e && !this.k.dead.has(e.dev)) return;
     if (e) this.k.removeTop(spec.sourceDir);
     this.k.dirs.add(spec.sourceDir);
-    this.k.mountNew(spec.sourceDir);
+    this.k.mountNew(spec.sourceDir, spec.options.readOnly);
     this.starts++;
   }
   unmount(sourceDir: string, stateDir: string): Promise<void> {
@@ -221,14 +224,23 @@ Deno.test("publish() takes node-publish secrets only with authenticationSource s
   assert.equal(fallback.credentials?.accessKeyId, "DRIVERKEY");
 });
 
-Deno.test("publish() keeps credential values out of the sharing key; read-only is another mount", async () => {
+Deno.test("publish() keeps credential values and a publish's readonly out of the sharing key; a PV-level read-only is another mount", async () => {
   const ctx = { bucketName: "b-1", authenticationSource: "secret" };
-  const a = await specOf(req(ctx, { secrets: { access_key_id: "K1", secret_access_key: "S1" } }));
+  const secrets = { access_key_id: "K1", secret_access_key: "S1" };
+  const a = await specOf(req(ctx, { secrets }));
   const b = await specOf(req(ctx, { secrets: { access_key_id: "K2", secret_access_key: "S2" } }));
   assert.equal(a.mountId, b.mountId, "a rotated secret must reuse the running mount");
-  const ro = await specOf(req(ctx, { readonly: true }));
-  assert.notEqual(ro.mountId, a.mountId, "read-only is a different mount");
-  assert.equal(ro.options.readOnly, true);
+  const podRo = await specOf(req(ctx, { secrets, readonly: true }));
+  assert.equal(podRo.mountId, a.mountId, "a pod's readOnly is its bind's, not the source's");
+  assert.equal(podRo.options.readOnly, false);
+  const option = req(ctx, { secrets });
+  option.volume_capability.mount.mount_flags = ["read-only"];
+  const mode = req(ctx, { secrets });
+  mode.volume_capability.access_mode.mode = "MULTI_NODE_READER_ONLY";
+  for (const pvRo of [await specOf(option), await specOf(mode)]) {
+    assert.notEqual(pvRo.mountId, a.mountId, "a PV-level read-only is a different mount");
+    assert.equal(pvRo.options.readOnly, true);
+  }
 });
 
 Deno.test("publish() gives the Mounter the workload pod's UID and fsGroup, outside the sharing key", async () => {
@@ -283,6 +295,33 @@ Deno.test("publish() mounts the source, creates the target and bind-mounts it re
   assert.ok(k.dirs.has(T));
   assert.deepEqual(k.sharing(T), [sourceDir, T]);
   assert.equal(k.top(T)!.readOnly, true);
+  assert.equal(k.top(sourceDir)!.readOnly, false, "the source stays writable for other workloads");
+});
+
+Deno.test("publish() of one volume read-only and writable shares one source; only the read-only target is a read-only bind", async () => {
+  const { node, k, targets, mounter } = setup();
+  await node.publish(req(B, { readonly: true }));
+  await node.publish(req(B, { target_path: T2 }));
+  assert.equal(mounter.starts, 1, "one source mount, so one Mountpoint Pod session");
+  const [ro, rw] = mounter.ensured;
+  assert.equal(ro!.sourceDir, rw!.sourceDir);
+  assert.deepEqual(k.sharing(T), [ro!.sourceDir, T, T2]);
+  assert.equal(k.top(T)!.readOnly, true);
+  assert.equal(k.top(T2)!.readOnly, false);
+  // Each target is published again as it is; the other flag on the same mount is refused.
+  await node.publish(req(B, { readonly: true }));
+  await node.publish(req(B, { target_path: T2 }));
+  assert.equal(targets.binds, 2);
+  await assert.rejects(node.publish(req(B)), (err: unknown) => {
+    assert.ok(err instanceof AlreadyExistsError, String(err));
+    assert.match(
+      err.message,
+      /already published with other options \(read-only on the same mount\)/,
+    );
+    return true;
+  });
+  await node.unpublish({ volume_id: "vol-1", target_path: T });
+  assert.deepEqual(mounter.released, [], "the writable target still uses the source");
 });
 
 Deno.test("publish() onto a target already published with the same options succeeds without a second mount and refreshes credentials", async () => {

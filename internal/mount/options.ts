@@ -198,6 +198,14 @@ export const MOUNT_OPTIONS = {
       "Mountpoint Pod: serve the mount a node sends over this Unix socket (bucket and options come with it)",
     volume: PROCESS,
   },
+  "accept-timeout": {
+    type: "string",
+    kind: uint(),
+    default: "300",
+    help:
+      "With --from-socket: seconds to wait for the node to connect before exiting 0 (0: wait forever)",
+    volume: PROCESS,
+  },
   debug: { ...COMMON_FLAGS.debug, aliases: ["debug-crt"], volume: OK },
   "log-level": {
     ...COMMON_FLAGS["log-level"],

@@ -3,8 +3,8 @@
  * does to a path besides what the Mounter does to a source.
  *
  * `TargetOps` is the contract: mount health, which source a target is a bind
- * mount of, whether a source still has targets, making and removing target
- * directories, bind mounts and unmounts. The node service goes through it
+ * mount of and whether it is read-only, whether a source still has targets,
+ * making and removing target directories, bind mounts and unmounts. The node service goes through it
  * and nothing else, so its publish and unpublish logic runs against an
  * in-memory double in unit tests.
  *
@@ -13,7 +13,9 @@
  * source's device number, so the table alone says who uses what and a
  * restarted node plugin needs no state file. A read-only publish is a bind
  * mount remounted with MS_RDONLY, so the kernel refuses writes with EROFS
- * before they reach the file system.
+ * before they reach the file system, while the source it shows may be
+ * writable and shared with writable targets (only a PV-level read-only makes
+ * the source read-only). The same table tells whether a target is read-only.
  *
  * @module
  */
@@ -36,6 +38,8 @@ export interface TargetOps {
    * not mounted or shows something else.
    */
   sourceOf(target: string, sourceRoot: string): Promise<string | undefined>;
+  /** Whether the top mount on `path` is read-only (refuses writes with EROFS). */
+  readOnly(path: string): Promise<boolean>;
   /** Whether a mount other than `source` itself shows the file system mounted on `source`. */
   inUse(source: string): Promise<boolean>;
   /** Creates a target directory (and its parents). */
@@ -71,6 +75,12 @@ export class BindTargetOps implements TargetOps {
     if (!t) return undefined;
     return table.find((e) => sameDevice(e, t) && e.mountPoint.startsWith(sourceRoot + "/"))
       ?.mountPoint;
+  }
+
+  async readOnly(path: string): Promise<boolean> {
+    // The per-mount options (MS_RDONLY of a bind), not the super block's.
+    const m = mountAt(await readMountInfo(), path);
+    return m !== undefined && m.options.split(",").includes("ro");
   }
 
   async inUse(source: string): Promise<boolean> {

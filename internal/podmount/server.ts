@@ -3,7 +3,12 @@
  * `s3csi mount --from-socket <comm>/mount.sock`.
  *
  * It listens on the socket, accepts the node's one connection and reads the
- * `MountRequest` with the /dev/fuse fd attached. The request's `args` are
+ * `MountRequest` with the /dev/fuse fd attached. A pod whose workloads all
+ * went before any publish would wait forever, so no connection within
+ * `--accept-timeout` seconds (300 by default, 0: no limit) ends it: one info
+ * line, the socket removed, no error file, exit 0. The pod then ends
+ * Succeeded and the reconciler deletes it, or deletes and creates it again
+ * if its attachment still lists workloads. The request's `args` are
  * `s3csi mount` arguments, read by the same code as the command line
  * (`internal/mount/config.ts`), and the file system is opened and served by
  * the same code as `s3csi mount /dev/fd/N` (`internal/mount/run.ts`): the
@@ -49,7 +54,7 @@ import {
   READY_FILE,
   SOURCE_OWNER,
 } from "./contract.ts";
-import { acceptOne, receiveLine, sendLine, viaDirFd } from "./wire.ts";
+import { acceptOne, receiveLine, sendLine, viaDirFd, WireTimeout } from "./wire.ts";
 
 const log = rootLog.with({ component: "mountpoint-pod" });
 
@@ -63,6 +68,8 @@ export interface ServerOptions {
   socketPath: string;
   /** The pod's own log level; a request with `--debug` raises it. */
   logLevel: Level;
+  /** Seconds to wait for the node's connection before exiting 0; 0 waits forever. */
+  acceptTimeoutS: number;
 }
 
 /** Writes a status file whole (temp file, then rename), so the node never reads half of one. */
@@ -101,9 +108,15 @@ export async function serveFromSocket(opts: ServerOptions): Promise<number> {
   const name = opts.socketPath.slice(opts.socketPath.lastIndexOf("/") + 1);
   const listener = viaDirFd(commDir, (dir) => listenUnix(`${dir}/${name}`));
   slog.info("waiting for the node", { uid: Deno.uid() });
+  const acceptMs = opts.acceptTimeoutS > 0 ? opts.acceptTimeoutS * 1000 : Infinity;
   let conn: number;
   try {
-    conn = await acceptOne(listener, Infinity);
+    conn = await acceptOne(listener, Date.now() + acceptMs);
+  } catch (err) {
+    if (!(err instanceof WireTimeout)) throw err;
+    // Not a failure: no error file, and exit 0 so the pod ends Succeeded for the reconciler.
+    slog.info(`no mount request within ${opts.acceptTimeoutS}s: exiting`);
+    return 0;
   } finally {
     // One node connection per Mountpoint Pod: later connects are refused at once.
     close(listener);

@@ -17,6 +17,11 @@
  * releases the lease (no holder), so a successor takes over at once instead
  * of after the lease duration.
  *
+ * An identity names one process, not one pod (`leaderIdentity`): a
+ * container restarted in the same pod after a SIGKILL must wait out its
+ * dead predecessor's lease like any candidate, not "renew" it at once as if
+ * it had been leading all along.
+ *
  * @module
  */
 import { type V1Lease, type V1LeaseSpec, V1MicroTime } from "@kubernetes/client-node";
@@ -34,6 +39,18 @@ export interface LeaderConfig {
   retryPeriodMs: number;
   clock: Clock;
   log: Logger;
+}
+
+/**
+ * This process's candidate identity: the pod (else host) name for people
+ * reading the Lease, and a random suffix so no two processes share one
+ * (client-go's `<hostname>_<uuid>` convention).
+ */
+export function leaderIdentity(
+  podName: string | undefined,
+  hostname: () => string = Deno.hostname,
+): string {
+  return `${podName ?? hostname()}_${crypto.randomUUID().replaceAll("-", "").slice(0, 8)}`;
 }
 
 /** A MicroTime serialises with the six fraction digits the API insists on. */

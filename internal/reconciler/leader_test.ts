@@ -6,7 +6,7 @@ import { FakeKubeApi } from "../kube/fake_api.ts";
 import { MOUNTPOINT_NAMESPACE } from "../podmount/contract.ts";
 import { FakeClock } from "./clock.ts";
 import { Reconciler } from "./controller.ts";
-import { LeaderElector } from "./leader.ts";
+import { LeaderElector, leaderIdentity } from "./leader.ts";
 import { node, pv, pvc, quietLog, testConfig, workload } from "./testing.ts";
 
 const LEASE_MS = 15_000;
@@ -110,6 +110,38 @@ Deno.test("leader: on shutdown the leader releases the lease and the other takes
   stopB.abort();
   await clock.advance(0);
   await runB;
+});
+
+Deno.test("leaderIdentity() names the pod (else the host) and is unique per process", () => {
+  const a = leaderIdentity("reconciler-0");
+  assert.match(a, /^reconciler-0_[0-9a-f]{8}$/);
+  assert.notEqual(leaderIdentity("reconciler-0"), a, "a restarted process is another candidate");
+  assert.match(leaderIdentity(undefined, () => "host-1"), /^host-1_[0-9a-f]{8}$/);
+});
+
+Deno.test("leader: a process restarted in the same pod waits out its killed predecessor's lease", async () => {
+  const api = new FakeKubeApi();
+  const clock = new FakeClock();
+  const first = severable(api);
+  const idle = (signal: AbortSignal) =>
+    new Promise<void>((r) => signal.addEventListener("abort", () => r()));
+  const stopFirst = new AbortController();
+  const e1 = elector(first.api, clock, leaderIdentity("reconciler-0"));
+  const run1 = e1.run(stopFirst.signal, idle);
+  await clock.advance(0);
+  assert.ok(e1.isLeader);
+  first.sever(); // SIGKILL: no release
+  const stopSecond = new AbortController();
+  const e2 = elector(api, clock, leaderIdentity("reconciler-0"));
+  const run2 = e2.run(stopSecond.signal, idle);
+  await clock.advance(LEASE_MS - 2_000);
+  assert.ok(!e2.isLeader, "the dead process's lease is not the new one's to renew");
+  await clock.advance(4_000);
+  assert.ok(e2.isLeader, "taken over once the lease ran out");
+  stopFirst.abort();
+  stopSecond.abort();
+  await clock.advance(0);
+  await Promise.all([run1, run2]);
 });
 
 Deno.test("leader: two reconciler replicas make no duplicates across a hand-over", async () => {

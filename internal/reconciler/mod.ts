@@ -15,7 +15,7 @@
  * @module
  */
 export { Reconciler, type ReconcilerConfig } from "./controller.ts";
-export { type LeaderConfig, LeaderElector } from "./leader.ts";
+export { type LeaderConfig, LeaderElector, leaderIdentity } from "./leader.ts";
 export { DEFAULT_RESOURCES, type ResourceDefaults } from "./mountpoint_pod.ts";
 export { quantityValue } from "./quantity.ts";
 export { type Clock, realClock } from "./clock.ts";

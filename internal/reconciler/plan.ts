@@ -21,7 +21,9 @@
  *   finishes or is being deleted, which is before the kubelet unpublishes
  *   its volume; the node's last unpublish then unmounts the source, which
  *   ends the pod's session. Deleting the pod earlier would leave the
- *   unpublish waiting on a mount with no server.
+ *   unpublish waiting on a mount with no server. A pod whose workloads
+ *   went before any publish has no session to end: its server exits 0 when
+ *   no node connects within its accept timeout (`podmount/server.ts`).
  * - When the node is gone, its attachments and Mountpoint Pods are deleted.
  *
  * Writes are ordered so that a failure part-way leaves a state the next run

@@ -6,7 +6,9 @@
  * its own attachment and pod. Mount options are normalised with the node's
  * own parser, so `uid=1000` and `--uid 1000` are one key; options the node
  * would refuse are kept as written (trimmed, sorted), so such a volume
- * still gets a pod and the node reports the refusal.
+ * still gets a pod and the node reports the refusal. A workload's own
+ * readOnly is not in the key: the node makes only that workload's target
+ * read-only, on the source it shares with writable workloads.
  *
  * A workload's volumes are found through its claims (and generic ephemeral
  * volumes' claims, named `<pod>-<volume>`) bound to PVs of this driver.

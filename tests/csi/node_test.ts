@@ -168,31 +168,40 @@ Deno.test("NodePublishVolume() serves a static volume with a prefix; unpublish i
   });
 });
 
-Deno.test("NodePublishVolume() read-only publishes refuse writes with EROFS; a writable re-publish is ALREADY_EXISTS", async () => {
+Deno.test("NodePublishVolume() read-only publishes refuse writes with EROFS, a pod's one sharing a writable publish's mount; a writable re-publish is ALREADY_EXISTS", async () => {
   await withNode(async ({ csi, s3, kubelet }) => {
     await s3.createBucket("ro-bucket");
     await s3.putObject("ro-bucket", "f.txt", new TextEncoder().encode("keep"));
     const ctx = { bucketName: "ro-bucket" };
-    const t1 = target(kubelet, "pod-ro1");
-    const t2 = target(kubelet, "pod-ro2");
-    await csi.call("Node", "NodePublishVolume", publishReq("ro-vol", ctx, t1, { readonly: true }));
+    const podRo = target(kubelet, "pod-ro1");
+    const rw = target(kubelet, "pod-rw");
+    const pvRo = target(kubelet, "pod-ro2");
+    await csi.call(
+      "Node",
+      "NodePublishVolume",
+      publishReq("ro-vol", ctx, podRo, { readonly: true }),
+    );
+    await csi.call("Node", "NodePublishVolume", publishReq("ro-vol", ctx, rw));
     await csi.call("Node", "NodePublishVolume", {
-      ...publishReq("ro-vol", ctx, t2),
+      ...publishReq("ro-vol", ctx, pvRo),
       volume_capability: mountCapability("MULTI_NODE_READER_ONLY"),
     });
+    // A pod's readOnly is its bind's: it shares the writable mount; a reader-only mode is the PV's.
+    assert.equal((await fuseMountsUnder(`${kubelet}/${PLUGIN}/mnt`)).length, 2);
     // Publishing a live target again with other options is refused, not swapped under the pod.
-    const clash = await csi.code("Node", "NodePublishVolume", publishReq("ro-vol", ctx, t1));
+    const clash = await csi.code("Node", "NodePublishVolume", publishReq("ro-vol", ctx, podRo));
     assert.equal(clash.code, "ALREADY_EXISTS");
     assert.match(clash.details, /already published with other options/);
-    assert.equal((await fuseMountsUnder(`${kubelet}/${PLUGIN}/mnt`)).length, 1);
-    for (const t of [t1, t2]) {
+    await Deno.writeTextFile(`${rw}/rw.txt`, "shared");
+    assert.equal(await Deno.readTextFile(`${podRo}/rw.txt`), "shared");
+    for (const t of [podRo, pvRo]) {
       assert.equal(await Deno.readTextFile(`${t}/f.txt`), "keep");
       const w = await sh(`echo x > '${t}/new.txt'`);
       assert.notEqual(w.code, 0);
       assert.match(w.out, /Read-only file system/);
     }
     assert.equal(await s3.headObject("ro-bucket", "new.txt"), null);
-    for (const t of [t1, t2]) {
+    for (const t of [podRo, rw, pvRo]) {
       await csi.call("Node", "NodeUnpublishVolume", { volume_id: "ro-vol", target_path: t });
     }
   });

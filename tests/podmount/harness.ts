@@ -53,8 +53,11 @@ export interface World {
   attached: MountpointPodRef | undefined;
   /** The queries the fake lookup was asked. */
   queries: AttachmentQuery[];
-  /** Starts a Mountpoint Pod process with a fresh UID and makes the lookup name it. */
-  startPod(env?: Record<string, string>): Promise<MountpointPod>;
+  /**
+   * Starts a Mountpoint Pod process with a fresh UID and makes the lookup
+   * name it; `args` follow `--from-socket <socket>`.
+   */
+  startPod(env?: Record<string, string>, args?: string[]): Promise<MountpointPod>;
   spec(overrides: Partial<MountSpec>): MountSpec;
 }
 
@@ -80,6 +83,7 @@ function spawnPod(
   commDir: string,
   runtime: { deno: string; denoDir: string },
   env: Record<string, string>,
+  extraArgs: string[],
 ): { child: Deno.ChildProcess; output: () => string; status: Promise<number> } {
   const denoArgs = ["run", "-A", "--node-modules-dir=manual", MAIN, "mount", "--from-socket"];
   const socket = `${commDir}/${SOCKET_NAME}`;
@@ -98,9 +102,10 @@ function spawnPod(
         runtime.deno,
         ...denoArgs,
         socket,
+        ...extraArgs,
       ],
     ]
-    : [runtime.deno, [...denoArgs, socket]];
+    : [runtime.deno, [...denoArgs, socket, ...extraArgs]];
   const child = new Deno.Command(exe, {
     args,
     cwd: REPO,
@@ -156,13 +161,13 @@ export async function withWorld(
     mounter,
     attached: undefined,
     queries,
-    async startPod(env = {}) {
+    async startPod(env = {}, args = []) {
       const uid = crypto.randomUUID();
       const name = `mp-${randomHex(4)}`;
       const commDir = hostCommDir(kubelet, uid);
       await Deno.mkdir(commDir, { recursive: true, mode: 0o755 });
       if (isRoot) await Deno.chown(commDir, POD_UID, POD_UID);
-      const { child, output, status } = spawnPod(commDir, runtime, env);
+      const { child, output, status } = spawnPod(commDir, runtime, env, args);
       const pod: MountpointPod = {
         name,
         uid,

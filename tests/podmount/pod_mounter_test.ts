@@ -7,7 +7,12 @@ import assert from "node:assert/strict";
 import { findMount } from "../../internal/fuse/mount.ts";
 import { toGrpcError } from "../../internal/csi/grpc_status.ts";
 import { status as Status } from "@grpc/grpc-js";
-import { ERROR_FILE, parseMountReply, READY_FILE } from "../../internal/podmount/contract.ts";
+import {
+  ERROR_FILE,
+  parseMountReply,
+  READY_FILE,
+  SOCKET_NAME,
+} from "../../internal/podmount/contract.ts";
 import { connectMountpoint } from "../../internal/podmount/handoff.ts";
 import { receiveLine, sendLine } from "../../internal/podmount/wire.ts";
 import { close, O_RDONLY, open } from "../../internal/sys/libc.ts";
@@ -237,6 +242,33 @@ Deno.test("a Mountpoint Pod refuses a request of a version it does not speak, in
         close(devNull);
         close(sock);
       }
+    });
+  });
+});
+
+Deno.test("a Mountpoint Pod no node connects to within its accept timeout exits 0 and leaves no socket or error file", async () => {
+  await withMinio(async (minio) => {
+    await withWorld(minio, async (w) => {
+      const pod = await w.startPod({}, ["--accept-timeout", "1"]);
+      // Deno's start-up is not the pod's to count: its own log lines time the wait.
+      assert.equal(await withTimeout(pod.status, 60_000, "Mountpoint Pod exit"), 0, pod.output());
+      const lines = pod.output().split("\n").filter((l) => l.startsWith("{")).map((l) =>
+        JSON.parse(l)
+      );
+      const socket = `${pod.commDir}/${SOCKET_NAME}`;
+      const waiting = lines.find((l) => l.msg === "waiting for the node");
+      const exit = lines.filter((l) => /^no mount request/.test(l.msg));
+      assert.deepEqual(
+        exit.map((l) => [l.level, l.msg, l.socket]),
+        [["info", "no mount request within 1s: exiting", socket]],
+      );
+      const waited = Date.parse(exit[0].time) - Date.parse(waiting?.time);
+      assert.ok(waited >= 1_000 && waited < 5_000, `waited ${waited} ms`);
+      assert.ok(!lines.some((l) => l.level === "error"), pod.output());
+      const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+      assert.ok(!(await exists(socket)), "no socket left behind");
+      assert.ok(!(await exists(`${pod.commDir}/${ERROR_FILE}`)), "no error file");
+      assert.ok(!(await exists(`${pod.commDir}/${READY_FILE}`)), "no ready file");
     });
   });
 });
