@@ -230,7 +230,26 @@ export class E2e {
       "no Mountpoint Pod and no attachment",
       async () =>
         (await this.mountpointPods()).length === 0 && (await this.attachments()).length === 0,
-      async () => JSON.stringify(await this.workloadsByMountpointPod()),
+      async () => {
+        const pods = (await this.json(["-n", MOUNT_NS, "get", "pods"])).items as {
+          metadata: { name: string; deletionTimestamp?: string };
+          status: { phase?: string };
+        }[];
+        const lines = [`attachments: ${JSON.stringify(await this.workloadsByMountpointPod())}`];
+        for (const p of pods) {
+          const deleting = p.metadata.deletionTimestamp ? ", deleting" : "";
+          lines.push(`${p.metadata.name}: ${p.status.phase}${deleting}`);
+          lines.push(
+            await this.kubectl(["-n", MOUNT_NS, "logs", p.metadata.name, "--tail=15"])
+              .catch((e) => String(e)),
+          );
+        }
+        lines.push(
+          await this.kubectl(["-n", DRIVER_NS, "logs", "daemonset/s3csi-node", "--tail=40"])
+            .catch((e) => String(e)),
+        );
+        return lines.join("\n");
+      },
     );
   }
 }
