@@ -11,8 +11,8 @@
  */
 import { AwsObjectClient } from "../internal/s3/aws_object_client.ts";
 import { type Cluster, clusterDown, clusterUp } from "../tests/cluster/cluster.ts";
-import { deployDriver, waitFor, writeOverlay } from "../tests/e2e/deploy.ts";
-import { claim, DRIVER, E2e, MOUNT_NS, workload } from "../tests/e2e/harness.ts";
+import { deployDriver, writeOverlay } from "../tests/e2e/deploy.ts";
+import { claim, E2e, MOUNT_NS, storageClass, workload } from "../tests/e2e/harness.ts";
 import { minioClientConfig, type MinioServer, startMinio } from "../tests/support/minio.ts";
 
 function step(msg: string): void {
@@ -36,16 +36,9 @@ async function demo(c: Cluster, minio: MinioServer, overlay: string): Promise<vo
   await show(c, ["-n", "s3csi", "get", "pods", "-o", "wide"]);
 
   step("A StorageClass and a claim: the provisioner asks the controller for a bucket");
-  await e.apply({
-    apiVersion: "storage.k8s.io/v1",
-    kind: "StorageClass",
-    metadata: { name: "s3-demo" },
-    provisioner: DRIVER,
-    reclaimPolicy: "Delete",
-    volumeBindingMode: "Immediate",
-    parameters: { bucketNaming: "dedicated" },
-    mountOptions: ["allow-delete"],
-  });
+  await e.apply(
+    storageClass("s3-demo", { bucketNaming: "dedicated" }, { mountOptions: ["allow-delete"] }),
+  );
   await e.apply(claim("demo", "s3-demo"));
   const { pv, bucket } = await e.bound("demo");
   await show(c, ["get", "pvc", "demo"]);
@@ -83,11 +76,7 @@ async function demo(c: Cluster, minio: MinioServer, overlay: string): Promise<vo
 
   step("Deleting the claim: the bucket holds data, so it is kept (the PV goes)");
   await e.deleteAndWait("pvc", ["demo"], "default");
-  await waitFor(
-    `PV ${pv} deleted`,
-    async () =>
-      !(await c.kubectl(["get", "pv", "-o", "name"])).includes(`persistentvolume/${pv}\n`),
-  );
+  await e.pvDeleted(pv);
   const left = await e.s3.listObjects(bucket);
   console.log(`    bucket "${bucket}" still holds ${left.objects.map((o) => o.key).join(", ")}`);
 }

@@ -19,6 +19,9 @@ export const DRIVER = "s3.csi.scality.com";
 export const DRIVER_NS = "s3csi";
 export const MOUNT_NS = "mount-s3";
 
+/** How a scenario runs one named step (the test's `t.step`). */
+export type Step = (name: string, fn: () => Promise<void>) => Promise<unknown>;
+
 export interface Attachment {
   metadata: { name: string };
   spec: {
@@ -66,6 +69,24 @@ export function workload(
         persistentVolumeClaim: { claimName: claim, ...(opts.readOnly ? { readOnly: true } : {}) },
       }],
     },
+  };
+}
+
+/** A StorageClass of this driver; `Immediate` and `Delete` unless told. */
+export function storageClass(
+  name: string,
+  parameters: Record<string, string>,
+  opts: { mountOptions?: string[]; reclaimPolicy?: string; volumeBindingMode?: string } = {},
+) {
+  return {
+    apiVersion: "storage.k8s.io/v1",
+    kind: "StorageClass",
+    metadata: { name },
+    provisioner: DRIVER,
+    reclaimPolicy: opts.reclaimPolicy ?? "Delete",
+    volumeBindingMode: opts.volumeBindingMode ?? "Immediate",
+    parameters,
+    ...(opts.mountOptions ? { mountOptions: opts.mountOptions } : {}),
   };
 }
 
@@ -222,6 +243,15 @@ export class E2e {
       "--wait=true",
       "--timeout=120s",
     ]);
+  }
+
+  /** Waits until the PV `name` is gone. */
+  async pvDeleted(name: string): Promise<void> {
+    await waitFor(
+      `PV ${name} deleted`,
+      async () =>
+        !(await this.kubectl(["get", "pv", "-o", "name"])).includes(`persistentvolume/${name}\n`),
+    );
   }
 
   /** Waits until no Mountpoint Pod and no attachment is left. */

@@ -17,9 +17,7 @@
 import assert from "node:assert/strict";
 import { isS3Error } from "../../internal/s3/object_client.ts";
 import { waitFor } from "./deploy.ts";
-import { claim, DRIVER, type E2e, s3Secret, workload } from "./harness.ts";
-
-type Step = (name: string, fn: () => Promise<void>) => Promise<unknown>;
+import { claim, type E2e, s3Secret, type Step, storageClass, workload } from "./harness.ts";
 
 const SECRET_KEYS = {
   provisioner: "csi.storage.k8s.io/provisioner-secret",
@@ -54,15 +52,7 @@ export async function templatedSecrets(e: E2e, step: Step): Promise<void> {
   await step(
     "Immediate: ${pvc.namespace}/${pvc.name} secrets resolve per namespace; a missing one is named",
     async () => {
-      await e.apply({
-        apiVersion: "storage.k8s.io/v1",
-        kind: "StorageClass",
-        metadata: { name: "e2e-per-claim" },
-        provisioner: DRIVER,
-        reclaimPolicy: "Delete",
-        volumeBindingMode: "Immediate",
-        parameters: secretParams("${pvc.name}-s3"),
-      });
+      await e.apply(storageClass("e2e-per-claim", secretParams("${pvc.name}-s3")));
       for (const ns of ["team-a", "team-b", "team-c"]) await e.apply(namespace(ns));
       await e.apply(s3Secret("data-s3", "team-a", accessKeyId, secretAccessKey));
       await e.apply(s3Secret("data-s3", "team-b", accessKeyId, `wrong-${secretAccessKey}`));
@@ -119,15 +109,12 @@ export async function waitForFirstConsumer(e: E2e, step: Step): Promise<void> {
   await step(
     "WaitForFirstConsumer: ${pv.name} secrets; the claim binds when a workload comes",
     async () => {
-      await e.apply({
-        apiVersion: "storage.k8s.io/v1",
-        kind: "StorageClass",
-        metadata: { name: "e2e-late" },
-        provisioner: DRIVER,
-        reclaimPolicy: "Retain",
-        volumeBindingMode: "WaitForFirstConsumer",
-        parameters: secretParams("${pv.name}-secret"),
-      });
+      await e.apply(
+        storageClass("e2e-late", secretParams("${pv.name}-secret"), {
+          reclaimPolicy: "Retain",
+          volumeBindingMode: "WaitForFirstConsumer",
+        }),
+      );
       await e.apply(claim("late", "e2e-late", "team-a"));
       // The PV the provisioner will make is named after the claim's UID.
       const uid = (await e.json(["-n", "team-a", "get", "pvc", "late"])).metadata.uid;

@@ -14,10 +14,8 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./deploy.ts";
-import { DRIVER, DRIVER_NS, type E2e, workload } from "./harness.ts";
+import { DRIVER, DRIVER_NS, type E2e, type Step, workload } from "./harness.ts";
 import type { SharedVolume } from "./workloads.ts";
-
-type Step = (name: string, fn: () => Promise<void>) => Promise<unknown>;
 
 /** Writes tick/N and reads it back every 100 ms; logs `ok N` every 10th, any failure at once. */
 const TICKER = `
@@ -155,7 +153,10 @@ export async function leaderKilled(e: E2e, step: Step, vol: SharedVolume): Promi
 
       await waitFor(
         `the lease taken over by ${other}`,
-        async () => (await lease()).startsWith(`${other}_`) || (await lease()) === other,
+        async () => {
+          const now = await lease();
+          return now === other || now.startsWith(`${other}_`);
+        },
       );
       for (const name of names) await e.running(name);
       // One Mountpoint Pod more (fsGroup 3000); lk-1 and lk-2 joined the existing one.

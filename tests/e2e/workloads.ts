@@ -12,10 +12,7 @@
 import assert from "node:assert/strict";
 import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { isS3Error } from "../../internal/s3/object_client.ts";
-import { waitFor } from "./deploy.ts";
-import { claim, DRIVER, type E2e, workload } from "./harness.ts";
-
-type Step = (name: string, fn: () => Promise<void>) => Promise<unknown>;
+import { claim, DRIVER, type E2e, type Step, storageClass, workload } from "./harness.ts";
 
 /** The shared volume of the workload scenarios (claim-a), filled in by the first step. */
 export interface SharedVolume {
@@ -40,16 +37,11 @@ export async function provisionAndShare(e: E2e, step: Step): Promise<SharedVolum
   };
 
   await step("a StorageClass and a claim make a bucket, and the claim is Bound", async () => {
-    await e.apply({
-      apiVersion: "storage.k8s.io/v1",
-      kind: "StorageClass",
-      metadata: { name: "e2e-dedicated" },
-      provisioner: DRIVER,
-      reclaimPolicy: "Delete",
-      volumeBindingMode: "Immediate",
-      parameters: { bucketNaming: "dedicated" },
-      mountOptions: ["allow-delete", "allow-overwrite"],
-    });
+    await e.apply(
+      storageClass("e2e-dedicated", { bucketNaming: "dedicated" }, {
+        mountOptions: ["allow-delete", "allow-overwrite"],
+      }),
+    );
     for (const name of [vol.claim, "claim-empty"]) await e.apply(claim(name, "e2e-dedicated"));
     Object.assign(vol, await e.bound(vol.claim));
     assert.match(vol.bucket, /^csi-s3-/);
@@ -124,13 +116,7 @@ export async function cleanUp(e: E2e, step: Step, vol: SharedVolume): Promise<vo
     const empty = await e.bound("claim-empty");
     await e.s3.headBucket(empty.bucket);
     await e.deleteAndWait("pvc", [vol.claim, "claim-empty"], "default");
-    for (const name of [vol.pv, empty.pv]) {
-      await waitFor(
-        `PV ${name} deleted`,
-        async () =>
-          !(await e.kubectl(["get", "pv", "-o", "name"])).includes(`persistentvolume/${name}\n`),
-      );
-    }
+    for (const name of [vol.pv, empty.pv]) await e.pvDeleted(name);
     await assert.rejects(e.s3.headBucket(empty.bucket), (err) => isS3Error(err));
     const kept = await e.s3.getObject(vol.bucket, "hello.txt");
     assert.equal(new TextDecoder().decode(kept.body), vol.content);
