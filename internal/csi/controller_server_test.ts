@@ -123,9 +123,15 @@ Deno.test("createVolume() from two controllers at once with one name: both get t
 
 Deno.test("createVolume() from two controllers at once with one name and two capacities: one wins, one is ALREADY_EXISTS", async () => {
   const { s3, controller } = await setup({ beforeRequest: raceOnMarker() });
+  // Exact ranges, so neither capacity fits the other's request whichever PUT lands first (a
+  // bare 1 GiB minimum would accept a 2 GiB winner, as the CSI spec asks).
+  const exactly = (bytes: number) => ({
+    ...req("pvc-race2", bytes),
+    capacity_range: { required_bytes: bytes, limit_bytes: bytes },
+  });
   const results = await Promise.allSettled([
-    controller().createVolume(req("pvc-race2", GiB)),
-    controller().createVolume(req("pvc-race2", 2 * GiB)),
+    controller().createVolume(exactly(GiB)),
+    controller().createVolume(exactly(2 * GiB)),
   ]);
   const won = results.filter((r) => r.status === "fulfilled");
   const lost = results.filter((r) => r.status === "rejected");
