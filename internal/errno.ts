@@ -38,3 +38,12 @@ export const Errno = {
   ECONNREFUSED: 111,
   ESTALE: 116,
 } as const;
+
+const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(Errno).map(([name, value]) => [value, name]),
+);
+
+/** The symbolic name of an errno value, e.g. "ENOENT", or "errno 123". */
+export function errnoName(n: number): string {
+  return ERRNO_NAMES[n] ?? `errno ${n}`;
+}

@@ -89,6 +89,24 @@ _install_debs() {
 }
 need_debs() { _install_debs; }
 
+# Prometheus for the metrics tier: Debian's package, unpacked into the cache
+# (not installed: the package would start a system-wide server on :9090).
+PROMETHEUS_DEB_VERSION="2.42.0+ds-5+deb12u1"
+_install_prometheus() {
+  local dir="$S3CSI_CACHE/prometheus-${PROMETHEUS_DEB_VERSION}"
+  PROMETHEUS_BIN="$dir/usr/bin/prometheus"
+  [ -x "$PROMETHEUS_BIN" ] && return 0
+  log "unpacking Debian's prometheus $PROMETHEUS_DEB_VERSION"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" || return 1
+  (cd "$dir.tmp" && { apt-get download -qq "prometheus=$PROMETHEUS_DEB_VERSION" >&2 ||
+      { DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+        apt-get download -qq "prometheus=$PROMETHEUS_DEB_VERSION" >&2; }; } &&
+    dpkg-deb -x prometheus_*.deb root) || return 1
+  rm -rf "$dir" && mv "$dir.tmp/root" "$dir" && rm -rf "$dir.tmp"
+  [ -x "$PROMETHEUS_BIN" ]
+}
+need_prometheus() { with_lock prometheus _install_prometheus && PROMETHEUS_BIN="$S3CSI_CACHE/prometheus-${PROMETHEUS_DEB_VERSION}/usr/bin/prometheus"; }
+
 # --- The test cluster (tests/cluster, scripts/cluster) -----------------------
 # One pinned Kubernetes release built from the Go module proxy. k8s.io/kubernetes
 # replaces its staging modules with ./staging paths, which `go install` refuses,

@@ -9,6 +9,7 @@ import {
   CSI_ROLE_FLAGS,
   type FlagSpecs,
   logLevel,
+  metricsAddress,
   parseFlags,
   s3Connection,
   shutdownSignal,
@@ -19,6 +20,7 @@ import { ControllerServer, CsiServer, IdentityServer } from "../../internal/csi/
 import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { log, setLevel } from "../../internal/log/mod.ts";
 import { ClientCache, s3Readiness } from "../../internal/s3/client_cache.ts";
+import { MetricsServer } from "../../internal/metrics/mod.ts";
 
 export const summary = "Serve CSI Identity + Controller (dynamic provisioning)";
 
@@ -47,11 +49,14 @@ export async function main(args: string[]): Promise<number> {
     identity: identity.handlers(),
     controller: controller.handlers(),
   });
+  const metricsAt = metricsAddress(values);
+  const metrics = metricsAt ? new MetricsServer(metricsAt) : undefined;
   const done = shutdownSignal();
   await server.listen(str(values, "endpoint")!);
   log.info("controller started", { region, s3Endpoint: s3.endpointUrl ?? "aws" });
   const signal = await done;
   log.info("shutting down", { signal });
   await server.stop();
+  await metrics?.stop();
   return 0;
 }

@@ -12,6 +12,7 @@ import {
   type FlagSpecs,
   type FlagValues,
   logLevel,
+  metricsAddress,
   num,
   oneOf,
   parseFlags,
@@ -39,6 +40,7 @@ import { kubeAttachmentLookup } from "../../internal/podmount/attachment_lookup.
 import { BindTargetOps } from "../../internal/mounter/target_ops.ts";
 import { ClientCache } from "../../internal/s3/client_cache.ts";
 import { DRIVER_NAME } from "../../internal/version.ts";
+import { MetricsServer, watch } from "../../internal/metrics/mod.ts";
 
 export const summary = "Serve CSI Identity + Node (mount volumes into pods)";
 
@@ -195,6 +197,9 @@ export async function main(args: string[]): Promise<number> {
   });
   const endpoint = str(values, "endpoint")!;
   const health = startHealth(values, readiness);
+  const metricsAt = metricsAddress(values);
+  const metrics = metricsAt ? new MetricsServer(metricsAt, () => node.metricsSources()) : undefined;
+  watch("mounts", async () => (await node.metricsSources()).length);
   const done = shutdownSignal();
   await server.listen(endpoint);
   const kubelet = await announce(values, nodeId, endpoint);
@@ -213,5 +218,6 @@ export async function main(args: string[]): Promise<number> {
   await kubelet.stop();
   await server.stop();
   await health?.stop();
+  await metrics?.stop();
   return 0;
 }

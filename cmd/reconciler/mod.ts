@@ -11,6 +11,8 @@ import {
   type FlagSpecs,
   type Kind,
   logLevel,
+  METRICS_FLAGS,
+  metricsAddress,
   num,
   parseFlags,
   shutdownSignal,
@@ -32,6 +34,7 @@ import {
 } from "../../internal/reconciler/mod.ts";
 import { ownImage } from "../../internal/reconciler/own_image.ts";
 import { VERSION } from "../../internal/version.ts";
+import { MetricsServer } from "../../internal/metrics/mod.ts";
 
 export const summary = "Keep Mountpoint Pods and their attachments for workloads";
 
@@ -105,6 +108,7 @@ const FLAGS: FlagSpecs = {
   "mountpoint-memory-request": resource("requestsMemory", "Memory request"),
   "mountpoint-cpu-limit": resource("limitsCpu", "CPU limit"),
   "mountpoint-memory-limit": resource("limitsMemory", "Memory limit (and --max-memory)"),
+  ...METRICS_FLAGS,
   ...COMMON_FLAGS,
 };
 
@@ -125,6 +129,8 @@ export async function main(args: string[]): Promise<number> {
   const resyncMs = num(values, "resync-period")! * 1000;
   const identity = leaderIdentity(podName);
 
+  const metricsAt = metricsAddress(values);
+  const metrics = metricsAt ? new MetricsServer(metricsAt) : undefined;
   const stop = new AbortController();
   shutdownSignal().then((signal) => {
     log.info("shutting down", { signal });
@@ -163,5 +169,6 @@ export async function main(args: string[]): Promise<number> {
       backoff: { baseMs: 200, maxMs: 60_000 },
       workers: num(values, "workers")!,
     }).run(leading));
+  await metrics?.stop();
   return 0;
 }

@@ -14,6 +14,7 @@
 import { bool, type FlagSpecs, type FlagValues, num, str, UsageError } from "./flags.ts";
 import { type Kind, oneOf, uint, ValueError } from "./values.ts";
 import type { Level } from "../log/mod.ts";
+import { type MetricsAddress, parseMetricsAddress } from "../metrics/mod.ts";
 
 // Loose on purpose: S3-compatible stores name regions freely (OpenStack's
 // "RegionOne"); only characters that could change the endpoint's URL are refused.
@@ -106,6 +107,35 @@ export function logLevel(values: FlagValues): Level {
   return bool(values, "debug") ? "debug" : (values["log-level"] as Level | undefined) ?? "info";
 }
 
+/** host:port of a listening endpoint. */
+export const LISTEN_ADDRESS: Kind<string> = {
+  parse(raw) {
+    try {
+      parseMetricsAddress(raw);
+    } catch (err) {
+      throw new ValueError((err as Error).message);
+    }
+    return raw;
+  },
+  format: (v) => v,
+};
+
+/** The Prometheus endpoint of the long-running roles (controller, node, reconciler). */
+export const METRICS_FLAGS = {
+  "metrics-address": {
+    type: "string",
+    kind: LISTEN_ADDRESS,
+    env: "S3CSI_METRICS_ADDRESS",
+    help: "Serve Prometheus metrics on host:port, e.g. 0.0.0.0:9810 (off when unset)",
+  },
+} as const satisfies FlagSpecs;
+
+/** The metrics endpoint the flags ask for, if any. */
+export function metricsAddress(values: FlagValues): MetricsAddress | undefined {
+  const raw = str(values, "metrics-address");
+  return raw ? parseMetricsAddress(raw) : undefined;
+}
+
 /** Flags of the CSI roles (controller, node): their socket, S3, logging. */
 export const CSI_ROLE_FLAGS = {
   endpoint: {
@@ -115,5 +145,6 @@ export const CSI_ROLE_FLAGS = {
     help: "CSI socket to listen on",
   },
   ...S3_FLAGS,
+  ...METRICS_FLAGS,
   ...COMMON_FLAGS,
 } as const satisfies FlagSpecs;

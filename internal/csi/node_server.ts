@@ -38,6 +38,8 @@
  *
  * @module
  */
+import type { VolumeSource } from "../metrics/mod.ts";
+import { metricsSources } from "../mounter/metrics_sources.ts";
 import { AlreadyExistsError, InternalError, InvalidArgumentError } from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { applyFsGroup, type MountOptions, parseMountOptions } from "../mounter/mount_options.ts";
@@ -89,6 +91,11 @@ export class NodeServer {
   /** Where FUSE source mounts live. */
   get #sourceRoot(): string {
     return `${this.#pluginDir}/mnt`;
+  }
+
+  /** The mounts serving on this node whose metrics the node's endpoint gathers. */
+  metricsSources(): Promise<VolumeSource[]> {
+    return metricsSources(this.#stateRoot);
   }
 
   /** Where per-mount private state lives (credentials, status, logs). */

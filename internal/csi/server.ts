@@ -4,8 +4,9 @@
  * Every handler is wrapped once here: the wrapper logs the call (method,
  * duration, status; the request at debug level with secrets redacted by the
  * logger), maps thrown domain errors to gRPC status codes through
- * `toGrpcError`, and logs each error exactly once. Probe is logged at debug
- * level because kubelet and liveness probes call it constantly.
+ * `toGrpcError`, logs each error exactly once, and counts the call in the
+ * CSI metrics (method, code, duration). Probe is logged at debug level
+ * because kubelet and liveness probes call it constantly.
  *
  * `stop()` drains in-flight calls (bounded), then removes the socket file.
  * The socket handling (`listenUnix`, `stopGrpc`) is shared with the kubelet
@@ -16,6 +17,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { dirname, removeIfPresent } from "../util/path.ts";
 import { log as rootLog } from "../log/mod.ts";
+import { csiRequestDuration, csiRequests } from "../metrics/mod.ts";
 import { toGrpcError } from "./grpc_status.ts";
 import { csiDefinitions } from "./proto.ts";
 
@@ -49,15 +51,21 @@ function wrap(method: string, handler: Handler): grpc.handleUnaryCall<unknown, u
     if (clog.enabled("debug")) clog.debug("request", { request: call.request });
     handler(call.request).then(
       (response) => {
-        const ms = Math.round(performance.now() - started);
+        const elapsed = performance.now() - started;
+        const ms = Math.round(elapsed);
+        csiRequests.inc({ method, code: "OK" });
+        csiRequestDuration.observe({ method }, elapsed / 1000);
         if (quiet) clog.debug("ok", { ms });
         else clog.info("ok", { ms });
         if (clog.enabled("debug")) clog.debug("response", { response });
         callback(null, response);
       },
       (err) => {
-        const ms = Math.round(performance.now() - started);
+        const elapsed = performance.now() - started;
+        const ms = Math.round(elapsed);
         const { code, details } = toGrpcError(err);
+        csiRequests.inc({ method, code: grpc.status[code] });
+        csiRequestDuration.observe({ method }, elapsed / 1000);
         const level = code === grpc.status.INTERNAL || code === grpc.status.UNAVAILABLE
           ? "error"
           : "warn";

@@ -32,6 +32,7 @@ import {
 } from "./prefetch/mod.ts";
 import { Upload } from "./upload.ts";
 import { log } from "../log/mod.ts";
+import { watch } from "../metrics/mod.ts";
 import type { ObjectClient } from "../s3/object_client.ts";
 
 const fsLog = log.with({ component: "fs" });
@@ -156,7 +157,15 @@ export class OpenFiles {
     this.#o = o;
     this.#budget = new MemoryBudget(readBudgetBytes(o.config));
     this.#maxWriters = maxWriters(o.config);
+    const budget = this.#budget;
+    const unwatch = [
+      watch("memoryUsed", () => budget.reserved),
+      watch("memoryLimit", () => budget.maxBytes),
+    ];
+    this.#unwatch = () => unwatch.forEach((f) => f());
   }
+
+  readonly #unwatch: () => void;
 
   /** A read handle pinned to the ETag and size `inode` has now. */
   reader(inode: Inode): ReadHandle {
@@ -217,6 +226,7 @@ export class OpenFiles {
       else h.reader.close();
     }
     await Promise.all(work);
+    this.#unwatch();
     // Waits for the cache's background writes before removing its directory.
     await this.#o.cache?.close();
   }

@@ -16,6 +16,9 @@
  * TMPFILE, STATX, ...) is answered ENOSYS without a handler; the kernel then
  * falls back or stops asking. CREATE is mknod + open in one round trip.
  *
+ * Every answered request is counted once, in its `finally`, in the FUSE
+ * metrics (opcode, errno, latency).
+ *
  * Errors. An `FsError` gives its errno. Anything else gives EIO and an error
  * log naming the opcode; a handler that fails after its request was
  * interrupted gets EINTR. A malformed request is answered EIO, an unknown
@@ -35,6 +38,13 @@ import {
   type SetattrChanges,
 } from "../fs/api.ts";
 import type { Logger } from "../log/mod.ts";
+import { errnoName } from "../errno.ts";
+import {
+  fuseReadBytes,
+  fuseRequestDuration,
+  fuseRequests,
+  fuseWrittenBytes,
+} from "../metrics/mod.ts";
 import { errorMessage } from "../errors/mod.ts";
 import { FATTR, FUSE_FSYNC_FDATASYNC, Op, OPCODE_BY_CODE, opName } from "./abi.ts";
 import type { FuseChannel, Slot } from "./channel.ts";
@@ -245,13 +255,17 @@ export class Dispatcher {
         this.#log.error("FUSE handler returned without replying", { op: opName(call.opcode) });
         this.#replyError(call, Errno.EIO);
       }
+      const seconds = (performance.now() - call.started) / 1000;
+      const op = opName(call.opcode);
+      fuseRequests.inc({ opcode: op, errno: call.errno === 0 ? "0" : errnoName(call.errno) });
+      fuseRequestDuration.observe({ opcode: op }, seconds);
       if (this.#log.enabled("debug")) {
         this.#log.debug("FUSE request", {
-          op: opName(call.opcode),
+          op,
           nodeid: req.nodeid,
           unique: call.unique,
           errno: call.errno,
-          ms: Math.round((performance.now() - call.started) * 1000) / 1000,
+          ms: Math.round(seconds * 1e6) / 1000,
         });
       }
       this.#inflight.delete(call.unique);
@@ -273,12 +287,15 @@ export class Dispatcher {
     switch (req.op) {
       case "READ": {
         const data = await fs.read(call, req.nodeid, req.fh, req.offset, req.size);
-        this.#replyData(call, data.byteLength > req.size ? data.subarray(0, req.size) : data);
+        const out = data.byteLength > req.size ? data.subarray(0, req.size) : data;
+        this.#replyData(call, out);
+        fuseReadBytes.inc(out.byteLength);
         return;
       }
       case "WRITE": {
         const n = await fs.write(call, req.nodeid, req.fh, req.offset, req.data);
         this.#replyOk(call, writeWriteOut(v, P, n));
+        fuseWrittenBytes.inc(n);
         return;
       }
       case "LOOKUP": {

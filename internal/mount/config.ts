@@ -8,6 +8,7 @@
  */
 import { type FlagValues, logLevel, parseFlags, s3Connection, UsageError } from "../cli/mod.ts";
 import { MIB } from "../fs/mod.ts";
+import { parseMetricsAddress } from "../metrics/mod.ts";
 import { MOUNT_OPTIONS, type MountFlags, mountFlags } from "./options.ts";
 import type { MountConfig } from "./run.ts";
 
@@ -77,5 +78,7 @@ export function mountConfig(
     logLevel: logLevel(values),
     maxInFlight,
     ...(o.logFile ? { logFile: o.logFile } : {}),
+    ...(o.metricsAddress ? { metricsAddress: parseMetricsAddress(o.metricsAddress) } : {}),
+    ...(o.metricsSocket ? { metricsSocket: o.metricsSocket } : {}),
   };
 }

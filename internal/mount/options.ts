@@ -23,6 +23,7 @@ import {
   COMMON_FLAGS,
   type FlagSpec,
   type Kind,
+  LISTEN_ADDRESS,
   oneOf,
   S3_FLAGS,
   TEXT,
@@ -216,6 +217,18 @@ export const MOUNT_OPTIONS = {
     kind: TEXT,
     help: "Write logs to this file instead of stderr",
     volume: LOGS,
+  },
+  "metrics-address": {
+    type: "string",
+    kind: LISTEN_ADDRESS,
+    help: "Serve Prometheus metrics on host:port (off by default)",
+    volume: PROCESS,
+  },
+  "metrics-socket": {
+    type: "string",
+    kind: TEXT,
+    help: "Serve this mount's metrics as JSON on a Unix socket (for the node to gather)",
+    volume: PROCESS,
   },
   help: { ...COMMON_FLAGS.help, volume: "not a mount option" },
 } as const satisfies Record<string, MountOption>;

@@ -35,6 +35,7 @@ import { type CredentialSource, resolveCredentials } from "./credentials.ts";
 import { VERSION } from "../version.ts";
 import { sha256Hex } from "../util/hash.ts";
 import { errorMessage, StartupError } from "../errors/mod.ts";
+import { type MetricsAddress, MetricsServer, serveVolumeSocket, watch } from "../metrics/mod.ts";
 
 const log = rootLog.with({ component: "mount" });
 
@@ -53,6 +54,34 @@ export interface MountConfig {
   logFile?: string;
   /** FUSE requests handled at once (--max-threads). */
   maxInFlight: number;
+  /** Prometheus endpoint of this mount alone (--metrics-address). */
+  metricsAddress?: MetricsAddress;
+  /** Where the node gathers this mount's metrics from (--metrics-socket). */
+  metricsSocket?: string;
+}
+
+/** The metrics endpoints of a serving session; stop() closes them. */
+function serveMetrics(cfg: MountConfig): { stop(): Promise<void> } {
+  const unwatch = watch("mounts", () => 1);
+  const server = cfg.metricsAddress ? new MetricsServer(cfg.metricsAddress) : undefined;
+  let socket: { stop(): Promise<void> } | undefined;
+  if (cfg.metricsSocket) {
+    try {
+      socket = serveVolumeSocket(cfg.metricsSocket);
+    } catch (err) {
+      // Metrics never cost a mount: the node only misses this one's figures.
+      log.warn("cannot serve metrics on the socket", {
+        socket: cfg.metricsSocket,
+        error: errorMessage(err),
+      });
+    }
+  }
+  return {
+    async stop() {
+      unwatch();
+      await Promise.all([server?.stop(), socket?.stop()]);
+    },
+  };
 }
 
 async function preflightMountPoint(path: string): Promise<void> {
@@ -203,6 +232,8 @@ export async function serveSession(
   cfg: MountConfig,
   options: ServeOptions,
 ): Promise<number> {
+  // First: a taken metrics port fails the start before anything is served.
+  const metrics = serveMetrics(cfg);
   const session = new FuseSession(fd, fs, {
     allowRoot: cfg.allowRoot,
     ownerUid: cfg.ownerUid,
@@ -247,6 +278,7 @@ export async function serveSession(
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
+    await metrics.stop();
   }
 }
 

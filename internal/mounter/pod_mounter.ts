@@ -47,6 +47,7 @@ import {
   CREDENTIALS_FILE,
   CREDENTIALS_PROFILE,
   hostCommDir,
+  METRICS_SOCKET,
   MOUNT_REQUEST_VERSION,
   MOUNTPOINT_NAMESPACE,
   type MountReply,
@@ -56,6 +57,7 @@ import { connectMountpoint, handOver, type MountpointConnection } from "../podmo
 import { peerGone, waitPeerGone, WireTimeout } from "../podmount/wire.ts";
 import { close } from "../sys/libc.ts";
 import type { Mounter, MountSpec } from "./mounter.ts";
+import { recordMetricsSource } from "./metrics_sources.ts";
 import {
   detachSource,
   mountSource,
@@ -188,6 +190,7 @@ export class PodMounter implements Mounter {
       throw new FailedPreconditionError(`${what}: ${reply.error}`);
     }
     this.#served.set(spec.sourceDir, { keeper, conn, commDir });
+    await recordMetricsSource(spec.stateDir, spec.volumeId, `${commDir}/${METRICS_SOCKET}`);
     await tuneSource(spec.sourceDir, mlog);
     mlog.info("mounted by a Mountpoint Pod", { pod: pod.name, bucket: spec.bucket });
   }

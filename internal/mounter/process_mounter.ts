@@ -24,7 +24,8 @@ import { FailedPreconditionError, InternalError } from "../errors/mod.ts";
 import { checkMount, unmount } from "../fuse/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { writeCredentialsFile } from "../mount/credentials.ts";
-import { CREDENTIALS_FILE, CREDENTIALS_PROFILE } from "../podmount/contract.ts";
+import { CREDENTIALS_FILE, CREDENTIALS_PROFILE, METRICS_SOCKET } from "../podmount/contract.ts";
+import { recordMetricsSource } from "./metrics_sources.ts";
 import { close as sysClose, setCloexec } from "../sys/libc.ts";
 import type { Mounter, MountSpec } from "./mounter.ts";
 import {
@@ -107,6 +108,8 @@ export class ProcessMounter implements Mounter {
       "--foreground",
       "--log-file",
       `${spec.stateDir}/mount.log`,
+      "--metrics-socket",
+      `${spec.stateDir}/${METRICS_SOCKET}`,
       ...sourceMountArgs(spec, this.#config),
     ];
     const env: Record<string, string> = {
@@ -175,6 +178,7 @@ export class ProcessMounter implements Mounter {
       );
     }
     await Deno.writeTextFile(`${spec.stateDir}/pid`, `${child.pid}\n`);
+    await recordMetricsSource(spec.stateDir, spec.volumeId, `${spec.stateDir}/${METRICS_SOCKET}`);
     this.#children.set(spec.sourceDir, child);
     child.status.then((s) => {
       this.#children.delete(spec.sourceDir);

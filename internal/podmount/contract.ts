@@ -92,6 +92,13 @@ export const MOUNTPOINT_ARGS = [
   `${COMM_MOUNT_PATH}/${SOCKET_NAME}`,
 ] as const;
 
+/**
+ * Where a Mountpoint Pod serves its metrics once it serves the mount (in the
+ * comm directory, as JSON, see internal/metrics/gather.ts); the node gathers
+ * them into its own endpoint with the volume's ID.
+ */
+export const METRICS_SOCKET = "metrics.sock";
+
 /** Written by the Mountpoint Pod when the file system answers. */
 export const READY_FILE = "ready";
 /** Written by the Mountpoint Pod when the mount fails: one line, shown to the user as is. */

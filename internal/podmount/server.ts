@@ -48,6 +48,7 @@ import {
   CREDENTIALS_FILE,
   CREDENTIALS_PROFILE,
   ERROR_FILE,
+  METRICS_SOCKET,
   type MountRequest,
   parseMountRequest,
   ProtocolError,
@@ -153,6 +154,7 @@ export async function serveFromSocket(opts: ServerOptions): Promise<number> {
       gid: SOURCE_OWNER,
     });
     if (cfg.logLevel === "debug") setLevel("debug");
+    cfg.metricsSocket = `${commDir}/${METRICS_SOCKET}`;
     slog.info("mount requested", {
       bucket: req.bucket,
       prefix: cfg.fs.prefix,

@@ -25,6 +25,7 @@ import type {
 } from "@kubernetes/client-node";
 import { type Attachment, isConflict, type KubeApi, RESOURCES } from "../kube/mod.ts";
 import type { Logger } from "../log/mod.ts";
+import { reconciles, watch } from "../metrics/mod.ts";
 import {
   COMPONENT_MOUNTPOINT,
   LABEL_COMPONENT,
@@ -136,9 +137,15 @@ export class Reconciler {
       Promise.all(this.#informers.map((i) => i.waitSynced())),
       new Promise((r) => signal.addEventListener("abort", r, { once: true })),
     ]);
+    const unwatch = [
+      watch("queueDepth", () => this.#queue.length),
+      watch("mountpointPods", () => this.#mountpointPods.list().length),
+      watch("attachments", () => this.#attachments.list().length),
+    ];
     const workers = this.#queue.run(
       (key) =>
         this.#process(key).catch((err) => {
+          reconciles.inc({ result: "error" });
           log.error("reconcile failed: retrying", { key, error: err });
           this.#queue.retry(key);
         }),
@@ -151,6 +158,7 @@ export class Reconciler {
     }
     this.#queue.close();
     await workers;
+    unwatch.forEach((f) => f());
     await Promise.all(this.#informers.map((i) => i.stop()));
     log.info("reconciler stopped");
   }
@@ -233,6 +241,7 @@ export class Reconciler {
         this.#expectations.expect(key, e, clock.now());
         klog.info("reconciled", describe(action));
       } catch (err) {
+        reconciles.inc({ result: "error" });
         const delay = this.#queue.retry(key);
         const fields = { ...describe(action), error: err, retryInMs: delay };
         if (isConflict(err)) klog.debug("conflict: retrying on fresh state", fields);
@@ -240,6 +249,7 @@ export class Reconciler {
         return;
       }
     }
+    reconciles.inc({ result: "ok" });
     this.#queue.forget(key);
   }
 

@@ -8,6 +8,7 @@ import { AbortedError, AlreadyExistsError } from "../errors/mod.ts";
 import { type Attachment, RESOURCES, workloadUids } from "../kube/mod.ts";
 import { FakeKubeApi } from "../kube/fake_api.ts";
 import { LABEL_VERSION, MOUNTPOINT_NAMESPACE } from "../podmount/contract.ts";
+import { reconciles, registry } from "../metrics/mod.ts";
 import { FakeClock } from "./clock.ts";
 import { Reconciler } from "./controller.ts";
 import { WATCH_GRACE_MS } from "./informer.ts";
@@ -242,4 +243,22 @@ Deno.test("reconciler: a watch that goes silent without ending is replaced, and 
   await clock.advance(1000);
   assert.equal(mountpointPods(api).length, 1, "the new watch saw the workload");
   await w.stop();
+});
+
+Deno.test("reconciler: its metrics count the Mountpoint Pods and attachments it holds and its runs", async () => {
+  const gauge = async (name: string) =>
+    (await registry.getSingleMetric(name)!.get()).values.reduce((s, v) => s + v.value, 0);
+  const okRuns = async () =>
+    (await reconciles.get()).values.find((v) => v.labels.result === "ok")?.value ?? 0;
+  const { api, clock } = await cluster();
+  const w = await start(api, clock);
+  const runsBefore = await okRuns();
+  await addWorkload(w, "w1");
+  await addWorkload(w, "w2", { fsGroup: 2000 });
+  assert.equal(await gauge("s3csi_mountpoint_pods"), 2);
+  assert.equal(await gauge("s3csi_attachments"), 2);
+  assert.equal(await gauge("s3csi_reconciler_queue_depth"), 0, "nothing left to do");
+  assert.ok(await okRuns() > runsBefore);
+  await w.stop();
+  assert.equal(await gauge("s3csi_mountpoint_pods"), 0, "a stopped reconciler reports nothing");
 });

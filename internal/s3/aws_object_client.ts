@@ -26,6 +26,13 @@
  */
 
 import * as sdk from "@aws-sdk/client-s3";
+import {
+  s3ReceivedBytes,
+  s3RequestDuration,
+  s3Requests,
+  s3Retries,
+  s3SentBytes,
+} from "../metrics/mod.ts";
 import { readBody } from "./body_reader.ts";
 import { networkCode } from "./network_errors.ts";
 import { type ClientCredentials, clientCredentials } from "./credential_provider.ts";
@@ -201,6 +208,7 @@ export class AwsObjectClient implements ObjectClient {
     } catch (err) {
       throw toS3Error(err, ctx);
     }
+    s3ReceivedBytes.inc(body.byteLength);
     return {
       body,
       etag: out.ETag ?? "",
@@ -226,6 +234,7 @@ export class AwsObjectClient implements ObjectClient {
         ...(opts.ifNoneMatch ? { IfNoneMatch: "*" } : {}),
       }),
     );
+    s3SentBytes.inc(body.byteLength);
     return { etag: out.ETag ?? "" };
   }
 
@@ -292,6 +301,7 @@ export class AwsObjectClient implements ObjectClient {
         ContentLength: body.byteLength,
       }),
     );
+    s3SentBytes.inc(body.byteLength);
     return out.ETag ?? "";
   }
 
@@ -334,18 +344,33 @@ export class AwsObjectClient implements ObjectClient {
     answer?: (err: unknown) => NoInfer<Out> | undefined,
   ): Promise<Out> {
     if (ctx.signal?.aborted) throw toS3Error(ctx.signal.reason, ctx);
+    const started = performance.now();
     try {
       const options = ctx.signal ? { abortSignal: ctx.signal } : {};
-      return await this.#clients.for(ctx.key).send(command, options);
+      const out = await this.#clients.for(ctx.key).send(command, options);
+      countRequest(ctx.operation, "ok", started, out.$metadata?.attempts);
+      return out;
     } catch (err) {
+      const attempts = (err as { $metadata?: { attempts?: number } }).$metadata?.attempts;
       const answered = answer?.(err);
-      if (answered !== undefined) return answered;
+      if (answered !== undefined) {
+        countRequest(ctx.operation, "ok", started, attempts);
+        return answered;
+      }
       const mapped = toS3Error(err, ctx);
+      countRequest(ctx.operation, mapped.code, started, attempts);
       // Rejected credentials may have been rotated: fetch fresh ones next time.
       if (mapped.code === "AccessDenied") this.#credentials.invalidate();
       throw mapped;
     }
   }
+}
+
+/** The S3 metrics of one request (its retries included). */
+function countRequest(operation: string, outcome: string, started: number, attempts?: number) {
+  s3Requests.inc({ operation, outcome });
+  s3RequestDuration.observe({ operation }, (performance.now() - started) / 1000);
+  if (attempts !== undefined && attempts > 1) s3Retries.inc({ operation }, attempts - 1);
 }
 
 /** An `ObjectInfo` from the fields HEAD and LIST answers share. */

@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { Errno } from "../errno.ts";
+import { Errno, errnoName } from "../errno.ts";
 
 /** The symbol table, one C prototype per entry. */
 const SYMBOLS = {
@@ -117,14 +117,7 @@ export function errno(): number {
 /** Linux errno values, under the short name this layer uses. */
 export const E = Errno;
 
-const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(E).map(([name, value]) => [value, name]),
-);
-
-/** The symbolic name of an errno value, e.g. "ENOENT", or "errno 123". */
-export function errnoName(n: number): string {
-  return ERRNO_NAMES[n] ?? `errno ${n}`;
-}
+export { errnoName };
 
 /** A failed system call: which one and the errno it set. */
 export class SysError extends Error {

@@ -49,6 +49,7 @@ export async function writeOverlay(
   minio: MinioServer,
 ): Promise<void> {
   const never = { imagePullPolicy: "Never" };
+  const anyPort = { name: "S3CSI_METRICS_ADDRESS", value: "127.0.0.1:0" };
   const files: Record<string, unknown> = {
     "kustomization.yaml": {
       apiVersion: "kustomize.config.k8s.io/v1beta1",
@@ -83,8 +84,20 @@ export async function writeOverlay(
             hostNetwork: true,
             containers: [
               // Host ports: the node plugin's /healthz has 9808 on this (the only) node.
-              { name: "s3csi", ...never, livenessProbe: null, ports: noPort(9808) },
-              { name: "reconciler", ...never, env: apiEnv(cluster) },
+              // Two replicas share the host's network: their metrics take any free port.
+              {
+                name: "s3csi",
+                ...never,
+                livenessProbe: null,
+                ports: [...noPort(9808), ...noPort(9811)],
+                env: [anyPort],
+              },
+              {
+                name: "reconciler",
+                ...never,
+                env: [...apiEnv(cluster), anyPort],
+                ports: noPort(9812),
+              },
               {
                 name: "csi-provisioner",
                 ...never,

@@ -12,7 +12,18 @@
 import assert from "node:assert/strict";
 import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { isS3Error } from "../../internal/s3/object_client.ts";
-import { claim, DRIVER, type E2e, type Step, storageClass, workload } from "./harness.ts";
+import {
+  claim,
+  DRIVER,
+  DRIVER_NS,
+  type E2e,
+  type Step,
+  storageClass,
+  workload,
+} from "./harness.ts";
+
+/** The node plugin's metrics port (deploy/kubernetes/base/node.yaml). */
+const NODE_METRICS_PORT = 9810;
 
 /** The shared volume of the workload scenarios (claim-a), filled in by the first step. */
 export interface SharedVolume {
@@ -61,6 +72,33 @@ export async function provisionAndShare(e: E2e, step: Step): Promise<SharedVolum
     assert.equal(atts[0].spec.persistentVolumeName, vol.pv);
     assert.deepEqual(await e.workloadsByMountpointPod(), { [pods[0]]: [await e.uid("writer")] });
   });
+
+  await step(
+    "the node's metrics endpoint shows the Mountpoint Pod's figures for the volume",
+    async () => {
+      const nodes = await e.json([
+        "-n",
+        DRIVER_NS,
+        "get",
+        "pods",
+        "-l",
+        "app.kubernetes.io/component=node",
+        "-o",
+        "json",
+      ]);
+      const ip = nodes.items[0].status.podIP;
+      const text = await (await fetch(`http://${ip}:${NODE_METRICS_PORT}/metrics`)).text();
+      // Dedicated buckets: the bucket's name is the volume ID.
+      const written = new RegExp(
+        `^s3csi_fuse_written_bytes_total\\{volume_id="${vol.bucket}"\\} (\\d+)$`,
+        "m",
+      ).exec(text);
+      assert.ok(written, `no written bytes for ${vol.bucket} in:\n${text.slice(0, 2000)}`);
+      assert.equal(Number(written[1]), new TextEncoder().encode(vol.content).length);
+      assert.match(text, new RegExp(`^s3csi_mounts_active\\{volume_id="${vol.bucket}"\\} 1$`, "m"));
+      assert.match(text, /^s3csi_mounts_active 1$/m, "the node holds one mount");
+    },
+  );
 
   await step(
     "workloads of one key share the Mountpoint Pod, a read-only one too; another fsGroup gets its own",

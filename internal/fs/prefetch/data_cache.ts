@@ -24,6 +24,7 @@ import { crc32 } from "node:zlib";
 import { join } from "node:path";
 import { errorMessage } from "../../errors/mod.ts";
 import { log } from "../../log/mod.ts";
+import { cacheLookups } from "../../metrics/mod.ts";
 
 /** Which object version a block belongs to. */
 export interface CachedObjectId {
@@ -143,6 +144,7 @@ class DiskDataCache implements DataCache {
     const entry = this.#index.get(id);
     if (!entry || this.#closed) {
       this.#misses++;
+      cacheLookups.inc({ result: "miss" });
       return null;
     }
     // Touch: move to the most-recently-used end.
@@ -157,17 +159,20 @@ class DiskDataCache implements DataCache {
       // Evicted or removed under us.
       this.#dropIfCurrent(id, entry);
       this.#misses++;
+      cacheLookups.inc({ result: "miss" });
       return null;
     }
     const data = decodeBlock(buf, id);
     if (data === null || data.length > this.blockSize) {
       this.#corrupt++;
       this.#misses++;
+      cacheLookups.inc({ result: "miss" });
       this.#log.warn("Cache block failed its integrity check", { path: entry.path });
       this.#dropIfCurrent(id, entry);
       return null;
     }
     this.#hits++;
+    cacheLookups.inc({ result: "hit" });
     return data;
   }
 

@@ -55,6 +55,7 @@
 
 import { bodyBufferSize, type ObjectClient, type S3Error } from "../../s3/object_client.ts";
 import { log } from "../../log/mod.ts";
+import { prefetchReads } from "../../metrics/mod.ts";
 import type { MemoryBudget, Reclaimable } from "./memory_budget.ts";
 import type { DataCache } from "./data_cache.ts";
 import type { BufferPool } from "./buffer_pool.ts";
@@ -422,11 +423,15 @@ export class PrefetchReader implements ReadSource, Reclaimable {
     if (p.end >= end) {
       // The common case: one part, returned as a view.
       if (p.state === READY) {
+        prefetchReads.inc({ result: "hit" });
         return Promise.resolve(p.data.subarray(offset - p.start, end - p.start));
       }
+      prefetchReads.inc({ result: "wait" });
       if (p.state === PLANNED) p = this.#force(p, offset, end);
       return this.#serveOne(p, offset, end, signal);
     }
+    // A span is copied whether or not its parts are ready: counted by its first part.
+    prefetchReads.inc({ result: p.state === READY ? "hit" : "wait" });
     return this.#serveSpan(i, offset, end, signal);
   }
 
