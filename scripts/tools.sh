@@ -73,6 +73,23 @@ need_csi_sanity() {
   export CSI_SANITY_BIN
 }
 
+# Helm for the chart tier (tests/helm): built from the Go module proxy, pinned.
+HELM_VERSION="v4.3.2"
+_install_helm() {
+  local dir="$S3CSI_CACHE/helm-$HELM_VERSION"
+  [ -x "$dir/helm" ] && return 0
+  log "building helm $HELM_VERSION with go install"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" || return 1
+  CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath \
+    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >&2 || return 1
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+need_helm() {
+  with_lock helm _install_helm || return 1
+  HELM_BIN="$S3CSI_CACHE/helm-$HELM_VERSION/helm"
+  export HELM_BIN
+}
+
 # Debian packages: fuse3 (fusermount3, the kernel module helper), fio for the
 # real-mount and benchmark tiers, util-linux for mountpoint/findmnt.
 _install_debs() {

@@ -40,7 +40,12 @@
  */
 import type { VolumeSource } from "../metrics/mod.ts";
 import { metricsSources } from "../mounter/metrics_sources.ts";
-import { AlreadyExistsError, InternalError, InvalidArgumentError } from "../errors/mod.ts";
+import {
+  AlreadyExistsError,
+  InternalError,
+  InvalidArgumentError,
+  UnimplementedError,
+} from "../errors/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { applyFsGroup, type MountOptions, parseMountOptions } from "../mounter/mount_options.ts";
 import type { Mounter, MountSpec } from "../mounter/mounter.ts";
@@ -121,6 +126,15 @@ export class NodeServer {
           ],
         }),
       NodeGetInfo: () => Promise.resolve({ node_id: this.#config.nodeId, max_volumes_per_node: 0 }),
+      // GET_VOLUME_STATS is not advertised, so the kubelet never asks; a client that asks anyway
+      // learns why instead of getting a made-up capacity.
+      NodeGetVolumeStats: () =>
+        Promise.reject(
+          new UnimplementedError(
+            "NodeGetVolumeStats is not offered: an S3 bucket has no capacity, and its usage " +
+              "would take a full listing; see the s3csi_* metrics for what each mount does",
+          ),
+        ),
     };
   }
 

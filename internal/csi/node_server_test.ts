@@ -5,6 +5,7 @@ import {
   FailedPreconditionError,
   InternalError,
   InvalidArgumentError,
+  UnimplementedError,
 } from "../errors/mod.ts";
 import type { MountHealth } from "../fuse/mount.ts";
 import type { Mounter, MountSpec } from "../mounter/mounter.ts";
@@ -539,4 +540,16 @@ Deno.test("publish() while an unpublish of the same target is in flight is ABORT
   g.open();
   await unpublishing;
   assert.deepEqual(k.table, []);
+});
+
+Deno.test("NodeGetVolumeStats is not advertised and, asked anyway, says why instead of a made-up capacity", async () => {
+  const { node } = setup();
+  const h = node.handlers();
+  const caps = await h.NodeGetCapabilities!({});
+  const types = caps.capabilities.map((c: { rpc: { type: string } }) => c.rpc.type);
+  assert.ok(!types.includes("GET_VOLUME_STATS"), `advertised: ${types}`);
+  await assert.rejects(
+    h.NodeGetVolumeStats!({ volume_id: "vol-1", volume_path: T }),
+    (err: Error) => err instanceof UnimplementedError && /no capacity/.test(err.message),
+  );
 });
