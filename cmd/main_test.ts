@@ -19,11 +19,13 @@ async function runCaptured(argv: string[]): Promise<{ code: number; stderr: stri
   }
 }
 
-Deno.test("the placeholder role exits as not implemented, with one line", async () => {
-  const r = await runCaptured(["doctor"]);
-  assert.equal(r.code, EXIT.unimplemented);
-  assert.notEqual(EXIT.unimplemented, EXIT.usage);
-  assert.deepEqual(r.stderr, ["s3csi doctor: not implemented yet"]);
+Deno.test("s3csi doctor refuses an unknown check group and a --skip of every group as usage errors", async () => {
+  const unknown = await runCaptured(["doctor", "--skip", "local,nope"]);
+  assert.equal(unknown.code, EXIT.usage);
+  assert.match(unknown.stderr[0], /^s3csi doctor: Invalid value for --skip: "nope" is not one of/);
+  const none = await runCaptured(["doctor", "--skip", "local,s3,cluster"]);
+  assert.equal(none.code, EXIT.usage);
+  assert.match(none.stderr[0], /--skip leaves no check to run/);
 });
 
 Deno.test("the reconciler without a usable kubeconfig exits 1 with one line", async () => {

@@ -26,6 +26,7 @@ export {
   type MountFuseOptions,
   type MountHealth,
   type MountInfoEntry,
+  parseMountInfo,
   readMountInfo,
   serveFd,
   tuneReadahead,

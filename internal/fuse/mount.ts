@@ -150,6 +150,8 @@ export interface MountInfoEntry {
   root: string;
   mountPoint: string;
   options: string;
+  /** The optional fields: propagation (`shared:N`, `master:N`, `propagate_from:N`, `unbindable`). */
+  optional: string[];
   fstype: string;
   source: string;
   superOptions: string;
@@ -177,6 +179,7 @@ export function parseMountInfo(text: string): MountInfoEntry[] {
       root: unescapeMountField(fields[3]!),
       mountPoint: unescapeMountField(fields[4]!),
       options: fields[5]!,
+      optional: fields.slice(6, sep),
       fstype: fields[sep + 1]!,
       source: unescapeMountField(fields[sep + 2]!),
       superOptions: fields[sep + 3] ?? "",

@@ -383,10 +383,12 @@ Deno.test("parseMountInfo() parses fields and undoes octal escapes", () => {
     root: "/mnt1",
     mountPoint: "/mnt/with space",
     options: "rw,noatime",
+    optional: ["master:1"],
     fstype: "ext3",
     source: "/dev/root",
     superOptions: "rw,errors=continue",
   });
   assert.equal(m[1]!.fstype, "fuse.memfs");
   assert.equal(m[1]!.minor, 52);
+  assert.deepEqual(m[1]!.optional, ["shared:5", "master:7"]);
 });

@@ -35,7 +35,7 @@ export interface Resource {
   namespaced: boolean;
 }
 
-/** The kinds the reconciler reads or writes. */
+/** The kinds the reconciler reads or writes, and those the doctor reads. */
 export const RESOURCES = {
   pod: { apiVersion: "v1", kind: "Pod", plural: "pods", namespaced: true },
   persistentVolume: {
@@ -62,6 +62,26 @@ export const RESOURCES = {
     kind: "Lease",
     plural: "leases",
     namespaced: true,
+  },
+  // What `s3csi doctor` reads (and the access reviews it asks for).
+  namespace: { apiVersion: "v1", kind: "Namespace", plural: "namespaces", namespaced: false },
+  csiDriver: {
+    apiVersion: "storage.k8s.io/v1",
+    kind: "CSIDriver",
+    plural: "csidrivers",
+    namespaced: false,
+  },
+  crd: {
+    apiVersion: "apiextensions.k8s.io/v1",
+    kind: "CustomResourceDefinition",
+    plural: "customresourcedefinitions",
+    namespaced: false,
+  },
+  selfSubjectAccessReview: {
+    apiVersion: "authorization.k8s.io/v1",
+    kind: "SelfSubjectAccessReview",
+    plural: "selfsubjectaccessreviews",
+    namespaced: false,
   },
 } as const satisfies Record<string, Resource>;
 

@@ -51,3 +51,20 @@ export function loadKubeConfig(path?: string): KubeConfig {
   }
   return kc;
 }
+
+/**
+ * A copy of `kc` whose requests act as `user` (the Impersonate-User header):
+ * how the doctor asks what a driver service account may do. The current
+ * user needs the `impersonate` verb on that user.
+ */
+export function impersonating(kc: KubeConfig, user: string): KubeConfig {
+  const current = kc.getCurrentUser()?.name;
+  const out = new KubeConfig();
+  out.loadFromOptions({
+    clusters: kc.clusters,
+    users: kc.users.map((u) => u.name === current ? { ...u, impersonateUser: user } : u),
+    contexts: kc.contexts,
+    currentContext: kc.currentContext,
+  });
+  return out;
+}

@@ -70,6 +70,7 @@ export class FakeKubeApi implements KubeApi {
   readonly #watchers = new Set<Watcher>();
   readonly #held = new Set<string>();
   readonly #failures: { verb: Verb; kind: string; err: unknown }[] = [];
+  readonly #answers = new Map<string, (obj: KubernetesObject) => KubernetesObject>();
   /** Every successful write, in order: `create Pod mount-s3/mp-1`. */
   readonly writes: string[] = [];
   /** Every write asked for, refused ones included. */
@@ -109,6 +110,14 @@ export class FakeKubeApi implements KubeApi {
         for (const [type, obj] of due) w.onEvent(type, obj);
       }
     });
+  }
+
+  /**
+   * Answers every create of `kind` with `fn(obj)` instead of storing it: the
+   * API's reviews (SelfSubjectAccessReview) are computed, not kept.
+   */
+  answer(kind: string, fn: (obj: KubernetesObject) => KubernetesObject): void {
+    this.#answers.set(kind, fn);
   }
 
   /** Makes the next `verb` on `kind` throw `err`. */
@@ -189,6 +198,8 @@ export class FakeKubeApi implements KubeApi {
   create<T extends KubernetesObject>(r: Resource, obj: T): Promise<T> {
     this.attempts.push(`create ${r.kind} ${keyOf(obj)}`);
     this.#maybeFail("create", r);
+    const answer = this.#answers.get(r.kind);
+    if (answer) return Promise.resolve(copy(answer(copy(obj))) as T);
     const o = copy(obj);
     const store = this.#store(r.kind);
     if (store.has(keyOf(o))) {

@@ -10,4 +10,4 @@
 export * from "./api.ts";
 export * from "./attachment.ts";
 export { KubeClient } from "./client.ts";
-export { loadKubeConfig } from "./config.ts";
+export { findKubeConfig, impersonating, loadKubeConfig } from "./config.ts";

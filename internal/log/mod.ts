@@ -80,6 +80,11 @@ function isSecretField(name: string): boolean {
   return SECRET_FIELD_NAMES.has(name.toLowerCase().replace(/[_-]/g, ""));
 }
 
+/** `s` with every registered secret replaced by "[redacted]": for output that is not a log line (the doctor's report). */
+export function maskSecrets(s: string): string {
+  return maskString(s);
+}
+
 function maskString(s: string): string {
   let out = s;
   for (const secret of secretValues) {
