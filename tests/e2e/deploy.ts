@@ -23,7 +23,7 @@ const BASE_PROVISIONER = "registry.k8s.io/sig-storage/csi-provisioner";
 /** How long the driver may take to come up before the test gives up (not a timing assert). */
 const ROLLOUT_DEADLINE = "180s";
 
-function splitImage(ref: string): { newName: string; newTag: string } {
+export function splitImage(ref: string): { newName: string; newTag: string } {
   const at = ref.lastIndexOf(":");
   return { newName: ref.slice(0, at), newTag: ref.slice(at + 1) };
 }
@@ -34,7 +34,7 @@ function noPort(port: number) {
 }
 
 /** The API server as a hostNetwork pod reaches it. */
-function apiEnv(cluster: Cluster) {
+export function apiEnv(cluster: Cluster) {
   const api = new URL(cluster.env.S3CSI_CLUSTER_API);
   return [
     { name: "KUBERNETES_SERVICE_HOST", value: api.hostname },
@@ -149,6 +149,11 @@ export async function writeOverlay(
  */
 export async function deployDriver(c: Cluster, dir: string): Promise<void> {
   await c.kubectl(["apply", "-k", dir]);
+  await driverServing(c);
+}
+
+/** Waits until the controller and node pods are ready and the node is registered (CSINode). */
+export async function driverServing(c: Cluster): Promise<void> {
   await c.kubectl([
     "-n",
     "s3csi",

@@ -9,7 +9,10 @@
  * - `resilience.ts`: the node plugin restarted and the reconciler's leader
  *   killed under running workloads;
  * - `provisioning.ts`: templated per-namespace secrets, a missing secret,
- *   `WaitForFirstConsumer` and `Retain`.
+ *   `WaitForFirstConsumer` and `Retain`;
+ * - `helm.ts`: the Helm chart's manifests dry-run on the API server, then
+ *   the chart installed in place of the kustomize deployment, a workload
+ *   served through it, `helm upgrade`, and `helm uninstall` leaving nothing.
  *
  * Everything is torn down whatever happens: the cluster (which also unmounts
  * what pods left), MinIO, the overlay; no mount may be left under the
@@ -24,6 +27,7 @@ import { type Cluster, clusterDown, clusterUp } from "../cluster/cluster.ts";
 import { minioClientConfig, type MinioServer, startMinio } from "../support/minio.ts";
 import { deployDriver, writeOverlay } from "./deploy.ts";
 import { E2e } from "./harness.ts";
+import { helmChart } from "./helm.ts";
 import { templatedSecrets, waitForFirstConsumer } from "./provisioning.ts";
 import { leaderKilled, nodePluginRestart } from "./resilience.ts";
 import { cleanUp, provisionAndShare, staticVolumes } from "./workloads.ts";
@@ -65,6 +69,7 @@ Deno.test({
       await staticVolumes(e, step);
       await templatedSecrets(e, step);
       await waitForFirstConsumer(e, step);
+      await helmChart(e, step, overlay, minio);
     } finally {
       const stopping = Date.now();
       try {

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { CHART, helm, type Obj, render, REQUIRED } from "./chart.ts";
+import { BEGIN, END, valuesTable } from "./values_table.ts";
 
 const BASE = new URL("../../deploy/kubernetes/base/", import.meta.url);
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -208,4 +209,19 @@ Deno.test("a wrong value fails with a message naming it", async () => {
     assert.notEqual(r.code, 0, `accepted: ${args.join(" ")}`);
     assert.match(r.err, want, `${args.join(" ")}: ${r.err}`);
   }
+});
+
+Deno.test("the README's table of values is the schema's, with the defaults of values.yaml", async () => {
+  const cells = (block: string) =>
+    block.split("\n").filter((l) => l.startsWith("|") && !/^\|\s*-+/.test(l)).map((l) =>
+      l.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim()).join(" | ")
+    );
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const [from, to] = [readme.indexOf(BEGIN), readme.indexOf(END)];
+  assert.ok(from >= 0 && to > from, "the README has the generated block");
+  assert.deepEqual(
+    cells(readme.slice(from, to)),
+    cells(await valuesTable()),
+    "regenerate with: deno run -A tests/helm/values_table.ts",
+  );
 });

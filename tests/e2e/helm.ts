@@ -1,0 +1,240 @@
+/**
+ * End-to-end scenarios of the Helm chart (`deploy/helm/s3csi`) on the real
+ * API server, after the kustomize scenarios: its manifests for the defaults
+ * and several value sets pass a server-side dry run; the kustomize
+ * deployment is removed and the chart installed instead, with the values
+ * this machine needs (local images never pulled, MinIO's endpoint, host
+ * networking and the API server's address, no livenessprobe sidecar); a
+ * claim and a workload are served through it; `helm upgrade` to a changed
+ * value rolls the controller; `helm uninstall` leaves no s3csi object, no
+ * Mountpoint Pod and no attachment.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import type { MinioServer } from "../support/minio.ts";
+import { CHART, helm, renderText, REQUIRED } from "../helm/chart.ts";
+import { apiEnv, driverServing, splitImage, waitFor } from "./deploy.ts";
+import {
+  claim,
+  DRIVER,
+  DRIVER_NS,
+  type E2e,
+  MOUNT_NS,
+  s3Secret,
+  type Step,
+  storageClass,
+  workload,
+} from "./harness.ts";
+
+const RELEASE = "s3csi";
+
+/** The value sets whose manifests the API server checks (a dry run each). */
+const VALUE_SETS: Record<string, string[]> = {
+  defaults: REQUIRED,
+  sidecars: [...REQUIRED, "--set", "node.registration.sidecars=true"],
+  "process mounter": [...REQUIRED, "--set", "node.mounter=process"],
+  "inline CA": [
+    ...REQUIRED,
+    "--set-string",
+    "tls.caCertData=-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+  ],
+  "host network": [
+    ...REQUIRED,
+    "--set",
+    "controller.hostNetwork=true,node.hostNetwork=true",
+    "--set",
+    "kubernetesApi.host=127.0.0.1",
+    "--set-string",
+    "kubernetesApi.port=6443",
+  ],
+};
+
+/** What this machine needs: local images, MinIO, host networking, no sidecar to pull. */
+function testValues(e: E2e, minio: MinioServer): string[] {
+  const image = splitImage(e.c.env.S3CSI_IMAGE);
+  const prov = splitImage(e.c.env.CSI_PROVISIONER_IMAGE);
+  const [host, port] = apiEnv(e.c).map((v) => v.value);
+  const set = {
+    "image.repository": image.newName,
+    "image.tag": image.newTag,
+    "image.pullPolicy": "Never",
+    "s3.endpointUrl": minio.endpoint,
+    "s3.region": minio.region,
+    "controller.hostNetwork": "true",
+    "controller.livenessProbe.enabled": "false",
+    "controller.provisioner.image.repository": prov.newName,
+    "controller.provisioner.image.tag": prov.newTag,
+    "controller.provisioner.image.pullPolicy": "Never",
+    "node.hostNetwork": "true",
+    "kubernetesApi.host": host,
+  };
+  return [
+    ...Object.entries(set).flatMap(([k, v]) => ["--set", `${k}=${v}`]),
+    "--set-string",
+    `kubernetesApi.port=${port}`,
+  ];
+}
+
+async function helmOk(e: E2e, args: string[]): Promise<string> {
+  const r = await helm(args, { KUBECONFIG: e.c.env.KUBECONFIG });
+  if (r.code !== 0) throw new Error(`helm ${args[0]} failed: ${r.err}${r.out}`);
+  return r.out;
+}
+
+/** Cluster-scoped objects the chart makes (the release's label), as "kind/name". */
+async function releaseObjects(e: E2e): Promise<string[]> {
+  const out = await e.kubectl([
+    "get",
+    "csidriver,clusterrole,clusterrolebinding,priorityclass,customresourcedefinition,namespace",
+    "-l",
+    `app.kubernetes.io/instance=${RELEASE}`,
+    "-o",
+    "name",
+  ]);
+  return out.split("\n").filter(Boolean);
+}
+
+export async function helmChart(
+  e: E2e,
+  step: Step,
+  overlay: string,
+  minio: MinioServer,
+): Promise<void> {
+  await step(
+    "the chart's manifests pass a server-side dry run for several value sets",
+    async () => {
+      for (const [name, args] of Object.entries(VALUE_SETS)) {
+        const manifest = await renderText(args);
+        await e.kubectl(["apply", "--dry-run=server", "-f", "-"], manifest).catch((err) => {
+          throw new Error(`value set "${name}": ${err}`);
+        });
+      }
+    },
+  );
+
+  await step(
+    "the kustomize deployment is removed and the chart installed in its place",
+    async () => {
+      await e.kubectl(["delete", "-k", overlay, "--wait=true", "--timeout=180s"]);
+      await waitFor("the kustomize namespaces gone", async () => {
+        const ns = await e.kubectl(["get", "namespaces", "-o", "name"]);
+        return !ns.includes(`namespace/${DRIVER_NS}\n`) && !ns.includes(`namespace/${MOUNT_NS}\n`);
+      });
+      await waitFor("the node plugin unregistered from CSINode", async () => {
+        const n = await e.json(["get", "csinode", e.c.env.S3CSI_CLUSTER_NODE]);
+        return !(n.spec?.drivers ?? []).some((d: { name: string }) => d.name === DRIVER);
+      });
+      // The node pods are privileged: their namespace allows it, and holds the credentials.
+      await e.apply({
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: {
+          name: DRIVER_NS,
+          labels: { "pod-security.kubernetes.io/enforce": "privileged" },
+        },
+      });
+      await e.apply(
+        s3Secret("s3csi-credentials", DRIVER_NS, minio.accessKeyId, minio.secretAccessKey),
+      );
+      const notes = await helmOk(e, [
+        "install",
+        RELEASE,
+        CHART,
+        "--namespace",
+        DRIVER_NS,
+        ...testValues(e, minio),
+      ]);
+      assert.match(notes, /Driver credentials: Secret s3csi\/s3csi-credentials\./);
+      await driverServing(e.c);
+    },
+  );
+
+  let bucket = "";
+  await step("a claim and a workload are served through the Helm-installed driver", async () => {
+    await e.apply(storageClass("e2e-helm", { bucketNaming: "dedicated" }));
+    await e.apply(claim("claim-helm", "e2e-helm"));
+    bucket = (await e.bound("claim-helm")).bucket;
+    const content = `written through the chart ${crypto.randomUUID()}\n`;
+    await e.apply(workload(
+      e.c,
+      "helm-writer",
+      "claim-helm",
+      `Deno.writeTextFileSync("/data/helm.txt", ${JSON.stringify(content)});`,
+    ));
+    await e.running("helm-writer");
+    const got = await e.s3.getObject(bucket, "helm.txt");
+    assert.equal(new TextDecoder().decode(got.body), content);
+    assert.equal((await e.mountpointPods()).length, 1);
+    assert.equal((await e.attachments()).length, 1);
+  });
+
+  await step("helm upgrade to a changed value rolls the controller with it", async () => {
+    await helmOk(e, [
+      "upgrade",
+      RELEASE,
+      CHART,
+      "--namespace",
+      DRIVER_NS,
+      "--reuse-values",
+      "--set",
+      "logLevel=debug",
+    ]);
+    await e.kubectl([
+      "-n",
+      DRIVER_NS,
+      "rollout",
+      "status",
+      "deployment/s3csi-controller",
+      "--timeout=180s",
+    ]);
+    const pods = await e.json([
+      "-n",
+      DRIVER_NS,
+      "get",
+      "pods",
+      "-l",
+      "app.kubernetes.io/component=controller",
+    ]);
+    const live = pods.items.filter((p: { metadata: { deletionTimestamp?: string } }) =>
+      !p.metadata.deletionTimestamp
+    );
+    assert.ok(live.length > 0);
+    for (const p of live) {
+      const env = p.spec.containers[0].env as { name: string; value?: string }[];
+      assert.equal(env.find((v) => v.name === "S3CSI_LOG_LEVEL")?.value, "debug", p.metadata.name);
+    }
+    const history = JSON.parse(
+      await helmOk(e, ["history", RELEASE, "--namespace", DRIVER_NS, "-o", "json"]),
+    );
+    assert.deepEqual(history.map((h: { revision: number }) => h.revision), [1, 2]);
+    // The upgraded driver still provisions.
+    await e.apply(claim("claim-helm-2", "e2e-helm"));
+    await e.bound("claim-helm-2");
+  });
+
+  await step("helm uninstall leaves no s3csi object, Mountpoint Pod or attachment", async () => {
+    await e.deleteAndWait("pod", ["helm-writer"], "default");
+    await e.noMountpointPods();
+    const pvs = [(await e.bound("claim-helm")).pv, (await e.bound("claim-helm-2")).pv];
+    await e.deleteAndWait("pvc", ["claim-helm", "claim-helm-2"], "default");
+    for (const pv of pvs) await e.pvDeleted(pv);
+    await e.kubectl(["delete", "storageclass", "e2e-helm"]);
+    await helmOk(e, ["uninstall", RELEASE, "--namespace", DRIVER_NS, "--wait"]);
+    await waitFor(
+      "no object of the release left",
+      async () => (await releaseObjects(e)).length === 0,
+      async () => (await releaseObjects(e)).join("\n"),
+    );
+    await waitFor("no pod left in the driver's namespace", async () => {
+      const pods = await e.json(["-n", DRIVER_NS, "get", "pods"]);
+      return pods.items.length === 0;
+    });
+    const crds = await e.kubectl(["get", "crd", "-o", "name"]);
+    assert.ok(!crds.includes("mountpoints3podattachments"), "the CRD, and every attachment, gone");
+    const ns = await e.kubectl(["get", "namespaces", "-o", "name"]);
+    assert.ok(!ns.includes(`namespace/${MOUNT_NS}\n`), "the Mountpoint Pods' namespace gone");
+    // A claim's bucket outlives the driver: Delete removes only an empty bucket.
+    await e.s3.headBucket(bucket);
+  });
+}
