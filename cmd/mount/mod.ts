@@ -5,8 +5,9 @@
  *
  * `s3csi mount --from-socket <path>`: the program of a Mountpoint Pod; the
  * bucket, the options and the mounted /dev/fuse fd arrive over the socket
- * (internal/podmount/server.ts), and only the logging flags and
- * `--accept-timeout` apply.
+ * (internal/podmount/server.ts); the pod's own options (the `--max-memory`
+ * and `--cache` the reconciler derives from its resources) win over the
+ * request's.
  *
  * Wiring only: flags → MountConfig → internal/mount.
  *
@@ -22,6 +23,17 @@ export const summary = "Mount an S3 bucket as a FUSE file system";
 
 const SYNOPSIS = "s3csi mount <bucket> <mountpoint|/dev/fd/N> [options]\n" +
   "       s3csi mount --from-socket <path> [--accept-timeout <seconds>]";
+
+/** The options of a Mountpoint Pod's own command line that apply to its mount (all but the socket's). */
+function podArgs(args: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--from-socket" || a === "--accept-timeout") i++;
+    else if (!a.startsWith("--from-socket=") && !a.startsWith("--accept-timeout=")) out.push(a);
+  }
+  return out;
+}
 
 export async function main(args: string[]): Promise<number> {
   const parsed = parseMountArgs(args);
@@ -40,6 +52,7 @@ export async function main(args: string[]): Promise<number> {
       socketPath: o.fromSocket,
       logLevel: logLevel(values),
       acceptTimeoutS: o.acceptTimeout ?? 0,
+      podArgs: podArgs(args),
     });
   }
   if (positionals.length !== 2) {

@@ -44,6 +44,8 @@ import { writeCredentialsFile } from "../mount/credentials.ts";
 import type { AttachmentLookup, MountpointPodRef } from "../podmount/attachment_lookup.ts";
 import {
   ATTACHMENT,
+  CA_BUNDLE_FILE,
+  COMM_MOUNT_PATH,
   CREDENTIALS_FILE,
   CREDENTIALS_PROFILE,
   hostCommDir,
@@ -169,7 +171,7 @@ export class PodMounter implements Mounter {
       reply = await handOver(conn, commDir, keeper, {
         version: MOUNT_REQUEST_VERSION,
         bucket: spec.bucket,
-        args: sourceMountArgs(spec, this.#config),
+        args: sourceMountArgs(spec, await this.#podConnection(commDir)),
         authenticationSource: spec.authenticationSource,
       }, Date.now() + timeoutMs).catch((err) => ({
         ok: false as const,
@@ -234,6 +236,20 @@ export class PodMounter implements Mounter {
    * Rewrites the credentials file in `commDir`, owned by `owner` or by the
    * owner of the file it replaces.
    */
+  /**
+   * The driver's S3 connection as the Mountpoint Pod sees it: a custom CA is
+   * copied into the comm directory (a public certificate: world-readable).
+   */
+  async #podConnection(commDir: string): Promise<S3Connection> {
+    const ca = this.#config.caBundlePath;
+    if (!ca) return this.#config;
+    const tmp = `${commDir}/${CA_BUNDLE_FILE}.tmp`;
+    await Deno.copyFile(ca, tmp);
+    await Deno.chmod(tmp, 0o644);
+    await Deno.rename(tmp, `${commDir}/${CA_BUNDLE_FILE}`);
+    return { ...this.#config, caBundlePath: `${COMM_MOUNT_PATH}/${CA_BUNDLE_FILE}` };
+  }
+
   async #writeCredentials(
     spec: MountSpec,
     commDir: string,

@@ -99,6 +99,13 @@ export const MOUNTPOINT_ARGS = [
  */
 export const METRICS_SOCKET = "metrics.sock";
 
+/**
+ * The driver's custom CA bundle (`--ca-bundle`), copied by the node into the
+ * comm directory before each mount: the Mountpoint Pod cannot see the node's
+ * files, and the request's `--ca-bundle` names this copy as the pod sees it.
+ */
+export const CA_BUNDLE_FILE = "ca-bundle.pem";
+
 /** Written by the Mountpoint Pod when the file system answers. */
 export const READY_FILE = "ready";
 /** Written by the Mountpoint Pod when the mount fails: one line, shown to the user as is. */

@@ -40,11 +40,13 @@ import { dirname, removeIfPresent } from "../util/path.ts";
 import { errorMessage } from "../errors/mod.ts";
 import { serveFd } from "../fuse/mod.ts";
 import { type Level, log as rootLog, setLevel } from "../log/mod.ts";
+import { MIB } from "../fs/mod.ts";
 import { mountConfig, parseMountArgs } from "../mount/config.ts";
 import type { CredentialSource } from "../mount/credentials.ts";
 import { openFileSystem, serveSession, startupCredentials } from "../mount/run.ts";
 import { close, listenUnix } from "../sys/libc.ts";
 import {
+  COMM_MOUNT_PATH,
   CREDENTIALS_FILE,
   CREDENTIALS_PROFILE,
   ERROR_FILE,
@@ -71,6 +73,12 @@ export interface ServerOptions {
   logLevel: Level;
   /** Seconds to wait for the node's connection before exiting 0; 0 waits forever. */
   acceptTimeoutS: number;
+  /**
+   * The pod's own mount options (its command line but the socket's): they
+   * bound the pod's resources, so they win over the same options in the
+   * request (`MOUNTPOINT_ARGS` in contract.ts).
+   */
+  podArgs?: string[];
 }
 
 /** Writes a status file whole (temp file, then rename), so the node never reads half of one. */
@@ -143,7 +151,8 @@ export async function serveFromSocket(opts: ServerOptions): Promise<number> {
     fuseFd = received.fd;
     const req = parseMountRequest(received.line);
     if (fuseFd < 0) throw new ProtocolError("The mount request came without a /dev/fuse fd");
-    const parsed = parseMountArgs(req.args);
+    // Later options win: the pod's own after the request's.
+    const parsed = parseMountArgs([...req.args, ...(opts.podArgs ?? [])]);
     if (parsed.positionals.length !== 0) {
       throw new UsageError(
         `Unexpected arguments in the mount request: ${parsed.positionals.join(" ")}`,
@@ -154,11 +163,18 @@ export async function serveFromSocket(opts: ServerOptions): Promise<number> {
       gid: SOURCE_OWNER,
     });
     if (cfg.logLevel === "debug") setLevel("debug");
+    // The node names files of the comm directory as the pod mounts it (COMM_MOUNT_PATH).
+    const ca = cfg.s3.caBundlePath;
+    if (ca?.startsWith(`${COMM_MOUNT_PATH}/`)) {
+      cfg.s3.caBundlePath = `${commDir}${ca.slice(COMM_MOUNT_PATH.length)}`;
+    }
     cfg.metricsSocket = `${commDir}/${METRICS_SOCKET}`;
     slog.info("mount requested", {
       bucket: req.bucket,
       prefix: cfg.fs.prefix,
       authenticationSource: req.authenticationSource,
+      maxMemoryMiB: cfg.fs.maxMemory / MIB,
+      cache: cfg.fs.cacheDir ?? null,
     });
     const fs = await openFileSystem(cfg, await requestCredentials(req, commDir));
     const fd = await serveFd(fuseFd);

@@ -17,6 +17,8 @@
 import assert from "node:assert/strict";
 import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { DRIVER_NAME, VERSION } from "../../internal/version.ts";
+import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
+import { minioClientConfig, startMinio } from "../support/minio.ts";
 import { type Cluster, clusterDown, clusterUp, type Pod } from "./cluster.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -66,6 +68,24 @@ const libc = Deno.dlopen("libc.so.6", {
 const c = (s) => new TextEncoder().encode(s + "\\0");
 const rc = libc.symbols.mount(c("s3csi-smoke"), c(dir), c("tmpfs"), 0n, null);
 console.log("mount " + rc);
+`;
+
+/**
+ * In the s3csi image, with /dev/fuse given: `s3csi doctor --help`, then
+ * `s3csi mount` of a bucket (daemon mode: it returns once the mount serves),
+ * a file read back through it, and the mount detached.
+ */
+const MOUNT_AND_READ = `
+const [bucket, endpoint] = Deno.args;
+const run = (args) => new Deno.Command("s3csi", { args, stdout: "piped", stderr: "piped" }).output();
+const doctor = await run(["doctor", "--help"]);
+console.log("doctor " + doctor.code);
+const m = await run(["mount", bucket, "/work/b", "--endpoint-url", endpoint]);
+if (m.code !== 0) console.log(new TextDecoder().decode(m.stderr));
+console.log("mount " + m.code);
+console.log("read " + Deno.readTextFileSync("/work/b/hello.txt").trim());
+const libc = Deno.dlopen("libc.so.6", { umount2: { parameters: ["buffer", "i32"], result: "i32" } });
+console.log("umount " + libc.symbols.umount2(new TextEncoder().encode("/work/b\\0"), 2));
 `;
 
 /** Mount points at or below any of `dirs`. */
@@ -170,6 +190,45 @@ Deno.test({
         const r = await c.runPod(pod("csi-provisioner-version", { image, args: ["--version"] }));
         assert.equal(r.phase, "Succeeded", r.log);
         assert.equal(r.log.trim(), `/csi-provisioner ${image.replace(/^.*:/, "")}`);
+      });
+
+      await t.step("the image mounts a bucket with /dev/fuse and reads a file back", async () => {
+        const minio = await startMinio({ host: c.env.S3CSI_CLUSTER_HOST_IP, quiet: true });
+        try {
+          const s3 = new AwsObjectClient(minioClientConfig(minio));
+          await s3.createBucket("smoke");
+          await s3.putObject("smoke", "hello.txt", new TextEncoder().encode("hello from S3\n"));
+          s3.close();
+          const r = await c.runPod(pod("s3csi-mount", {
+            image: c.env.S3CSI_IMAGE,
+            command: ["/usr/local/bin/deno", "eval", MOUNT_AND_READ, "smoke", minio.endpoint],
+            env: [
+              { name: "AWS_ACCESS_KEY_ID", value: minio.accessKeyId },
+              { name: "AWS_SECRET_ACCESS_KEY", value: minio.secretAccessKey },
+              { name: "AWS_REGION", value: minio.region },
+            ],
+            // mount(2) needs the privilege; the node plugin has it the same way.
+            securityContext: { privileged: true },
+            volumeMounts: [
+              { name: "fuse", mountPath: "/dev/fuse" },
+              { name: "work", mountPath: "/work" },
+            ],
+          }, {
+            volumes: [
+              { name: "fuse", hostPath: { path: "/dev/fuse", type: "CharDevice" } },
+              { name: "work", emptyDir: {} },
+            ],
+          }));
+          assert.equal(r.phase, "Succeeded", r.log);
+          assert.deepEqual(r.log.trim().split("\n"), [
+            "doctor 0",
+            "mount 0",
+            "read hello from S3",
+            "umount 0",
+          ]);
+        } finally {
+          await minio.stop();
+        }
       });
 
       await t.step("a mount made in a pod propagates to the host and outlives it", async () => {

@@ -286,3 +286,57 @@ Deno.test("driver credentials the node holds reach a Mountpoint Pod that has non
     });
   });
 });
+
+Deno.test("a Mountpoint Pod's own --max-memory and --cache win over the request's options", async () => {
+  await withMinio(async (minio, s3) => {
+    await s3.createBucket("own-bucket");
+    const cache = await Deno.makeTempDir({ prefix: "s3csi-pod-cache-" });
+    await Deno.chmod(cache, 0o777);
+    try {
+      await withWorld(minio, async (w) => {
+        const pod = await w.startPod({}, ["--max-memory", "100", "--cache", cache]);
+        const spec = w.spec({ bucket: "own-bucket" });
+        await w.mounter.ensureMounted(spec);
+        const requested = pod.output().split("\n").filter((l) => l.includes('"mount requested"'))
+          .map((l) => JSON.parse(l));
+        assert.equal(requested.length, 1, pod.output());
+        assert.equal(requested[0].maxMemoryMiB, 100, "the pod's limit, not the default 512");
+        assert.equal(requested[0].cache, cache);
+        await Deno.writeTextFile(`${spec.sourceDir}/c.txt`, "cached\n");
+        assert.equal((await catFile(`${spec.sourceDir}/c.txt`)).out, "cached\n");
+        await w.mounter.unmount(spec.sourceDir, spec.stateDir);
+        assert.equal(await withTimeout(pod.status, 30_000, "Mountpoint Pod exit"), 0);
+      });
+    } finally {
+      await Deno.remove(cache, { recursive: true });
+    }
+  });
+});
+
+Deno.test("the driver's custom CA reaches the Mountpoint Pod through its comm directory (TLS MinIO)", async () => {
+  const minio = await startMinio({ tls: true });
+  const s3 = new AwsObjectClient(minioClientConfig(minio));
+  // The node's copy in a root-only directory, as on a node: the pod cannot read it there.
+  const private_ = await Deno.makeTempDir({ prefix: "s3csi-node-ca-" });
+  await Deno.chmod(private_, 0o700);
+  const caBundlePath = `${private_}/ca.pem`;
+  await Deno.copyFile(minio.caCertPath!, caBundlePath);
+  try {
+    await s3.createBucket("tls-bucket");
+    await s3.putObject("tls-bucket", "hello.txt", enc.encode("over TLS\n"));
+    await withWorld(minio, async (w) => {
+      const pod = await w.startPod();
+      const spec = w.spec({ bucket: "tls-bucket" });
+      await w.mounter.ensureMounted(spec);
+      assert.equal((await catFile(`${spec.sourceDir}/hello.txt`)).out, "over TLS\n");
+      const copy = await Deno.stat(`${pod.commDir}/ca-bundle.pem`);
+      assert.equal(copy.mode! & 0o777, 0o644, "a public certificate, readable by the pod");
+      await w.mounter.unmount(spec.sourceDir, spec.stateDir);
+      assert.equal(await withTimeout(pod.status, 30_000, "Mountpoint Pod exit"), 0);
+    }, { caBundlePath });
+  } finally {
+    s3.close();
+    await minio.stop();
+    await Deno.remove(private_, { recursive: true });
+  }
+});
