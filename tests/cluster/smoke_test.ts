@@ -80,6 +80,7 @@ const [bucket, endpoint] = Deno.args;
 const run = (args) => new Deno.Command("s3csi", { args, stdout: "piped", stderr: "piped" }).output();
 const doctor = await run(["doctor", "--help"]);
 console.log("doctor " + doctor.code);
+Deno.mkdirSync("/work/b");
 const m = await run(["mount", bucket, "/work/b", "--endpoint-url", endpoint]);
 if (m.code !== 0) console.log(new TextDecoder().decode(m.stderr));
 console.log("mount " + m.code);

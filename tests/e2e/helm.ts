@@ -28,6 +28,7 @@ import {
 } from "./harness.ts";
 
 const RELEASE = "s3csi";
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 /** The value sets whose manifests the API server checks (a dry run each). */
 const VALUE_SETS: Record<string, string[]> = {
@@ -150,6 +151,36 @@ export async function helmChart(
     },
   );
 
+  await step("s3csi doctor in the node pod finds the Helm-installed driver healthy", async () => {
+    const out = await e.kubectl([
+      "-n",
+      DRIVER_NS,
+      "exec",
+      "ds/s3csi-node",
+      "-c",
+      "s3csi",
+      "--",
+      "s3csi",
+      "doctor",
+      "--json",
+    ]);
+    const report = JSON.parse(out) as { checks: { id: string; verdict: string }[] };
+    const verdict = (id: string) => report.checks.find((c) => c.id === id)?.verdict;
+    assert.deepEqual(report.checks.filter((c) => c.verdict === "failed"), []);
+    for (
+      const id of [
+        "local.fuse-mount",
+        "local.propagation",
+        "s3.auth",
+        "cluster.csidriver",
+        "cluster.crd",
+        "cluster.node-taint",
+        "cluster.mountpoint-namespace",
+      ]
+    ) assert.equal(verdict(id), "ok", `${id} in ${out}`);
+    assert.ok(!out.includes(minio.secretAccessKey), "no secret in the report");
+  });
+
   let bucket = "";
   await step("a claim and a workload are served through the Helm-installed driver", async () => {
     await e.apply(storageClass("e2e-helm", { bucketNaming: "dedicated" }));
@@ -236,5 +267,19 @@ export async function helmChart(
     assert.ok(!ns.includes(`namespace/${MOUNT_NS}\n`), "the Mountpoint Pods' namespace gone");
     // A claim's bucket outlives the driver: Delete removes only an empty bucket.
     await e.s3.headBucket(bucket);
+    // And the doctor, run on the host, says what is missing now.
+    const doctor = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "doctor", "--json", "--skip", "local,s3"],
+      env: { KUBECONFIG: e.c.env.KUBECONFIG },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(doctor.code, 1, "something failed");
+    const report = JSON.parse(new TextDecoder().decode(doctor.stdout)) as {
+      checks: { id: string; verdict: string; reason: string }[];
+    };
+    const crd = report.checks.find((c) => c.id === "cluster.crd");
+    assert.equal(crd?.verdict, "failed", JSON.stringify(report.checks));
+    assert.match(crd!.reason, /mountpoints3podattachments/);
   });
 }
