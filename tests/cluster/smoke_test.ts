@@ -203,6 +203,8 @@ Deno.test({
           const r = await c.runPod(pod("s3csi-mount", {
             image: c.env.S3CSI_IMAGE,
             command: ["/usr/local/bin/deno", "eval", MOUNT_AND_READ, "smoke", minio.endpoint],
+            // Not /app: an eval there would take the program's own deno.json and node_modules.
+            workingDir: "/work",
             env: [
               { name: "AWS_ACCESS_KEY_ID", value: minio.accessKeyId },
               { name: "AWS_SECRET_ACCESS_KEY", value: minio.secretAccessKey },

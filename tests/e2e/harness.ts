@@ -31,6 +31,9 @@ export interface Attachment {
   };
 }
 
+/** Every workload pod of the scenarios carries it, so they can be deleted together. */
+export const WORKLOAD_LABEL = "s3csi-e2e/workload";
+
 export interface WorkloadOptions {
   namespace?: string;
   fsGroup?: number;
@@ -48,7 +51,11 @@ export function workload(
   return {
     apiVersion: "v1",
     kind: "Pod",
-    metadata: { name, namespace: opts.namespace ?? "default" },
+    metadata: {
+      name,
+      namespace: opts.namespace ?? "default",
+      labels: { [WORKLOAD_LABEL]: "true" },
+    },
     spec: {
       restartPolicy: "Never",
       terminationGracePeriodSeconds: 1,

@@ -48,9 +48,9 @@ export async function render(args: string[] = REQUIRED): Promise<Obj[]> {
   return docs.flatMap((d) => loadAllYaml(d) as Obj[]).filter((o) => o);
 }
 
-/** The manifest text `helm template` renders (for kubectl apply). */
-export async function renderText(args: string[]): Promise<string> {
-  const r = await helm(["template", "s3csi", CHART, "--namespace", "s3csi", ...args]);
+/** The manifest text `helm template` renders in `namespace` (for kubectl apply). */
+export async function renderText(args: string[], namespace = "s3csi"): Promise<string> {
+  const r = await helm(["template", "s3csi", CHART, "--namespace", namespace, ...args]);
   if (r.code !== 0) throw new Error(`helm template failed: ${r.err}`);
   return r.out;
 }
