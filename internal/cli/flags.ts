@@ -134,13 +134,20 @@ export function shutdownSignal(): Promise<string> {
 
 /**
  * The argv prefix that runs this very program again: the binary itself when
- * compiled with `deno compile`, or `deno run -A <main.ts>` in development.
+ * compiled with `deno compile`; the image's `s3csi` script itself when run
+ * through it (a main module without an extension: its shebang carries the
+ * config and `--cached-only`, which a bare `deno run` of it would lose, and
+ * with them the import map); or `deno run -A <main.ts>` in development.
  */
-export function selfCommand(): string[] {
-  const exe = Deno.execPath();
+export function selfCommand(
+  exe = Deno.execPath(),
+  mainModule = Deno.mainModule,
+): string[] {
   const isDenoCli = /(^|\/)deno$/.test(exe);
-  if (isDenoCli && Deno.mainModule.startsWith("file:")) {
-    return [exe, "run", "-A", new URL(Deno.mainModule).pathname];
+  if (isDenoCli && mainModule.startsWith("file:")) {
+    const main = new URL(mainModule).pathname;
+    if (!/\.[cm]?[jt]sx?$/.test(main)) return [main];
+    return [exe, "run", "-A", main];
   }
   return [exe];
 }

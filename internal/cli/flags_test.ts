@@ -1,5 +1,13 @@
 import assert from "node:assert/strict";
-import { type FlagSpecs, num, parseFlags, str, usage, UsageError } from "./flags.ts";
+import {
+  type FlagSpecs,
+  num,
+  parseFlags,
+  selfCommand,
+  str,
+  usage,
+  UsageError,
+} from "./flags.ts";
 import { uint } from "./values.ts";
 
 const SPECS: FlagSpecs = {
@@ -34,4 +42,19 @@ Deno.test("usage() shows short letters, defaults and aliases", () => {
   assert.match(text, /-f, --fg /);
   assert.match(text, /--attempts <value> +attempts \(default: 3\)/);
   assert.match(text, /--endpoint-url <value> +endpoint \(also --s3-endpoint-url\)/);
+});
+
+Deno.test("selfCommand() reruns the image's s3csi script itself, main.ts through deno run, a binary as is", () => {
+  assert.deepEqual(selfCommand("/usr/local/bin/deno", "file:///usr/local/bin/s3csi"), [
+    "/usr/local/bin/s3csi",
+  ]);
+  assert.deepEqual(selfCommand("/opt/deno", "file:///src/main.ts"), [
+    "/opt/deno",
+    "run",
+    "-A",
+    "/src/main.ts",
+  ]);
+  assert.deepEqual(selfCommand("/usr/local/bin/s3csi", "file:///src/main.ts"), [
+    "/usr/local/bin/s3csi",
+  ]);
 });

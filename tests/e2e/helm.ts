@@ -178,21 +178,30 @@ export async function helmChart(
   );
 
   await step("s3csi doctor in the node pod finds the Helm-installed driver healthy", async () => {
-    const out = await e.kubectl([
-      "-n",
-      DRIVER_NS,
-      "exec",
-      "ds/s3csi-node",
-      "-c",
-      "s3csi",
-      "--",
-      "s3csi",
-      "doctor",
-      "--json",
-    ]);
+    // Run directly: kubectl exits 1 with the report when a check failed, and the report says which.
+    const run = await new Deno.Command(e.c.env.KUBECTL, {
+      args: [
+        "-n",
+        DRIVER_NS,
+        "exec",
+        "ds/s3csi-node",
+        "-c",
+        "s3csi",
+        "--",
+        "s3csi",
+        "doctor",
+        "--json",
+      ],
+      env: { KUBECONFIG: e.c.env.KUBECONFIG },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(run.stdout);
+    assert.ok(out.trim().startsWith("{"), new TextDecoder().decode(run.stderr));
     const report = JSON.parse(out) as { checks: { id: string; verdict: string }[] };
     const verdict = (id: string) => report.checks.find((c) => c.id === id)?.verdict;
-    assert.deepEqual(report.checks.filter((c) => c.verdict === "failed"), []);
+    assert.deepEqual(report.checks.filter((c) => c.verdict === "failed"), [], out);
+    assert.equal(run.code, 0);
     for (
       const id of [
         "local.fuse-mount",
