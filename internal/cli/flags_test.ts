@@ -1,13 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  type FlagSpecs,
-  num,
-  parseFlags,
-  selfCommand,
-  str,
-  usage,
-  UsageError,
-} from "./flags.ts";
+import { type FlagSpecs, num, parseFlags, selfCommand, str, usage, UsageError } from "./flags.ts";
 import { uint } from "./values.ts";
 
 const SPECS: FlagSpecs = {

@@ -17,12 +17,14 @@
  * come first), each with its own deadline: past it the check's signal is
  * aborted and it is reported failed ("Timed out after …"), so the doctor
  * never hangs on a black-holed address. A check that throws is reported
- * failed with the error's message; checks are written so that messages hold
- * no secret (see `report.ts` for the last guard).
+ * failed with the error's message, but for a refusal of the identity the
+ * doctor runs as (`PermissionDeniedError`, a 403 of the API server), which
+ * is a warning naming what could not be read; checks are written so that
+ * messages hold no secret (see `report.ts` for the last guard).
  *
  * @module
  */
-import { errorMessage } from "../errors/mod.ts";
+import { errorMessage, PermissionDeniedError } from "../errors/mod.ts";
 
 export type Verdict = "ok" | "warning" | "failed";
 export type Group = "local" | "s3" | "cluster";
@@ -158,10 +160,18 @@ async function runOne(
   try {
     return await Promise.race([
       check.run({ signal: deadline.signal, results }).catch((err) =>
-        failed(
-          `Check failed unexpectedly: ${errorMessage(err)}`,
-          "Report this as a bug of s3csi doctor",
-        )
+        // The identity the doctor runs as may not read what it checks (the node's service
+        // account reads no CSIDriver or CRD): not a fault of the driver, and not an answer.
+        err instanceof PermissionDeniedError
+          ? warning(
+            `Not allowed to check: ${errorMessage(err)}`,
+            "Run the doctor with a kubeconfig allowed to read it, e.g. an administrator's: " +
+              "s3csi doctor --kubeconfig <file> --skip local",
+          )
+          : failed(
+            `Check failed unexpectedly: ${errorMessage(err)}`,
+            "Report this as a bug of s3csi doctor",
+          )
       ),
       timedOut,
     ]);

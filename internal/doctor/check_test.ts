@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { type Check, failed, nothingFailed, ok, runChecks } from "./check.ts";
 import { renderJson, renderTable } from "./report.ts";
 import { registerSecret } from "../log/mod.ts";
+import { PermissionDeniedError } from "../errors/mod.ts";
 
 const check = (id: string, run: Check["run"], more: Partial<Check> = {}): Check => ({
   id,
@@ -50,6 +51,16 @@ Deno.test("runChecks() reports a check that throws as failed with its message", 
   const [r] = await runChecks([check("s3.boom", () => Promise.reject(new Error("kaput")))]);
   assert.equal(r!.verdict, "failed");
   assert.match(r!.reason, /kaput/);
+});
+
+Deno.test("runChecks() reports a check its identity may not run as a warning naming the refusal", async () => {
+  const refused = new PermissionDeniedError(
+    'Kubernetes API: csidrivers "s3.csi.scality.com" is forbidden: User "system:serviceaccount:s3csi:s3csi-node" cannot get resource "csidrivers"',
+  );
+  const [r] = await runChecks([check("cluster.csidriver", () => Promise.reject(refused))]);
+  assert.equal(r!.verdict, "warning");
+  assert.match(r!.reason, /^Not allowed to check: .*cannot get resource "csidrivers"/);
+  assert.match(r!.action!, /--kubeconfig/);
 });
 
 Deno.test("renderTable() shows the action under non-ok checks and masks registered secrets", async () => {

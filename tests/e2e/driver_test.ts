@@ -1,18 +1,20 @@
 /**
- * The end-to-end tier: the driver deployed from `deploy/kubernetes/base` on
- * the real single-node test cluster (`scripts/cluster`), against a MinIO
- * that the pods reach on the host's pod-network address. It follows what a
- * user does, in one cluster run (the scenarios are in their own files):
+ * The end-to-end tier: the driver installed with its Helm chart on the real
+ * single-node test cluster (`scripts/cluster`), against a MinIO that the
+ * pods reach on the host's pod-network address. It follows what a user
+ * does, in one cluster run (the scenarios are in their own files):
+ * - `helm.ts` `installChart`: `helm install` with this machine's values;
  * - `workloads.ts`: provisioning, a workload's file in the bucket through a
- *   Mountpoint Pod and an attachment, sharing, cleanup, bucket deletion,
- *   static and read-only volumes;
+ *   Mountpoint Pod and an attachment, the node's metrics of that mount,
+ *   sharing, cleanup, bucket deletion, static and read-only volumes;
  * - `resilience.ts`: the node plugin restarted and the reconciler's leader
  *   killed under running workloads;
  * - `provisioning.ts`: templated per-namespace secrets, a missing secret,
  *   `WaitForFirstConsumer` and `Retain`;
- * - `helm.ts`: the Helm chart's manifests dry-run on the API server, then
- *   the chart installed in place of the kustomize deployment, a workload
- *   served through it, `helm upgrade`, and `helm uninstall` leaving nothing.
+ * - `helm.ts` `helmChart`: dry runs of other value sets, `s3csi doctor` in
+ *   the node pod, `helm upgrade`, `helm uninstall` leaving nothing;
+ * - `kustomize.ts`: the same driver from `deploy/kubernetes/base`, a
+ *   workload through it, `kubectl delete -k` leaving nothing.
  *
  * Everything is torn down whatever happens: the cluster (which also unmounts
  * what pods left), MinIO, the overlay; no mount may be left under the
@@ -25,9 +27,9 @@ import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { type Cluster, clusterDown, clusterUp } from "../cluster/cluster.ts";
 import { minioClientConfig, type MinioServer, startMinio } from "../support/minio.ts";
-import { deployDriver, writeOverlay } from "./deploy.ts";
 import { E2e } from "./harness.ts";
-import { helmChart } from "./helm.ts";
+import { helmChart, installChart } from "./helm.ts";
+import { kustomizeManifests } from "./kustomize.ts";
 import { templatedSecrets, waitForFirstConsumer } from "./provisioning.ts";
 import { leaderKilled, nodePluginRestart } from "./resilience.ts";
 import { cleanUp, provisionAndShare, staticVolumes } from "./workloads.ts";
@@ -43,7 +45,7 @@ async function mountsUnder(dirs: string[]): Promise<string[]> {
 
 Deno.test({
   name:
-    "e2e: the driver deployed from deploy/ provisions, mounts through Mountpoint Pods and cleans up",
+    "e2e: the driver installed with Helm provisions, mounts through Mountpoint Pods and cleans up",
   ignore: !isRoot,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -56,9 +58,8 @@ Deno.test({
       cluster = await clusterUp();
       minio = await startMinio({ host: cluster.env.S3CSI_CLUSTER_HOST_IP, quiet: true });
       const e = new E2e(cluster, new AwsObjectClient(minioClientConfig(minio)), minio);
-      await writeOverlay(overlay, cluster, minio);
-      await deployDriver(cluster, overlay);
-      console.log(`driver deployed after ${((Date.now() - started) / 1000).toFixed(1)}s`);
+      await installChart(e, minio);
+      console.log(`driver installed after ${((Date.now() - started) / 1000).toFixed(1)}s`);
       // A failed step fails the test; later steps still run, each on what it finds.
       const step = (name: string, fn: () => Promise<void>) => t.step(name, fn);
 
@@ -69,7 +70,8 @@ Deno.test({
       await staticVolumes(e, step);
       await templatedSecrets(e, step);
       await waitForFirstConsumer(e, step);
-      await helmChart(e, step, overlay, minio);
+      await helmChart(e, step, minio);
+      await kustomizeManifests(e, step, overlay, minio);
     } finally {
       const stopping = Date.now();
       try {

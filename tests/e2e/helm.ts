@@ -1,13 +1,15 @@
 /**
- * End-to-end scenarios of the Helm chart (`deploy/helm/s3csi`) on the real
- * API server, after the kustomize scenarios: its manifests for the defaults
- * and several value sets pass a server-side dry run; the kustomize
- * deployment is removed and the chart installed instead, with the values
- * this machine needs (local images never pulled, MinIO's endpoint, host
- * networking and the API server's address, no livenessprobe sidecar); a
- * claim and a workload are served through it; `helm upgrade` to a changed
- * value rolls the controller; `helm uninstall` leaves no s3csi object, no
- * Mountpoint Pod and no attachment.
+ * The driver installed with its Helm chart (`deploy/helm/s3csi`), as a user
+ * installs it, with the values this machine needs (`testValues`: local
+ * images never pulled, MinIO's endpoint, host networking and the API
+ * server's address, no livenessprobe sidecar). `installChart` runs before
+ * the scenarios, which all go through it; `helmChart` then checks the rest:
+ * every workload deleted leaves no Mountpoint Pod; the chart's manifests for
+ * several value sets pass a server-side dry run; `s3csi doctor` in the node
+ * pod finds the driver healthy; `helm upgrade` to a changed value rolls the
+ * controller, which still provisions; `helm uninstall` leaves no s3csi
+ * object, no Mountpoint Pod and no attachment, and the doctor then names
+ * the missing CRD.
  *
  * @module
  */
@@ -17,14 +19,12 @@ import { CHART, helm, renderText, REQUIRED } from "../helm/chart.ts";
 import { apiEnv, driverServing, splitImage, waitFor } from "./deploy.ts";
 import {
   claim,
-  DRIVER,
   DRIVER_NS,
   type E2e,
   MOUNT_NS,
   s3Secret,
   type Step,
   storageClass,
-  workload,
   WORKLOAD_LABEL,
 } from "./harness.ts";
 
@@ -86,6 +86,30 @@ async function helmOk(e: E2e, args: string[]): Promise<string> {
   return r.out;
 }
 
+/**
+ * Runs a `s3csi doctor --json` command line; asserts nothing failed (exit 0)
+ * and gives each check's verdict and reason.
+ */
+async function doctor(exe: string, args: string[], e: E2e) {
+  const run = await new Deno.Command(exe, {
+    args,
+    env: { KUBECONFIG: e.c.env.KUBECONFIG },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(run.stdout);
+  assert.ok(out.trim().startsWith("{"), new TextDecoder().decode(run.stderr));
+  const report = JSON.parse(out) as { checks: { id: string; verdict: string; reason: string }[] };
+  assert.deepEqual(report.checks.filter((c) => c.verdict === "failed"), [], out);
+  assert.equal(run.code, 0);
+  const find = (id: string) => report.checks.find((c) => c.id === id);
+  return {
+    out,
+    verdict: (id: string) => find(id)?.verdict,
+    reason: (id: string) => find(id)?.reason,
+  };
+}
+
 /** Cluster-scoped objects the chart makes (the release's label), as "kind/name". */
 async function releaseObjects(e: E2e): Promise<string[]> {
   const out = await e.kubectl([
@@ -99,12 +123,30 @@ async function releaseObjects(e: E2e): Promise<string[]> {
   return out.split("\n").filter(Boolean);
 }
 
-export async function helmChart(
-  e: E2e,
-  step: Step,
-  overlay: string,
-  minio: MinioServer,
-): Promise<void> {
+/** Installs the chart in place of nothing: the driver's namespace, its credentials, the release. */
+export async function installChart(e: E2e, minio: MinioServer): Promise<void> {
+  // The node pods are privileged: their namespace allows it, and holds the credentials.
+  await e.apply({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name: DRIVER_NS, labels: { "pod-security.kubernetes.io/enforce": "privileged" } },
+  });
+  await e.apply(
+    s3Secret("s3csi-credentials", DRIVER_NS, minio.accessKeyId, minio.secretAccessKey),
+  );
+  const notes = await helmOk(e, [
+    "install",
+    RELEASE,
+    CHART,
+    "--namespace",
+    DRIVER_NS,
+    ...testValues(e, minio),
+  ]);
+  assert.match(notes, /Driver credentials: Secret s3csi\/s3csi-credentials\./);
+  await driverServing(e.c);
+}
+
+export async function helmChart(e: E2e, step: Step, minio: MinioServer): Promise<void> {
   await step(
     "every workload of the earlier scenarios deleted, no Mountpoint Pod is left",
     async () => {
@@ -141,46 +183,10 @@ export async function helmChart(
   );
 
   await step(
-    "the kustomize deployment is removed and the chart installed in its place",
+    "s3csi doctor finds the driver healthy, in the node pod and as an administrator",
     async () => {
-      await e.kubectl(["delete", "-k", overlay, "--wait=true", "--timeout=180s"]);
-      await waitFor("the kustomize namespaces gone", async () => {
-        const ns = await e.kubectl(["get", "namespaces", "-o", "name"]);
-        return !ns.includes(`namespace/${DRIVER_NS}\n`) && !ns.includes(`namespace/${MOUNT_NS}\n`);
-      });
-      await waitFor("the node plugin unregistered from CSINode", async () => {
-        const n = await e.json(["get", "csinode", e.c.env.S3CSI_CLUSTER_NODE]);
-        return !(n.spec?.drivers ?? []).some((d: { name: string }) => d.name === DRIVER);
-      });
-      // The node pods are privileged: their namespace allows it, and holds the credentials.
-      await e.apply({
-        apiVersion: "v1",
-        kind: "Namespace",
-        metadata: {
-          name: DRIVER_NS,
-          labels: { "pod-security.kubernetes.io/enforce": "privileged" },
-        },
-      });
-      await e.apply(
-        s3Secret("s3csi-credentials", DRIVER_NS, minio.accessKeyId, minio.secretAccessKey),
-      );
-      const notes = await helmOk(e, [
-        "install",
-        RELEASE,
-        CHART,
-        "--namespace",
-        DRIVER_NS,
-        ...testValues(e, minio),
-      ]);
-      assert.match(notes, /Driver credentials: Secret s3csi\/s3csi-credentials\./);
-      await driverServing(e.c);
-    },
-  );
-
-  await step("s3csi doctor in the node pod finds the Helm-installed driver healthy", async () => {
-    // Run directly: kubectl exits 1 with the report when a check failed, and the report says which.
-    const run = await new Deno.Command(e.c.env.KUBECTL, {
-      args: [
+      // In the node pod, as its least-privilege account: what it may not read is a warning.
+      const inPod = await doctor(e.c.env.KUBECTL, [
         "-n",
         DRIVER_NS,
         "exec",
@@ -191,50 +197,37 @@ export async function helmChart(
         "s3csi",
         "doctor",
         "--json",
-      ],
-      env: { KUBECONFIG: e.c.env.KUBECONFIG },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const out = new TextDecoder().decode(run.stdout);
-    assert.ok(out.trim().startsWith("{"), new TextDecoder().decode(run.stderr));
-    const report = JSON.parse(out) as { checks: { id: string; verdict: string }[] };
-    const verdict = (id: string) => report.checks.find((c) => c.id === id)?.verdict;
-    assert.deepEqual(report.checks.filter((c) => c.verdict === "failed"), [], out);
-    assert.equal(run.code, 0);
-    for (
-      const id of [
-        "local.fuse-mount",
-        "local.propagation",
-        "s3.auth",
-        "cluster.csidriver",
-        "cluster.crd",
-        "cluster.node-taint",
-        "cluster.mountpoint-namespace",
-      ]
-    ) assert.equal(verdict(id), "ok", `${id} in ${out}`);
-    assert.ok(!out.includes(minio.secretAccessKey), "no secret in the report");
-  });
-
-  let bucket = "";
-  await step("a claim and a workload are served through the Helm-installed driver", async () => {
-    await e.apply(storageClass("e2e-helm", { bucketNaming: "dedicated" }));
-    await e.apply(claim("claim-helm", "e2e-helm"));
-    bucket = (await e.bound("claim-helm")).bucket;
-    const content = `written through the chart ${crypto.randomUUID()}\n`;
-    await e.apply(workload(
-      e.c,
-      "helm-writer",
-      "claim-helm",
-      `Deno.writeTextFileSync("/data/helm.txt", ${JSON.stringify(content)});`,
-    ));
-    await e.running("helm-writer");
-    const got = await e.s3.getObject(bucket, "helm.txt");
-    assert.equal(new TextDecoder().decode(got.body), content);
-    assert.deepEqual(await e.workloadsByMountpointPod(), {
-      [(await e.mountpointPods())[0]]: [await e.uid("helm-writer")],
-    });
-  });
+      ], e);
+      for (const id of ["local.fuse-mount", "local.propagation", "s3.auth", "cluster.node-taint"]) {
+        assert.equal(inPod.verdict(id), "ok", `${id} in ${inPod.out}`);
+      }
+      assert.match(inPod.reason("cluster.crd") ?? "", /^Not allowed to check: .*forbidden/);
+      assert.ok(!inPod.out.includes(minio.secretAccessKey), "no secret in the report");
+      // On the host as the cluster's administrator: the cluster checks, RBAC through
+      // SelfSubjectAccessReview as each of the driver's service accounts.
+      const admin = await doctor(Deno.execPath(), [
+        "run",
+        "-A",
+        MAIN,
+        "doctor",
+        "--json",
+        "--skip",
+        "local,s3",
+        "--node-name",
+        e.c.env.S3CSI_CLUSTER_NODE,
+      ], e);
+      for (
+        const id of [
+          "cluster.csidriver",
+          "cluster.crd",
+          "cluster.rbac.node",
+          "cluster.rbac.controller",
+          "cluster.node-taint",
+          "cluster.mountpoint-namespace",
+        ]
+      ) assert.equal(admin.verdict(id), "ok", `${id} in ${admin.out}`);
+    },
+  );
 
   await step("helm upgrade to a changed value rolls the controller with it", async () => {
     await helmOk(e, [
@@ -276,16 +269,15 @@ export async function helmChart(
     );
     assert.deepEqual(history.map((h: { revision: number }) => h.revision), [1, 2]);
     // The upgraded driver still provisions.
+    await e.apply(storageClass("e2e-helm", { bucketNaming: "dedicated" }));
     await e.apply(claim("claim-helm-2", "e2e-helm"));
     await e.bound("claim-helm-2");
   });
 
   await step("helm uninstall leaves no s3csi object, Mountpoint Pod or attachment", async () => {
-    await e.deleteAndWait("pod", ["helm-writer"], "default");
-    await e.noMountpointPods();
-    const pvs = [(await e.bound("claim-helm")).pv, (await e.bound("claim-helm-2")).pv];
-    await e.deleteAndWait("pvc", ["claim-helm", "claim-helm-2"], "default");
-    for (const pv of pvs) await e.pvDeleted(pv);
+    const { pv } = await e.bound("claim-helm-2");
+    await e.deleteAndWait("pvc", ["claim-helm-2"], "default");
+    await e.pvDeleted(pv);
     await e.kubectl(["delete", "storageclass", "e2e-helm"]);
     await helmOk(e, ["uninstall", RELEASE, "--namespace", DRIVER_NS, "--wait"]);
     await waitFor(
@@ -301,8 +293,6 @@ export async function helmChart(
     assert.ok(!crds.includes("mountpoints3podattachments"), "the CRD, and every attachment, gone");
     const ns = await e.kubectl(["get", "namespaces", "-o", "name"]);
     assert.ok(!ns.includes(`namespace/${MOUNT_NS}\n`), "the Mountpoint Pods' namespace gone");
-    // A claim's bucket outlives the driver: Delete removes only an empty bucket.
-    await e.s3.headBucket(bucket);
     // And the doctor, run on the host, says what is missing now.
     const doctor = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", MAIN, "doctor", "--json", "--skip", "local,s3"],
