@@ -14,9 +14,11 @@
  * peak RSS is the mount process's `VmHWM` over the 4-reader reads, on a
  * mount that did nothing else.
  *
- *     scripts/bench [--quick] [--write-doc]
+ *     scripts/bench [--quick] [--no-peers] [--write-doc]
  *
  * `--quick` shrinks every size (a smoke run of the script itself);
+ * `--no-peers` leaves s3fs and rclone out of the side-by-side table
+ * (`bench_peers.ts`), which otherwise measures them in the same run;
  * `--write-doc` replaces the results section of docs/benchmarks.md.
  * Needs root (drop_caches, FUSE), fio, and a MinIO binary (`MINIO_BIN` or
  * the build `scripts/tools.sh` caches).
@@ -38,8 +40,10 @@ import {
   rawWrite,
   type Timed,
 } from "./bench_raw.ts";
+import { rcloneTool, s3csiTool, s3fsTool, sideBySide } from "./bench_peers.ts";
 
 const quick = Deno.args.includes("--quick");
+const noPeers = Deno.args.includes("--no-peers");
 const writeDoc = Deno.args.includes("--write-doc");
 
 const SIZE = quick ? 128 * MIB : 1024 * MIB;
@@ -474,6 +478,7 @@ async function main(): Promise<number> {
   const client = new AwsObjectClient({ ...minioClientConfig(minio), maxConnections: 64 });
   const work = await tempDir("s3csi-bench-");
   let bench: Bench | undefined;
+  let peers: string[] = [];
   try {
     await client.createBucket(BUCKET);
     bench = new Bench(minio, client, work);
@@ -483,6 +488,29 @@ async function main(): Promise<number> {
     await bench.randomReads();
     await bench.smallFiles();
     await bench.listings();
+    const tools = [s3csiTool(minio, BUCKET)];
+    if (!noPeers) {
+      const rclone = Deno.env.get("RCLONE_BIN");
+      if (!rclone) throw new Error("RCLONE_BIN is not set: run through scripts/bench");
+      tools.push(
+        await s3fsTool(minio, BUCKET, work),
+        await rcloneTool(minio, BUCKET, work, rclone),
+      );
+    }
+    peers = await sideBySide(
+      client,
+      BUCKET,
+      tools,
+      {
+        size: SIZE,
+        smallFiles: SMALL_FILES,
+        ttfbRuns: TTFB_RUNS,
+        many: MANY,
+        side: Math.round(Math.sqrt(MANY)),
+      },
+      work,
+      progress,
+    );
   } finally {
     client.close();
     await minio.stop();
@@ -497,6 +525,10 @@ async function main(): Promise<number> {
     "",
     ...table(bench.rows),
     ...(bench.notes.length ? ["", ...bench.notes] : []),
+    "",
+    "Side by side, each tool on a fresh mount of the same objects (`scripts/bench_peers.ts`):",
+    "",
+    ...peers,
   ].join("\n");
   console.log(section);
   if (writeDoc) await updateDoc(section);

@@ -90,6 +90,31 @@ need_helm() {
   export HELM_BIN
 }
 
+# The benchmark's peers (scripts/bench): s3fs from Debian, rclone from the Go module proxy.
+RCLONE_VERSION="v1.76.0"
+_install_rclone() {
+  local dir="$S3CSI_CACHE/rclone-$RCLONE_VERSION"
+  [ -x "$dir/rclone" ] && return 0
+  log "building rclone $RCLONE_VERSION with go install"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" || return 1
+  CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath \
+    "github.com/rclone/rclone@$RCLONE_VERSION" >&2 || return 1
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+need_rclone() {
+  with_lock rclone _install_rclone || return 1
+  RCLONE_BIN="$S3CSI_CACHE/rclone-$RCLONE_VERSION/rclone"
+  export RCLONE_BIN
+}
+need_s3fs() {
+  command -v s3fs >/dev/null && return 0
+  log "apt-get install s3fs"
+  if [ "$(id -u)" -ne 0 ]; then log "need root for apt-get"; return 1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq s3fs >&2 ||
+    { DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq s3fs >&2; }
+}
+
 # Debian packages: fuse3 (fusermount3, the kernel module helper), fio for the
 # real-mount and benchmark tiers, util-linux for mountpoint/findmnt.
 _install_debs() {
