@@ -22,6 +22,7 @@
  *
  * @module
  */
+import process from "node:process";
 import client from "prom-client";
 
 export const registry = new client.Registry();
@@ -232,5 +233,67 @@ export function watch(what: Watched, probe: Probe): () => void {
   return () => watched[what].delete(probe);
 }
 
-/** Process figures (CPU, resident memory, open fds, heap), under the same prefix. */
-client.collectDefaultMetrics({ register: registry, prefix: "s3csi_" });
+// ---- The process ----------------------------------------------------------------------------
+// Read at scrape time only. prom-client's default metrics are not used: their event-loop-lag
+// monitor wakes an idle process every few milliseconds (a mount would never sleep).
+
+new client.Gauge({
+  name: "s3csi_process_resident_memory_bytes",
+  help: "Resident set size of this process",
+  registers,
+  collect() {
+    this.set(Deno.memoryUsage().rss);
+  },
+});
+
+new client.Gauge({
+  name: "s3csi_process_heap_used_bytes",
+  help: "JavaScript heap in use",
+  registers,
+  collect() {
+    this.set(Deno.memoryUsage().heapUsed);
+  },
+});
+
+new client.Gauge({
+  name: "s3csi_process_external_memory_bytes",
+  help: "Memory of buffers held outside the JavaScript heap (part buffers, FUSE slots)",
+  registers,
+  collect() {
+    this.set(Deno.memoryUsage().external);
+  },
+});
+
+new client.Counter({
+  name: "s3csi_process_cpu_seconds_total",
+  help: "User and system CPU time this process spent",
+  registers,
+  collect() {
+    const { user, system } = process.cpuUsage();
+    this.reset();
+    this.inc((user + system) / 1e6);
+  },
+});
+
+new client.Gauge({
+  name: "s3csi_process_open_fds",
+  help: "Open file descriptors of this process",
+  registers,
+  collect() {
+    let n = 0;
+    try {
+      for (const _ of Deno.readDirSync("/proc/self/fd")) n++;
+    } catch { /* no procfs */ }
+    this.set(n);
+  },
+});
+
+const startedAt = Date.now() / 1000 - performance.now() / 1000;
+new client.Gauge({
+  name: "s3csi_process_start_time_seconds",
+  help: "Start time of this process since the Unix epoch",
+  registers,
+  collect() {
+    this.set(startedAt);
+  },
+});
