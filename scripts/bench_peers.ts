@@ -235,11 +235,7 @@ function median(xs: number[]): number {
 const rate = (bytes: number, ms: number) => `${(bytes / MIB / (ms / 1000)).toFixed(0)}`;
 
 /** Polls `check` until the objects it looks for are complete in the bucket; returns when. */
-async function complete(
-  client: AwsObjectClient,
-  bucket: string,
-  check: () => Promise<boolean>,
-): Promise<number> {
+async function complete(bucket: string, check: () => Promise<boolean>): Promise<number> {
   const deadline = Date.now() + 600_000;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`objects in ${bucket} never completed`);
@@ -294,7 +290,7 @@ function workloads(client: AwsObjectClient, bucket: string, s: PeerSizes): Workl
         const t = performance.now();
         await sh(`dd if=/dev/zero of=${m.dir}/${key} bs=1M count=${s.size / MIB} status=none`);
         const closed = performance.now();
-        const done = await complete(client, bucket, async () => {
+        const done = await complete(bucket, async () => {
           const h = await client.headObject(bucket, key).catch(() => null);
           return h !== null && h.size === s.size;
         });
@@ -319,7 +315,7 @@ function workloads(client: AwsObjectClient, bucket: string, s: PeerSizes): Workl
             `head -c 4096 /dev/zero > f$i; i=$((i+1)); done`,
         );
         const closed = performance.now();
-        const done = await complete(client, bucket, async () => {
+        const done = await complete(bucket, async () => {
           const listed = await rawList(client, bucket, `${prefix}/`);
           return listed.entries >= s.smallFiles;
         });
