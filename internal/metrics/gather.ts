@@ -19,7 +19,7 @@
 import client from "prom-client";
 import { log as rootLog } from "../log/mod.ts";
 import { errorMessage } from "../errors/mod.ts";
-import { close, O_CLOEXEC, O_DIRECTORY, O_PATH, O_RDONLY, open } from "../sys/libc.ts";
+import { viaDirFd } from "../sys/libc.ts";
 import { registry, volumeScrapeErrors } from "./families.ts";
 
 const log = rootLog.with({ component: "metrics" });
@@ -36,24 +36,10 @@ export interface VolumeSource {
   socketPath: string;
 }
 
-/**
- * Runs `fn` on a short name of socket `path` (through an fd of its
- * directory, held until `fn` settles): a comm directory's socket path on the
- * host is longer than the 107 bytes a unix socket address holds.
- */
+/** `fn` on a short name of socket `path`: host comm paths exceed a unix address's 107 bytes. */
 function viaDir<T>(path: string, fn: (short: string) => T): T {
   const slash = path.lastIndexOf("/");
-  const dirFd = open(path.slice(0, slash) || "/", O_PATH | O_DIRECTORY | O_CLOEXEC | O_RDONLY);
-  let result: T;
-  try {
-    result = fn(`/proc/self/fd/${dirFd}${path.slice(slash)}`);
-  } catch (err) {
-    close(dirFd);
-    throw err;
-  }
-  if (result instanceof Promise) return result.finally(() => close(dirFd)) as T;
-  close(dirFd);
-  return result;
+  return viaDirFd(path.slice(0, slash) || "/", (dir) => fn(`${dir}${path.slice(slash)}`));
 }
 
 /** Serves this process's registry as JSON on `path` until the returned stop() is called. */

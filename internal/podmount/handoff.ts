@@ -11,7 +11,17 @@
  *
  * @module
  */
-import { close, connectUnix, E, ioctl, O_CLOEXEC, O_RDWR, open, SysError } from "../sys/libc.ts";
+import {
+  close,
+  connectUnix,
+  E,
+  ioctl,
+  O_CLOEXEC,
+  O_RDWR,
+  open,
+  SysError,
+  viaDirFd,
+} from "../sys/libc.ts";
 import {
   ERROR_FILE,
   type MountReply,
@@ -19,7 +29,7 @@ import {
   parseMountReply,
   SOCKET_NAME,
 } from "./contract.ts";
-import { receiveLine, sendLine, viaDirFd, WireTimeout } from "./wire.ts";
+import { receiveLine, sendLine, WireTimeout } from "./wire.ts";
 
 /** ioctl(2) request: _IOR(229, 0, uint32_t); the argument points to the fd to clone. */
 export const FUSE_DEV_IOC_CLONE = 0x8004e500;

@@ -44,7 +44,7 @@ import { MIB } from "../fs/mod.ts";
 import { mountConfig, parseMountArgs } from "../mount/config.ts";
 import type { CredentialSource } from "../mount/credentials.ts";
 import { openFileSystem, serveSession, startupCredentials } from "../mount/run.ts";
-import { close, listenUnix } from "../sys/libc.ts";
+import { close, listenUnix, viaDirFd } from "../sys/libc.ts";
 import {
   COMM_MOUNT_PATH,
   CREDENTIALS_FILE,
@@ -57,7 +57,7 @@ import {
   READY_FILE,
   SOURCE_OWNER,
 } from "./contract.ts";
-import { acceptOne, receiveLine, sendLine, viaDirFd, WireTimeout } from "./wire.ts";
+import { acceptOne, receiveLine, sendLine, WireTimeout } from "./wire.ts";
 
 const log = rootLog.with({ component: "mountpoint-pod" });
 

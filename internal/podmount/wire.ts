@@ -14,11 +14,6 @@ import {
   acceptUnix,
   close,
   E,
-  O_CLOEXEC,
-  O_DIRECTORY,
-  O_PATH,
-  O_RDONLY,
-  open,
   poll,
   POLLERR,
   POLLHUP,
@@ -29,22 +24,6 @@ import {
   write,
 } from "../sys/libc.ts";
 import { ProtocolError } from "./contract.ts";
-
-/**
- * Runs `fn` with a short path that names `dir` (`/proc/self/fd/N`, through
- * a directory fd open for the call). A Unix socket path is limited to 107
- * bytes, and a comm directory on the host is
- * `<kubelet>/pods/<uid>/volumes/kubernetes.io~empty-dir/comm`: with the
- * socket's name that is already 106 with the default kubelet directory.
- */
-export function viaDirFd<T>(dir: string, fn: (shortDir: string) => T): T {
-  const fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_RDONLY);
-  try {
-    return fn(`/proc/self/fd/${fd}`);
-  } finally {
-    close(fd);
-  }
-}
 
 /** Longest line accepted: a request is a bucket and a few dozen options. */
 const MAX_LINE = 64 * 1024;

@@ -393,6 +393,27 @@ export function acceptUnix(listener: number): number {
 }
 
 /**
+ * Runs `fn` with a short path that names `dir` (`/proc/self/fd/N`, through
+ * a directory fd held until `fn` returns, or until its promise settles). A
+ * Unix socket path is limited to 107 bytes, and a comm directory on the
+ * host is `<kubelet>/pods/<uid>/volumes/kubernetes.io~empty-dir/comm`: with
+ * a socket's name that is already 106 with the default kubelet directory.
+ */
+export function viaDirFd<T>(dir: string, fn: (shortDir: string) => T): T {
+  const fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC | O_RDONLY);
+  let result: T;
+  try {
+    result = fn(`/proc/self/fd/${fd}`);
+  } catch (err) {
+    close(fd);
+    throw err;
+  }
+  if (result instanceof Promise) return result.finally(() => close(fd)) as T;
+  close(fd);
+  return result;
+}
+
+/**
  * A Unix stream socket connected to `path`, then made non-blocking
  * (close-on-exec). Connecting to a listening Unix socket completes at once;
  * ENOENT (no socket yet) and ECONNREFUSED (nobody listening) are thrown as
