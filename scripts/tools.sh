@@ -58,14 +58,19 @@ need_minio() {
   export MINIO_BIN
 }
 
-_install_csi_sanity() {
-  local dir="$S3CSI_CACHE/csi-sanity-$CSI_SANITY_VERSION"
-  [ -x "$dir/csi-sanity" ] && return 0
-  log "building csi-sanity $CSI_SANITY_VERSION with go install"
-  mkdir -p "$dir.tmp"
-  CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath \
-    "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION" >&2 || return 1
+# _go_install <dir> <binary> <module@version>: `go install`, static, into the cache
+# directory <dir> (through <dir>.tmp, so an interrupted build leaves nothing half-done).
+_go_install() {
+  local dir="$1" bin="$2" module="$3"
+  [ -x "$dir/$bin" ] && return 0
+  log "building $bin ${module##*@} with go install"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" || return 1
+  CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath "$module" >&2 || return 1
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+_install_csi_sanity() {
+  _go_install "$S3CSI_CACHE/csi-sanity-$CSI_SANITY_VERSION" csi-sanity \
+    "github.com/kubernetes-csi/csi-test/v5/cmd/csi-sanity@$CSI_SANITY_VERSION"
 }
 need_csi_sanity() {
   with_lock csi-sanity _install_csi_sanity || return 1
@@ -76,13 +81,7 @@ need_csi_sanity() {
 # Helm for the chart tier (tests/helm): built from the Go module proxy, pinned.
 HELM_VERSION="v4.3.2"
 _install_helm() {
-  local dir="$S3CSI_CACHE/helm-$HELM_VERSION"
-  [ -x "$dir/helm" ] && return 0
-  log "building helm $HELM_VERSION with go install"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" || return 1
-  CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath \
-    "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >&2 || return 1
-  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  _go_install "$S3CSI_CACHE/helm-$HELM_VERSION" helm "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
 }
 need_helm() {
   with_lock helm _install_helm || return 1
@@ -93,13 +92,7 @@ need_helm() {
 # The benchmark's peers (scripts/bench): s3fs from Debian, rclone from the Go module proxy.
 RCLONE_VERSION="v1.76.0"
 _install_rclone() {
-  local dir="$S3CSI_CACHE/rclone-$RCLONE_VERSION"
-  [ -x "$dir/rclone" ] && return 0
-  log "building rclone $RCLONE_VERSION with go install"
-  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp" || return 1
-  CGO_ENABLED=0 GOBIN="$dir.tmp" go install -trimpath \
-    "github.com/rclone/rclone@$RCLONE_VERSION" >&2 || return 1
-  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  _go_install "$S3CSI_CACHE/rclone-$RCLONE_VERSION" rclone "github.com/rclone/rclone@$RCLONE_VERSION"
 }
 need_rclone() {
   with_lock rclone _install_rclone || return 1
