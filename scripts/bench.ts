@@ -41,6 +41,7 @@ import {
   type Timed,
 } from "./bench_raw.ts";
 import { rcloneTool, s3csiTool, s3fsTool, sideBySide } from "./bench_peers.ts";
+import { dropCaches, firstByteTimes, median, sh, vmStatus } from "./bench_shell.ts";
 
 const quick = Deno.args.includes("--quick");
 const noPeers = Deno.args.includes("--no-peers");
@@ -55,7 +56,6 @@ const ROUNDS = quick ? 1 : 2;
 /** Paired baseline/mount rounds per sequential-read row, after the first read. */
 const PAIRS = quick ? 2 : 5;
 const BUCKET = "bench";
-const dec = new TextDecoder();
 
 interface Row {
   what: string;
@@ -73,42 +73,14 @@ function ratio(a: number, b: number): string {
   return `${(a / b * 100).toFixed(0)} %`;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 function best(ts: Timed[]): Timed {
   return ts.reduce((a, b) => (mibPerSec(b) > mibPerSec(a) ? b : a));
-}
-
-async function sh(script: string): Promise<string> {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", script],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) {
-    throw new Error(`Benchmark step "${script}" failed: ${dec.decode(out.stderr).trim()}`);
-  }
-  return dec.decode(out.stdout);
-}
-
-async function dropCaches(): Promise<void> {
-  await sh("sync; echo 3 > /proc/sys/vm/drop_caches");
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const t = performance.now();
   const value = await fn();
   return { value, ms: performance.now() - t };
-}
-
-function status(m: MountProcess, field: "VmHWM" | "VmRSS"): number {
-  const text = Deno.readTextFileSync(`/proc/${m.pid}/status`);
-  const kb = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(text)?.[1];
-  return kb ? Number(kb) * 1024 : NaN;
 }
 
 function progress(msg: string): void {
@@ -248,7 +220,7 @@ class Bench {
     await this.mount(async (m) => {
       let sampled = 0;
       const sampler = setInterval(() => {
-        sampled = Math.max(sampled, status(m, "VmRSS"));
+        sampled = Math.max(sampled, vmStatus(m.pid, "VmRSS"));
       }, 100);
       try {
         for (let r = 0; r <= PAIRS; r++) {
@@ -271,7 +243,7 @@ class Bench {
       } finally {
         clearInterval(sampler);
       }
-      peak = Math.max(status(m, "VmHWM"), sampled);
+      peak = Math.max(vmStatus(m.pid, "VmHWM"), sampled);
     });
     const [first, ...rest] = pairs;
     const ratios = rest.map((p) => mibPerSec(p.mount) / mibPerSec(p.raw));
@@ -402,20 +374,13 @@ class Bench {
 
   async firstByte(): Promise<void> {
     progress(`time to first byte, median of ${TTFB_RUNS}`);
-    const times: number[] = [];
+    let times: number[] = [];
     await this.mount(async (m) => {
-      const buf = new Uint8Array(1);
-      for (let i = 0; i < TTFB_RUNS; i++) {
-        await sh("echo 1 > /proc/sys/vm/drop_caches");
-        const t = performance.now();
-        const f = await Deno.open(`${m.dir}/obj1`);
-        try {
-          await f.read(buf);
-        } finally {
-          f.close();
-        }
-        times.push(performance.now() - t);
-      }
+      times = await firstByteTimes(
+        `${m.dir}/obj1`,
+        TTFB_RUNS,
+        () => sh("echo 1 > /proc/sys/vm/drop_caches"),
+      );
     });
     const raw: number[] = [];
     for (let i = 0; i < TTFB_RUNS; i++) raw.push(await rawFirstByte(this.client, BUCKET, "obj1"));

@@ -33,6 +33,7 @@ import {
   rawRead,
   rawWrite,
 } from "./bench_raw.ts";
+import { dropCaches, firstByteTimes, median, sh, vmStatus } from "./bench_shell.ts";
 
 const dec = new TextDecoder();
 
@@ -54,19 +55,6 @@ export interface PeerSizes {
   ttfbRuns: number;
   many: number;
   side: number;
-}
-
-async function sh(script: string): Promise<string> {
-  const out = await new Deno.Command("sh", { args: ["-c", script], stdin: "null" }).output();
-  if (!out.success) throw new Error(`"${script}" failed: ${dec.decode(out.stderr).trim()}`);
-  return dec.decode(out.stdout);
-}
-
-const dropCaches = () => sh("sync; echo 3 > /proc/sys/vm/drop_caches");
-
-function peakRss(pid: number): number {
-  const text = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/^VmHWM:\s+(\d+) kB/m.exec(text)?.[1] ?? NaN) * 1024;
 }
 
 /** Waits until `dir` is a FUSE mount point, or the process ended. */
@@ -227,11 +215,6 @@ interface Workload {
   run(m: ToolMount, tool: string): Promise<Cell>;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 const rate = (bytes: number, ms: number) => `${(bytes / MIB / (ms / 1000)).toFixed(0)}`;
 
 /** Polls `check` until the objects it looks for are complete in the bucket; returns when. */
@@ -274,7 +257,7 @@ function workloads(client: AwsObjectClient, bucket: string, s: PeerSizes): Workl
         const t = performance.now();
         await ddRead(m, keys4);
         return `${rate(4 * s.size, performance.now() - t)} (peak RSS ${
-          (peakRss(m.pid) / MIB).toFixed(0)
+          (vmStatus(m.pid, "VmHWM") / MIB).toFixed(0)
         } MiB)`;
       },
     },
@@ -333,20 +316,7 @@ function workloads(client: AwsObjectClient, bucket: string, s: PeerSizes): Workl
         return median(xs).toFixed(1);
       },
       async run(m) {
-        const xs: number[] = [];
-        const buf = new Uint8Array(1);
-        for (let i = 0; i < s.ttfbRuns; i++) {
-          await dropCaches();
-          const t = performance.now();
-          const f = await Deno.open(`${m.dir}/obj1`);
-          try {
-            await f.read(buf);
-          } finally {
-            f.close();
-          }
-          xs.push(performance.now() - t);
-        }
-        return median(xs).toFixed(1);
+        return median(await firstByteTimes(`${m.dir}/obj1`, s.ttfbRuns, dropCaches)).toFixed(1);
       },
     },
     {
