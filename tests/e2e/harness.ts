@@ -138,6 +138,20 @@ export class E2e {
     return JSON.parse(await this.c.kubectl([...args, "-o", "json"]));
   }
 
+  /** The driver's pods of one component (the deploy's `app.kubernetes.io/component` label). */
+  // deno-lint-ignore no-explicit-any
+  async driverPods(component: "node" | "controller"): Promise<any[]> {
+    const pods = await this.json([
+      "-n",
+      DRIVER_NS,
+      "get",
+      "pods",
+      "-l",
+      `app.kubernetes.io/component=${component}`,
+    ]);
+    return pods.items;
+  }
+
   apply(obj: unknown): Promise<string> {
     return this.c.kubectl(["apply", "-f", "-"], JSON.stringify(obj));
   }

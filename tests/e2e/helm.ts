@@ -248,17 +248,9 @@ export async function helmChart(e: E2e, step: Step, minio: MinioServer): Promise
       "deployment/s3csi-controller",
       "--timeout=180s",
     ]);
-    const pods = await e.json([
-      "-n",
-      DRIVER_NS,
-      "get",
-      "pods",
-      "-l",
-      "app.kubernetes.io/component=controller",
-    ]);
-    const live = pods.items.filter((p: { metadata: { deletionTimestamp?: string } }) =>
-      !p.metadata.deletionTimestamp
-    );
+    const live = (await e.driverPods("controller")).filter((
+      p: { metadata: { deletionTimestamp?: string } },
+    ) => !p.metadata.deletionTimestamp);
     assert.ok(live.length > 0);
     for (const p of live) {
       const env = p.spec.containers[0].env as { name: string; value?: string }[];

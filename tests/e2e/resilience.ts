@@ -40,14 +40,10 @@ async function ticks(e: E2e, pod: string): Promise<number> {
 
 /** The node plugin's pods: names, and whether all are ready and registered. */
 async function nodePlugin(e: E2e): Promise<{ names: string[]; ready: boolean }> {
-  const pods = (await e.json([
-    "-n",
-    DRIVER_NS,
-    "get",
-    "pods",
-    "-l",
-    "app.kubernetes.io/component=node",
-  ])).items as { metadata: { name: string; deletionTimestamp?: string }; status: unknown }[];
+  const pods = (await e.driverPods("node")) as {
+    metadata: { name: string; deletionTimestamp?: string };
+    status: unknown;
+  }[];
   const ready = pods.length === 1 && !pods[0].metadata.deletionTimestamp &&
     // deno-lint-ignore no-explicit-any
     ((pods[0].status as any).conditions ?? []).some((c: { type: string; status: string }) =>
@@ -130,14 +126,9 @@ export async function leaderKilled(e: E2e, step: Step, vol: SharedVolume): Promi
       const lease = async () =>
         (await e.json(["-n", DRIVER_NS, "get", "lease", "s3csi-reconciler"])).spec
           .holderIdentity as string ?? "";
-      const controllers: string[] = (await e.json([
-        "-n",
-        DRIVER_NS,
-        "get",
-        "pods",
-        "-l",
-        "app.kubernetes.io/component=controller",
-      ])).items.map((p: { metadata: { name: string } }) => p.metadata.name);
+      const controllers: string[] = (await e.driverPods("controller")).map((
+        p: { metadata: { name: string } },
+      ) => p.metadata.name);
       assert.equal(controllers.length, 2, `controller pods: ${controllers}`);
       const holder = await waitFor("a reconciler leader", lease);
       const leader = controllers.find((p) => holder === p || holder.startsWith(`${p}_`));

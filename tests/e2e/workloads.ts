@@ -12,15 +12,7 @@
 import assert from "node:assert/strict";
 import { readMountInfo } from "../../internal/fuse/mod.ts";
 import { isS3Error } from "../../internal/s3/object_client.ts";
-import {
-  claim,
-  DRIVER,
-  DRIVER_NS,
-  type E2e,
-  type Step,
-  storageClass,
-  workload,
-} from "./harness.ts";
+import { claim, DRIVER, type E2e, type Step, storageClass, workload } from "./harness.ts";
 
 /** The node plugin's metrics port (deploy/kubernetes/base/node.yaml). */
 const NODE_METRICS_PORT = 9810;
@@ -76,17 +68,7 @@ export async function provisionAndShare(e: E2e, step: Step): Promise<SharedVolum
   await step(
     "the node's metrics endpoint shows the Mountpoint Pod's figures for the volume",
     async () => {
-      const nodes = await e.json([
-        "-n",
-        DRIVER_NS,
-        "get",
-        "pods",
-        "-l",
-        "app.kubernetes.io/component=node",
-        "-o",
-        "json",
-      ]);
-      const ip = nodes.items[0].status.podIP;
+      const ip = (await e.driverPods("node"))[0].status.podIP;
       const text = await (await fetch(`http://${ip}:${NODE_METRICS_PORT}/metrics`)).text();
       // Dedicated buckets: the bucket's name is the volume ID.
       const written = new RegExp(

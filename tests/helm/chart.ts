@@ -41,10 +41,8 @@ export async function helm(
 
 /** `helm template` of the chart with `args`; throws with helm's message on failure. */
 export async function render(args: string[] = REQUIRED): Promise<Obj[]> {
-  const r = await helm(["template", "s3csi", CHART, "--namespace", "s3csi", ...args]);
-  if (r.code !== 0) throw new Error(`helm template failed: ${r.err}`);
   // Comment-only documents (a template's note before its first `---`) hold no object.
-  const docs = r.out.split(/^---\s*$/m).filter((d) => /^[^#\s]/m.test(d));
+  const docs = (await renderText(args)).split(/^---\s*$/m).filter((d) => /^[^#\s]/m.test(d));
   return docs.flatMap((d) => loadAllYaml(d) as Obj[]).filter((o) => o);
 }
 
