@@ -12,18 +12,34 @@ import { UsageError } from "./internal/cli/mod.ts";
 import { StartupError, UnimplementedError } from "./internal/errors/mod.ts";
 import { DRIVER_NAME, VERSION } from "./internal/version.ts";
 import { log } from "./internal/log/mod.ts";
-import * as controller from "./cmd/controller/mod.ts";
-import * as node from "./cmd/node/mod.ts";
-import * as reconciler from "./cmd/reconciler/mod.ts";
-import * as mount from "./cmd/mount/mod.ts";
-import * as doctor from "./cmd/doctor/mod.ts";
-
 interface Role {
-  main(args: string[]): Promise<number>;
   summary: string;
+  /** Loaded on use: a mount process then holds none of the gRPC and Kubernetes clients. */
+  load(): Promise<{ main(args: string[]): Promise<number> }>;
 }
 
-const ROLES: Record<string, Role> = { controller, node, reconciler, mount, doctor };
+const ROLES: Record<string, Role> = {
+  controller: {
+    summary: "Serve CSI Identity + Controller (dynamic provisioning)",
+    load: () => import("./cmd/controller/mod.ts"),
+  },
+  node: {
+    summary: "Serve CSI Identity + Node (mount volumes into pods)",
+    load: () => import("./cmd/node/mod.ts"),
+  },
+  reconciler: {
+    summary: "Keep Mountpoint Pods and their attachments for workloads",
+    load: () => import("./cmd/reconciler/mod.ts"),
+  },
+  mount: {
+    summary: "Mount an S3 bucket as a FUSE file system",
+    load: () => import("./cmd/mount/mod.ts"),
+  },
+  doctor: {
+    summary: "Check the node, S3 and the cluster before (or while) running the driver",
+    load: () => import("./cmd/doctor/mod.ts"),
+  },
+};
 
 /** Exit codes. */
 export const EXIT = {
@@ -86,7 +102,7 @@ export async function run(argv: string[]): Promise<number> {
     return EXIT.usage;
   }
   try {
-    return await role.main(rest);
+    return await (await role.load()).main(rest);
   } catch (err) {
     return exitFor(cmd, err);
   }

@@ -22,8 +22,6 @@ import { log, setLevel } from "../../internal/log/mod.ts";
 import { ClientCache, s3Readiness } from "../../internal/s3/client_cache.ts";
 import { MetricsServer } from "../../internal/metrics/mod.ts";
 
-export const summary = "Serve CSI Identity + Controller (dynamic provisioning)";
-
 const FLAGS: FlagSpecs = {
   ...CSI_ROLE_FLAGS,
   "aws-max-attempts": { ...CSI_ROLE_FLAGS["aws-max-attempts"], default: "3" },

@@ -36,8 +36,6 @@ import { setLevel } from "../../internal/log/mod.ts";
 import { credentialsFromEnv } from "../../internal/s3/credentials.ts";
 import { errorMessage } from "../../internal/errors/mod.ts";
 
-export const summary = "Check the node, S3 and the cluster before (or while) running the driver";
-
 const GROUPS = ["local", "s3", "cluster"] as const;
 
 /** A comma-separated list of check groups. */

@@ -19,8 +19,6 @@ import { MOUNT_OPTIONS } from "../../internal/mount/options.ts";
 import { daemonize, runMount } from "../../internal/mount/run.ts";
 import { serveFromSocket } from "../../internal/podmount/server.ts";
 
-export const summary = "Mount an S3 bucket as a FUSE file system";
-
 const SYNOPSIS = "s3csi mount <bucket> <mountpoint|/dev/fd/N> [options]\n" +
   "       s3csi mount --from-socket <path> [--accept-timeout <seconds>]";
 

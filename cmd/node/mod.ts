@@ -42,8 +42,6 @@ import { ClientCache } from "../../internal/s3/client_cache.ts";
 import { DRIVER_NAME } from "../../internal/version.ts";
 import { MetricsServer, watch } from "../../internal/metrics/mod.ts";
 
-export const summary = "Serve CSI Identity + Node (mount volumes into pods)";
-
 const FLAGS: FlagSpecs = {
   ...CSI_ROLE_FLAGS,
   "node-id": {

@@ -36,8 +36,6 @@ import { ownImage } from "../../internal/reconciler/own_image.ts";
 import { VERSION } from "../../internal/version.ts";
 import { MetricsServer } from "../../internal/metrics/mod.ts";
 
-export const summary = "Keep Mountpoint Pods and their attachments for workloads";
-
 /** A resource quantity, or "" for none. */
 const QUANTITY: Kind<string> = {
   parse(raw) {
