@@ -312,7 +312,10 @@ function workloads(client: AwsObjectClient, bucket: string, s: PeerSizes): Workl
       what: `time to first byte, open + read 1 byte, median of ${s.ttfbRuns} (ms)`,
       async raw() {
         const xs = [];
-        for (let i = 0; i < s.ttfbRuns; i++) xs.push(await rawFirstByte(client, bucket, "obj1"));
+        for (let i = 0; i < s.ttfbRuns; i++) {
+          await dropCaches();
+          xs.push(await rawFirstByte(client, bucket, "obj1"));
+        }
         return median(xs).toFixed(1);
       },
       async run(m) {
