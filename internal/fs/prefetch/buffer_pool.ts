@@ -17,7 +17,9 @@
  * memory can be reused. A request takes the smallest buffer that fits and is
  * at most twice its size; the pool holds at most `maxBuffers` and `maxBytes`
  * of buffers of `minBytes` or more, and drops what does not fit (the garbage
- * collector frees it).
+ * collector frees it). With a `MemoryBudget`, pooled buffers count against
+ * it: a buffer that does not fit is dropped, and the budget sheds pooled
+ * buffers (oldest first) before a reader's reservation is refused.
  *
  * Huge pages. Buffers of 4 MiB and more are allocated with transparent huge
  * pages asked for (where the kernel offers them on request): 2 MiB pages
@@ -29,6 +31,7 @@
  */
 
 import { adviseHugePages, mmapLargeAllocations } from "../../sys/libc.ts";
+import type { MemoryBudget, Spare } from "./memory_budget.ts";
 
 export interface BufferPoolStats {
   /** Buffers handed out by `take()`. */
@@ -37,9 +40,11 @@ export interface BufferPoolStats {
   misses: number;
   /** Buffers held now. */
   held: number;
+  /** Their bytes. */
+  bytes: number;
 }
 
-export class BufferPool {
+export class BufferPool implements Spare {
   readonly #free: ArrayBuffer[] = [];
   #bytes = 0;
   #hits = 0;
@@ -49,7 +54,10 @@ export class BufferPool {
     readonly maxBuffers = 8,
     readonly maxBytes = 72 * 1024 * 1024,
     readonly minBytes = 1024 * 1024,
-  ) {}
+    readonly budget?: MemoryBudget,
+  ) {
+    budget?.setSpare(this);
+  }
 
   /** A buffer of at least `size` bytes: a pooled one (see `take`), or a fresh one of `size`. */
   acquire(size: number): ArrayBuffer {
@@ -73,6 +81,7 @@ export class BufferPool {
     }
     const [b] = free.splice(best, 1);
     this.#bytes -= b.byteLength;
+    this.budget?.release(b.byteLength);
     this.#hits++;
     return b;
   }
@@ -88,17 +97,29 @@ export class BufferPool {
 
   #keep(buffer: ArrayBuffer): void {
     if (buffer.detached) return;
+    if (this.budget && !this.budget.reserveIfFits(buffer.byteLength)) return;
     const free = this.#free;
     // Newest first: the size a stream uses now is the size it asks for next.
     free.unshift(buffer);
     this.#bytes += buffer.byteLength;
-    while (free.length > this.maxBuffers || this.#bytes > this.maxBytes) {
-      this.#bytes -= free.pop()!.byteLength;
-    }
+    while (free.length > this.maxBuffers || this.#bytes > this.maxBytes) this.#drop();
+  }
+
+  shed(bytes: number): void {
+    let freed = 0;
+    while (freed < bytes && this.#free.length > 0) freed += this.#drop();
+  }
+
+  /** Drops the oldest pooled buffer; returns its size. */
+  #drop(): number {
+    const n = this.#free.pop()!.byteLength;
+    this.#bytes -= n;
+    this.budget?.release(n);
+    return n;
   }
 
   stats(): BufferPoolStats {
-    return { hits: this.#hits, misses: this.#misses, held: this.#free.length };
+    return { hits: this.#hits, misses: this.#misses, held: this.#free.length, bytes: this.#bytes };
   }
 }
 

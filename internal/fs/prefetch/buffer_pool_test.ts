@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { BufferPool } from "./buffer_pool.ts";
+import { MemoryBudget } from "./memory_budget.ts";
 
 const macrotask = () => new Promise<void>((r) => setTimeout(r, 0));
 
@@ -13,7 +14,7 @@ Deno.test("BufferPool hands a given buffer back only on a later macrotask", asyn
   await macrotask();
   assert.equal(pool.take(100), b);
   assert.equal(pool.take(100), undefined);
-  assert.deepEqual(pool.stats(), { hits: 1, misses: 2, held: 0 });
+  assert.deepEqual(pool.stats(), { hits: 1, misses: 2, held: 0, bytes: 0 });
 });
 
 Deno.test("BufferPool.take() picks the smallest buffer that fits, at most twice the size asked", async () => {
@@ -63,4 +64,32 @@ Deno.test("BufferPool ignores detached buffers and buffers under minBytes", asyn
   pool.give(c);
   await macrotask();
   assert.equal(pool.stats().held, 0);
+});
+
+Deno.test("BufferPool with a budget: pooled bytes count against it and go before a refusal", async () => {
+  const budget = new MemoryBudget(300);
+  const pool = new BufferPool(8, 1 << 20, 0, budget);
+  pool.give(new ArrayBuffer(100));
+  pool.give(new ArrayBuffer(100));
+  await macrotask();
+  assert.equal(budget.reserved, 200, "two pooled buffers held inside the budget");
+  // A reader wants 200: the pool lets go of the oldest buffer instead of a refusal.
+  assert.ok(budget.tryReserve(200));
+  assert.deepEqual([budget.reserved, pool.stats().held], [300, 1]);
+  // take() hands the bytes back to the reader's own reservation.
+  assert.ok(pool.take(100));
+  assert.equal(budget.reserved, 200);
+  // A buffer that does not fit in the budget is not kept.
+  pool.give(new ArrayBuffer(150));
+  await macrotask();
+  assert.deepEqual([budget.reserved, pool.stats().held], [200, 0]);
+  // forceReserve() sheds pooled memory before going over the limit.
+  pool.give(new ArrayBuffer(100));
+  await macrotask();
+  budget.forceReserve(100);
+  assert.deepEqual([budget.reserved, pool.stats().held, budget.stats().forcedOverLimitBytes], [
+    300,
+    0,
+    0,
+  ]);
 });

@@ -15,6 +15,10 @@
  * open and unused do not hold memory others need (at most one such sweep per
  * `reclaimIntervalMs`).
  *
+ * Memory kept for reuse (the buffer pool, `setSpare`) counts against the
+ * budget too, so the budget bounds every part buffer the mount holds; it is
+ * let go first, before a reservation is refused or goes over the limit.
+ *
  * @module
  */
 
@@ -29,6 +33,12 @@ export interface MemoryBudgetOptions {
   idleMs?: number;
   /** Minimum time between two reclaim sweeps; 100 ms by default. */
   reclaimIntervalMs?: number;
+}
+
+/** Memory held for reuse inside the budget that can be let go at once. */
+export interface Spare {
+  /** Lets go of at least `bytes` if it holds that much (releasing them from the budget). */
+  shed(bytes: number): void;
 }
 
 /** Counters for tests, benchmarks and metrics. */
@@ -57,6 +67,7 @@ export class MemoryBudget {
   readonly #reclaimIntervalMs: number;
   #lastSweep = -Infinity;
   #sweeps = 0;
+  #spare: Spare | undefined;
 
   constructor(maxBytes: number, opts: MemoryBudgetOptions = {}) {
     if (!Number.isFinite(maxBytes) || maxBytes <= 0) {
@@ -98,6 +109,7 @@ export class MemoryBudget {
    * asked to give memory back first.
    */
   tryReserve(bytes: number, requester?: Reclaimable): boolean {
+    this.#shedFor(bytes);
     if (this.#reserved + bytes > this.maxBytes && !this.#reclaim(bytes, requester)) {
       this.#refusals++;
       return false;
@@ -108,9 +120,22 @@ export class MemoryBudget {
 
   /** Reserves `bytes` unconditionally: for data a reader is waiting on right now. */
   forceReserve(bytes: number): void {
+    this.#shedFor(bytes);
     const over = this.#reserved + bytes - this.maxBytes;
     if (over > 0) this.#forcedOverLimit += Math.min(over, bytes);
     this.#add(bytes);
+  }
+
+  /** The memory kept for reuse that counts against this budget (one at most). */
+  setSpare(spare: Spare): void {
+    this.#spare = spare;
+  }
+
+  /** Reserves `bytes` for spare memory only if they fit: spare memory never sheds or goes over. */
+  reserveIfFits(bytes: number): boolean {
+    if (this.#reserved + bytes > this.maxBytes) return false;
+    this.#add(bytes);
+    return true;
   }
 
   release(bytes: number): void {
@@ -168,6 +193,11 @@ export class MemoryBudget {
       if (m !== requester) m.reclaimIdle(cutoff);
     }
     return this.#reserved + bytes <= this.maxBytes;
+  }
+
+  #shedFor(bytes: number): void {
+    const over = this.#reserved + bytes - this.maxBytes;
+    if (over > 0) this.#spare?.shed(over);
   }
 
   #add(bytes: number): void {
