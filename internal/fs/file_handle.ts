@@ -33,22 +33,66 @@ import {
 import { Upload } from "./upload.ts";
 import { log } from "../log/mod.ts";
 import { watch } from "../metrics/mod.ts";
-import type { ObjectClient } from "../s3/object_client.ts";
+import { isS3Error, type ObjectClient, S3Error } from "../s3/object_client.ts";
 
 const fsLog = log.with({ component: "fs" });
 
+/**
+ * A read handle. One opened on the stat a lookup has just confirmed (no HEAD
+ * of its own) may re-pin once: if its first GET finds the object changed or
+ * gone before any byte was served, it asks S3 again and continues with the
+ * object there now, as if open had asked (SEMANTICS.md S6). Once a byte is
+ * served, a change is ESTALE as for every handle, so versions never mix.
+ */
 export class ReadHandle {
   readonly kind = "read";
-  constructor(readonly inode: Inode, readonly reader: ReadSource) {}
+  #reader: ReadSource;
+  #served = false;
+  #repin: (() => Promise<ReadSource | null>) | null;
+  #repinning: Promise<ReadSource | null> | null = null;
 
-  read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array> {
-    return this.reader.read(offset, size, signal);
+  constructor(
+    readonly inode: Inode,
+    reader: ReadSource,
+    repin: (() => Promise<ReadSource | null>) | null = null,
+  ) {
+    this.#reader = reader;
+    this.#repin = repin;
+  }
+
+  get reader(): ReadSource {
+    return this.#reader;
+  }
+
+  async read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array> {
+    if (this.#served || !this.#repin) return this.#reader.read(offset, size, signal);
+    const r = this.#reader;
+    try {
+      const bytes = await r.read(offset, size, signal);
+      // Bytes of the version this handle has left would mix with the new one.
+      if (r !== this.#reader) throw new S3Error("PreconditionFailed", "re-pinned meanwhile");
+      this.#served = true;
+      return bytes;
+    } catch (err) {
+      if (!isS3Error(err, "PreconditionFailed") && !isS3Error(err, "NoSuchKey")) throw err;
+      if (this.#served || !this.#repin) throw err;
+      this.#repinning ??= this.#repin();
+      const fresh = await this.#repinning;
+      this.#repinning = null;
+      if (!fresh || this.#served) throw err;
+      if (this.#reader === r) {
+        this.#repin = null;
+        r.close();
+        this.#reader = fresh;
+      } else if (fresh !== this.#reader) fresh.close();
+      return this.read(offset, size, signal);
+    }
   }
 
   close(pool: BufferPool): void {
-    this.reader.close();
+    this.#reader.close();
     // What the prefetcher did for this handle: the first thing to look at when reads are slow.
-    const { requests, bytesRequested, resets, sideReads, reclaims } = this.reader.stats();
+    const { requests, bytesRequested, resets, sideReads, reclaims } = this.#reader.stats();
     fsLog.debug("Read handle closed", {
       key: this.inode.key,
       requests,
@@ -148,14 +192,15 @@ export interface OpenFilesOptions {
 export class OpenFiles {
   readonly #o: OpenFilesOptions;
   readonly #budget: MemoryBudget;
-  /** Part buffers reused across reads (memory outside the budget: at most 8 buffers, 72 MiB). */
-  readonly #pool = new BufferPool();
+  /** Part buffers reused across reads (inside the budget: at most 8 buffers, 72 MiB). */
+  readonly #pool: BufferPool;
   readonly #maxWriters: number;
   #writers = 0;
 
   constructor(o: OpenFilesOptions) {
     this.#o = o;
     this.#budget = new MemoryBudget(readBudgetBytes(o.config));
+    this.#pool = new BufferPool(undefined, undefined, undefined, this.#budget);
     this.#maxWriters = maxWriters(o.config);
     const budget = this.#budget;
     const unwatch = [
@@ -167,10 +212,26 @@ export class OpenFiles {
 
   readonly #unwatch: () => void;
 
-  /** A read handle pinned to the ETag and size `inode` has now. */
-  reader(inode: Inode): ReadHandle {
+  /**
+   * A read handle pinned to the ETag and size `inode` has now. `repin`: the
+   * stat comes from a lookup, not from a HEAD of this open, so the handle may
+   * re-pin once (see `ReadHandle`).
+   */
+  reader(inode: Inode, repin = false): ReadHandle {
+    const source = () => this.#source(inode);
+    if (!repin) return new ReadHandle(inode, source());
+    const { client, config: c } = this.#o;
+    return new ReadHandle(inode, source(), async () => {
+      const info = await client.headObject(c.bucket, inode.key);
+      if (!info) return null;
+      this.#o.table.setStat(inode, info);
+      return source();
+    });
+  }
+
+  #source(inode: Inode): ReadSource {
     const { client, config: c, cache } = this.#o;
-    const reader = createReader({
+    return createReader({
       client,
       bucket: c.bucket,
       key: inode.key,
@@ -181,7 +242,6 @@ export class OpenFiles {
       cache,
       pool: this.#pool,
     });
-    return new ReadHandle(inode, reader);
   }
 
   /** A write handle for a new file (`isNew`: created with If-None-Match) or an overwrite. */

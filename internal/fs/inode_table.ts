@@ -17,13 +17,29 @@
  *   remote directory > local state > remote file. A name whose kind changes
  *   gets a new inode; the old one is detached and lingers until forgotten.
  * - Failed lookups are remembered in a bounded negative cache when the
- *   metadata TTL allows it.
+ *   metadata TTL allows it. Whatever the TTL, the last misses are also
+ *   remembered for a moment (`RECENT_MISS_MS`), once each, for the create
+ *   that follows them: the kernel sends LOOKUP and then CREATE or MKDIR for
+ *   one `open(O_CREAT)` or `mkdir`, and asking S3 twice in a row adds a round
+ *   trip to every new file without making it safer, since the upload's
+ *   `If-None-Match: *` refuses a key created meanwhile (SEMANTICS.md S15).
+ *   Likewise a file's stat that a lookup just got from S3 serves the next
+ *   open, once, for `RECENT_HIT_MS` (`openableUntil`), since the kernel sends
+ *   LOOKUP and then OPEN for one `open()`; the read handle then re-pins if
+ *   the object changed (file_handle.ts).
  *
  * @module
  */
 
 import { type Attr, type Entry, Errno, fail, type Ino, ROOT_INO, S_IFDIR, S_IFREG } from "./api.ts";
 import { type FsConfig, NEGATIVE_CACHE_MAX, type Ttls } from "./config.ts";
+
+/** How long a create may rely on the lookup miss just before it. */
+export const RECENT_MISS_MS = 1000;
+/** How long an open may rely on the stat the lookup just before it got from S3. */
+export const RECENT_HIT_MS = 250;
+/** Recent misses remembered at most (one per create in progress is enough). */
+const RECENT_MISS_MAX = 1024;
 import type { ListedEntry } from "./dir_stream.ts";
 import type { Upload } from "./upload.ts";
 import type { ObjectClient, ObjectInfo } from "../s3/object_client.ts";
@@ -45,6 +61,8 @@ export interface Inode {
   mtimeMs: number;
   /** Stat confirmed by S3 until this time (ms since epoch). */
   validUntil: number;
+  /** Until when the next open may use the stat a lookup just confirmed instead of its own HEAD. */
+  openableUntil: number;
   /** "file": created by mknod, not yet uploaded; "dir": created by mkdir, not yet persisted. */
   local: "none" | "file" | "dir";
   /** The active writer, for new files and overwrites alike. */
@@ -82,6 +100,7 @@ export class InodeTable {
   readonly #ttl: Ttls;
   readonly #inodes = new Map<Ino, Inode>();
   readonly #negative = new Map<string, number>();
+  readonly #recentMiss = new Map<string, number>();
   readonly #mountTimeMs = Date.now();
   #nextIno = ROOT_INO + 1;
 
@@ -100,6 +119,7 @@ export class InodeTable {
       etag: undefined,
       mtimeMs: this.#mountTimeMs,
       validUntil: Number.POSITIVE_INFINITY,
+      openableUntil: 0,
       local: "none",
       upload: null,
       attached: true,
@@ -163,11 +183,44 @@ export class InodeTable {
     }
     const remote = await this.#remoteLookup(parent, name, signal);
     const child = this.#applyRemote(parent, name, remote);
+    if (child) this.#recentMiss.delete(negKey);
+    else this.#rememberRecentMiss(negKey);
+    if (child?.kind === "file" && remote?.kind === "file" && !isLocal(child)) {
+      child.openableUntil = Date.now() + RECENT_HIT_MS;
+    }
     if (this.#ttl.negativeMs > 0) {
       if (child) this.#negative.delete(negKey);
       else this.#rememberMissing(negKey);
     }
     return child;
+  }
+
+  /**
+   * Whether S3 said `name` is missing from `parent` within the last
+   * `RECENT_MISS_MS` and nothing has taken the name since: the create that
+   * asks spends the answer (a second create asks S3 again).
+   */
+  takeRecentMiss(parent: Inode, name: string): boolean {
+    const key = negativeKey(parent, name);
+    const until = this.#recentMiss.get(key);
+    if (until === undefined) return false;
+    this.#recentMiss.delete(key);
+    return until > Date.now() && !parent.children!.has(name) && !this.localOf(parent, name);
+  }
+
+  /** Whether a lookup just confirmed `inode`'s stat in S3; the open that asks spends it. */
+  takeRecentHit(inode: Inode): boolean {
+    const fresh = inode.openableUntil > Date.now() && inode.etag !== undefined && inode.attached;
+    inode.openableUntil = 0;
+    return fresh;
+  }
+
+  #rememberRecentMiss(key: string): void {
+    this.#recentMiss.delete(key);
+    this.#recentMiss.set(key, Date.now() + RECENT_MISS_MS);
+    if (this.#recentMiss.size > RECENT_MISS_MAX) {
+      this.#recentMiss.delete(this.#recentMiss.keys().next().value!);
+    }
   }
 
   /** HeadObject(key) and ListObjectsV2(key + "/", max-keys 1) at once; a directory wins. */
@@ -278,6 +331,7 @@ export class InodeTable {
       etag: undefined,
       mtimeMs: kind === "dir" ? this.#mountTimeMs : Date.now(),
       validUntil: Date.now() + this.#ttl.statMs,
+      openableUntil: 0,
       local: "none",
       upload: null,
       attached: true,

@@ -225,7 +225,9 @@ export class S3FileSystem implements FileSystem {
     this.#checkName(name, Errno.EINVAL);
     return this.#dirLocks.run(parent.ino, async () => {
       if (!parent.attached) fail(Errno.ENOENT, `Cannot create "${name}": parent was removed`);
-      const existing = await this.#table.lookupChild(parent, name, ctx.signal, true);
+      const existing = this.#table.takeRecentMiss(parent, name)
+        ? null
+        : await this.#table.lookupChild(parent, name, ctx.signal, true);
       if (existing) {
         this.#table.maybeDrop(existing);
         fail(Errno.EEXIST, `Cannot create "${name}" in "${parent.key}": it exists`);
@@ -368,14 +370,15 @@ export class S3FileSystem implements FileSystem {
       }
       const cached = this.#ttl.serveFromCache && !directIo && inode.etag !== undefined &&
         inode.validUntil > Date.now();
-      if (!cached) {
+      const justLooked = !cached && !directIo && this.#table.takeRecentHit(inode);
+      if (!cached && !justLooked) {
         const info = await this.#client.headObject(this.#c.bucket, inode.key, {
           signal: ctx.signal,
         });
         if (!info) fail(Errno.ENOENT, `Cannot open "${inode.key}": it no longer exists`);
         this.#table.setStat(inode, info);
       }
-      return { fh: this.#addHandle(this.#files.reader(inode)), directIo };
+      return { fh: this.#addHandle(this.#files.reader(inode, justLooked)), directIo };
     });
   }
 

@@ -126,6 +126,43 @@ Deno.test("S6 minimal TTL: getattr after readdirplus sends no HeadObject; open r
   await fs.release(ctx(), f3.ino, opened.fh, 0);
 });
 
+Deno.test("S6 an open right after its lookup sends no HeadObject and re-pins to a changed object", async () => {
+  const { fs, client } = await mount();
+  await put(client, "f", "first");
+  const e = await fs.lookup(ctx(), ROOT_INO, "f");
+  client.resetCounts();
+  await put(client, "f", "changed!");
+  const h = await fs.open(ctx(), e.ino, O_RDONLY);
+  assert.equal(client.requestCount("headObject"), 0);
+  assert.equal(dec(await fs.read(ctx(), e.ino, h.fh, 0, 100)), "changed!");
+  assert.equal(client.requestCount("headObject"), 1, "the re-pin asked S3 once");
+  await fs.release(ctx(), e.ino, h.fh, 0);
+
+  // The lookup's stat serves one open: the next one asks S3.
+  client.resetCounts();
+  const again = await fs.open(ctx(), e.ino, O_RDONLY);
+  assert.equal(client.requestCount("headObject"), 1);
+  await fs.release(ctx(), e.ino, again.fh, 0);
+});
+
+Deno.test("S6 a handle that served bytes never re-pins, and a deleted object is ESTALE", async () => {
+  const { fs, client } = await mount();
+  await put(client, "f", "01" + "x".repeat(3 << 20));
+  const e = await fs.lookup(ctx(), ROOT_INO, "f");
+  const h = await fs.open(ctx(), e.ino, O_RDONLY);
+  assert.equal(dec(await fs.read(ctx(), e.ino, h.fh, 0, 2)), "01");
+  await put(client, "f", "y".repeat(4 << 20));
+  // Past the first GET's range: a new GET, pinned to the first version.
+  assert.equal(await errnoOf(fs.read(ctx(), e.ino, h.fh, 3 << 20, 4)), Errno.ESTALE);
+  await fs.release(ctx(), e.ino, h.fh, 0);
+
+  const g = await fs.lookup(ctx(), ROOT_INO, "f");
+  const h2 = await fs.open(ctx(), g.ino, O_RDONLY);
+  await client.deleteObject(BUCKET, "f");
+  assert.equal(await errnoOf(fs.read(ctx(), g.ino, h2.fh, 0, 4)), Errno.ESTALE);
+  await fs.release(ctx(), g.ino, h2.fh, 0);
+});
+
 Deno.test("S7 seconds TTL serves lookups and negative lookups from cache; O_DIRECT re-validates", async () => {
   const { fs, client } = await mount({ metadataTtl: { kind: "seconds", s: 60 } });
   await put(client, "f", "one");
@@ -299,6 +336,40 @@ Deno.test("S15 a concurrent remote create wins and close reports EEXIST", async 
   await fs.release(ctx(), f.ino, fh, 0);
   assert.equal(dec(client.peek(BUCKET, "f")!), "theirs");
   assert.equal(await readFile(fs, "f"), "theirs");
+});
+
+Deno.test("S22 a create right after the lookup that missed sends no request of its own", async () => {
+  const { fs, client } = await mount();
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "new")), Errno.ENOENT);
+  client.resetCounts();
+  const f = await fs.mknod(ctx(), ROOT_INO, "new", S_IFREG | 0o644, 0);
+  assert.equal(client.requestCount(), 0);
+  const { fh } = await fs.open(ctx(), f.ino, O_WRONLY);
+  await fs.write(ctx(), f.ino, fh, 0, enc("data"));
+  await fs.flush(ctx(), f.ino, fh);
+  await fs.release(ctx(), f.ino, fh, 0);
+  assert.deepEqual(
+    [client.requestCount("headObject"), client.requestCount("listObjects")],
+    [0, 0],
+  );
+  assert.equal(client.requestCount("putObject"), 1);
+  assert.equal(dec(client.peek(BUCKET, "new")!), "data");
+});
+
+Deno.test("S22 a miss serves one create, and a create without one asks S3", async () => {
+  const { fs, client } = await mount();
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "d")), Errno.ENOENT);
+  await fs.mkdir(ctx(), ROOT_INO, "d", 0o755, 0);
+  await fs.rmdir(ctx(), ROOT_INO, "d");
+  client.resetCounts();
+  await fs.mkdir(ctx(), ROOT_INO, "d", 0o755, 0);
+  assert.equal(client.requestCount("headObject"), 1, "the spent miss is not reused");
+  // A name that appeared since the miss is found, not overwritten.
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "late")), Errno.ENOENT);
+  await put(client, "late", "theirs");
+  await fs.lookup(ctx(), ROOT_INO, "late");
+  assert.equal(await errnoOf(fs.mknod(ctx(), ROOT_INO, "late", S_IFREG | 0o644, 0)), Errno.EEXIST);
+  assert.equal(dec(client.peek(BUCKET, "late")!), "theirs");
 });
 
 Deno.test("S16 open() overwrites only with allowOverwrite and O_TRUNC", async () => {
