@@ -41,6 +41,7 @@ import {
   type Timed,
 } from "./bench_raw.ts";
 import { rcloneTool, s3csiTool, s3fsTool, sideBySide } from "./bench_peers.ts";
+import { publishCells, publishLatency } from "./bench_publish.ts";
 import { dropCaches, firstByteTimes, median, sh, vmStatus } from "./bench_shell.ts";
 
 const quick = Deno.args.includes("--quick");
@@ -51,6 +52,7 @@ const SIZE = quick ? 128 * MIB : 1024 * MIB;
 const SMALL_FILES = quick ? 100 : 1000;
 const MANY = quick ? 1000 : 10_000;
 const TTFB_RUNS = quick ? 5 : 21;
+const PUBLISH_RUNS = quick ? 3 : 11;
 const RANDOM_SECONDS = quick ? 5 : 20;
 const ROUNDS = quick ? 1 : 2;
 /** Paired baseline/mount rounds per sequential-read row, after the first read. */
@@ -372,6 +374,16 @@ class Bench {
     });
   }
 
+  async publish(): Promise<void> {
+    progress(`publish latency, median of ${PUBLISH_RUNS}`);
+    const cells = publishCells(await publishLatency(this.minio, BUCKET, PUBLISH_RUNS));
+    this.rows.push({
+      what: `NodePublishVolume until the target serves (s3csi node, median of ${PUBLISH_RUNS})`,
+      ...cells,
+      note: "baseline: new process + HeadBucket + ListObjectsV2",
+    });
+  }
+
   async firstByte(): Promise<void> {
     progress(`time to first byte, median of ${TTFB_RUNS}`);
     let times: number[] = [];
@@ -456,6 +468,7 @@ async function main(): Promise<number> {
     await bench.randomReads();
     await bench.smallFiles();
     await bench.listings();
+    await bench.publish();
     const tools = [s3csiTool(minio, BUCKET)];
     if (!noPeers) {
       const rclone = Deno.env.get("RCLONE_BIN");

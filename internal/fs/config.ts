@@ -56,7 +56,7 @@ export function defaultFsConfig(bucket: string, overrides: Partial<FsConfig> = {
     metadataTtl: { kind: "minimal" },
     readPartSize: 8 * MIB,
     writePartSize: 8 * MIB,
-    maxMemory: 512 * MIB,
+    maxMemory: 256 * MIB,
     ...overrides,
   };
 }
@@ -130,15 +130,19 @@ export function ttlsOf(t: MetadataTtl): Ttls {
 }
 
 /**
- * Memory left after the overhead reserve (a quarter, at least 256 MiB): the
- * Deno runtime alone is about 85 MiB resident, the pool of reusable part
- * buffers holds up to 72 MiB, and what waits for the garbage collector adds
- * some more (docs/benchmarks.md). A reserve of 64 MiB is too small: without
- * buffer reuse the process then grows past `maxMemory` (up to 580 MiB at the
- * default 512 MiB with 4 readers).
+ * The process's own memory, kept out of the buffers: the Deno runtime, the
+ * SDK and the FUSE session are about 85 MiB resident idle (44 MiB of it the
+ * binary's text), and four active readers add 100-140 MiB that no budget
+ * holds (the part each reader is granted past the budget, response buffers
+ * on the Rust side, garbage waiting for a collection). Measured with 4
+ * readers: a peak of 250-300 MiB at `maxMemory` 256 MiB, 320-335 MiB at 512
+ * (docs/benchmarks.md). Pooled part buffers count inside the read budget.
  */
+const RESERVE_FLOOR = 128 * MIB;
+
+/** Memory left for buffers after the reserve (the larger of RESERVE_FLOOR and a quarter). */
 function usableMemory(c: FsConfig): number {
-  return Math.max(0, c.maxMemory - Math.max(256 * MIB, c.maxMemory / 4));
+  return Math.max(0, c.maxMemory - Math.max(RESERVE_FLOOR, c.maxMemory / 4));
 }
 
 /**

@@ -23,10 +23,13 @@ Deno.test("ttlsOf() gives 1 s kernel TTLs for minimal and never serves lookups f
 });
 
 Deno.test("maxWriters() and readBudgetBytes() split the usable memory in half", () => {
-  const c = defaultFsConfig("b", { maxMemory: 512 * MIB });
-  // usable = 512 - 256 = 256 MiB; half = 128 MiB; 128 / 16 = 8 writers.
-  assert.equal(maxWriters(c), 8);
-  assert.equal(readBudgetBytes(c), 128 * MIB);
+  const c = defaultFsConfig("b");
+  // The default 256 MiB: usable = 256 - 128 = 128 MiB; half = 64 MiB; 64 / 16 = 4 writers.
+  assert.equal(c.maxMemory, 256 * MIB);
+  assert.equal(maxWriters(c), 4);
+  assert.equal(readBudgetBytes(c), 64 * MIB);
+  // usable = 512 - 128 = 384 MiB: 12 writers and 192 MiB of read buffers.
+  assert.equal(maxWriters(defaultFsConfig("b", { maxMemory: 512 * MIB })), 12);
   // A quarter is reserved once maxMemory passes 1 GiB: usable = 2048 - 512 = 1536 MiB.
   assert.equal(readBudgetBytes(defaultFsConfig("b", { maxMemory: 2048 * MIB })), 768 * MIB);
   assert.equal(maxWriters(defaultFsConfig("b", { maxMemory: 1 })), 1);

@@ -38,7 +38,7 @@ Deno.test("open() for writing is ENOMEM past the writer cap", async () => {
     writePartSize: 8 * mib,
     readPartSize: 8 * mib,
   });
-  // (100 - 64 - 8) / 16 = 1 writer.
+  // Nothing is left after the 128 MiB reserve: the floor of 1 writer.
   const a = await fs.mknod(ctx(), ROOT_INO, "a", S_IFREG | 0o644, 0);
   const b = await fs.mknod(ctx(), ROOT_INO, "b", S_IFREG | 0o644, 0);
   const ah = await fs.open(ctx(), a.ino, O_WRONLY);

@@ -173,8 +173,8 @@ export const MOUNT_OPTIONS = {
   "max-memory": {
     type: "string",
     kind: uint({ min: 64 }),
-    default: "512",
-    help: "Memory for read and write buffers in MiB",
+    default: "256",
+    help: "Memory of the mount process in MiB, its read and write buffers within it",
     volume: OK,
   },
   "storage-class": { type: "string", kind: TEXT, help: "Storage class of new objects", volume: OK },

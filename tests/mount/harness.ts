@@ -171,8 +171,15 @@ export interface Env {
   work: string;
   /** Environment for the mount process: the bucket owner's credentials. */
   credentials: Record<string, string>;
-  /** Starts a mount of the bucket on a new directory under `work` (through `endpoint` if given). */
-  mount(args?: string[], opts?: { endpoint?: string }): Promise<MountProcess>;
+  /** Starts a mount of the bucket on a new directory under `work` (see `MountOptions`). */
+  mount(args?: string[], opts?: MountOptions): Promise<MountProcess>;
+}
+
+export interface MountOptions {
+  /** S3 endpoint to mount through (a fault proxy); MinIO's by default. */
+  endpoint?: string;
+  /** A cgroup's `cgroup.procs`: the process joins it before it execs, so all its memory is charged there. */
+  cgroupProcs?: string;
 }
 
 /** Options after `<bucket> <dir>` that every mount of the tier gets. */
@@ -203,6 +210,7 @@ export async function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
       const m = await startMount(
         [bucket, dir, ...baseArgs(env, opts.endpoint), ...args],
         env.credentials,
+        opts.cgroupProcs,
       );
       mounts.push(m);
       return m;
@@ -226,10 +234,16 @@ export async function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
 export async function startMount(
   args: string[],
   env: Record<string, string>,
+  cgroupProcs?: string,
 ): Promise<MountProcess> {
   const dir = args[1];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "mount", ...args, "--foreground"],
+  const argv = [Deno.execPath(), "run", "-A", MAIN, "mount", ...args, "--foreground"];
+  // The shell joins the cgroup and then becomes the mount process (same pid).
+  const [program, ...programArgs] = cgroupProcs
+    ? ["sh", "-c", 'echo $$ > "$0" && exec "$@"', cgroupProcs, ...argv]
+    : argv;
+  const child = new Deno.Command(program, {
+    args: programArgs,
     env: { ...env, NO_COLOR: "1" },
     clearEnv: false,
     stdin: "null",

@@ -300,7 +300,7 @@ Deno.test("a Mountpoint Pod's own --max-memory and --cache win over the request'
         const requested = pod.output().split("\n").filter((l) => l.includes('"mount requested"'))
           .map((l) => JSON.parse(l));
         assert.equal(requested.length, 1, pod.output());
-        assert.equal(requested[0].maxMemoryMiB, 100, "the pod's limit, not the default 512");
+        assert.equal(requested[0].maxMemoryMiB, 100, "the pod's limit, not the default 256");
         assert.equal(requested[0].cache, cache);
         await Deno.writeTextFile(`${spec.sourceDir}/c.txt`, "cached\n");
         assert.equal((await catFile(`${spec.sourceDir}/c.txt`)).out, "cached\n");
