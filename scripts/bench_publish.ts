@@ -68,7 +68,8 @@ export async function publishLatency(
         volume_context: { bucketName: bucket },
         readonly: false,
       });
-      await Deno.readDir(target)[Symbol.asyncIterator]().next();
+      // One entry is enough; breaking out closes the directory (an open one would keep the mount busy).
+      for await (const _ of Deno.readDir(target)) break;
       publish.push(performance.now() - t);
       await csi.call("Node", "NodeUnpublishVolume", { volume_id: volumeId, target_path: target });
     }
