@@ -44,7 +44,8 @@ function isDir(path: string): boolean {
 export function memoryCgroupKind(): "v1" | "v2" | null {
   if (isDir(V1)) return "v1";
   try {
-    if (read(`${V2}/cgroup.controllers`).split(" ").includes("memory")) return "v2";
+    // A child of the root has memory.max only if the root hands the controller down.
+    if (read(`${V2}/cgroup.subtree_control`).split(" ").includes("memory")) return "v2";
   } catch {
     // No unified hierarchy at /sys/fs/cgroup.
   }
