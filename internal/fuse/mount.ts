@@ -31,6 +31,7 @@
 import {
   close as sysClose,
   E,
+  ioctl,
   MNT_DETACH,
   mount,
   MS_NOATIME,
@@ -287,4 +288,26 @@ export async function serveFd(fdOrPath: number | string): Promise<number> {
   }
   setNonBlocking(fd);
   return fd;
+}
+
+/** ioctl(2) request: _IOR(229, 0, uint32_t); the argument points to the fd to clone. */
+export const FUSE_DEV_IOC_CLONE = 0x8004e500;
+
+/**
+ * A new /dev/fuse fd (close-on-exec) attached to the same connection as
+ * `fd`. The kernel ends a FUSE connection only when its last device fd is
+ * closed, so whoever keeps `fd` keeps the mount alive while the server on
+ * the clone dies and another takes over on a new clone: the requests the
+ * dead server had read fail once (ECONNABORTED), new ones wait in the
+ * kernel for the next reader (shared/reference/measured-here.md).
+ */
+export function cloneFuseFd(fd: number): number {
+  const clone = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  try {
+    ioctl(clone, FUSE_DEV_IOC_CLONE, new Uint8Array(new Uint32Array([fd]).buffer));
+    return clone;
+  } catch (err) {
+    sysClose(clone);
+    throw err;
+  }
 }

@@ -11,6 +11,7 @@ import { type Entry, Errno, FsError, ROOT_INO } from "../fs/api.ts";
 import { setSink, type Sink } from "../log/mod.ts";
 import {
   checkMount,
+  cloneFuseFd,
   findMount,
   isMountPoint,
   mountFuse,
@@ -22,6 +23,7 @@ import {
 } from "./mount.ts";
 import { FuseSession, type SessionOptions } from "./session.ts";
 import { MemFs } from "./testing/memfs.ts";
+import { close as sysClose } from "../sys/libc.ts";
 
 const canMount = Deno.uid() === 0 && (() => {
   try {
@@ -90,6 +92,42 @@ async function withMount(
 }
 
 const test = (name: string, fn: () => Promise<void>) => Deno.test({ name, ignore: !canMount, fn });
+
+test("FuseSession takes over a live connection on a clone: no INIT, no ENOTCONN, a waiting call answered by the successor", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "s3csi-fuse-test-" });
+  const fs = new MemFs();
+  fs.addFile(ROOT_INO, "a.txt", new TextEncoder().encode("before\n"));
+  const keeper = await mountFuse({ target: dir, fsname: "memfs", subtype: "memfs" });
+  try {
+    // The first server works on a clone, as a mount server does; the keeper fd only keeps the connection.
+    const first = new FuseSession(await serveFd(cloneFuseFd(keeper)), fs);
+    const firstRun = first.run();
+    const negotiated = await first.ready;
+    assert.equal(await ok(`cat ${dir}/a.txt`), "before\n");
+    first.stop(); // the server goes away; its fd is closed, the keeper's is not
+    await firstRun;
+    // A call made while no server reads waits in the kernel instead of failing.
+    let answered = false;
+    const waiting = sh(`cat ${dir}/a.txt && ls ${dir}`).finally(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(answered, false, "the call waits for a server");
+    const second = new FuseSession(await serveFd(cloneFuseFd(keeper)), fs, { resume: negotiated });
+    const secondRun = second.run();
+    assert.deepEqual(await second.ready, negotiated);
+    const r = await waiting;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "before\na.txt\n");
+    await ok(`echo after > ${dir}/b.txt`);
+    assert.equal(await ok(`cat ${dir}/b.txt`), "after\n");
+    assert.equal(await checkMount(dir), "ok");
+    unmount(dir, { lazy: true });
+    await secondRun;
+  } finally {
+    unmount(dir, { lazy: true });
+    sysClose(keeper);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 test("FuseSession serves ls -l, cat and stat on a real mount", async () => {
   await withMount(async ({ dir, fs }) => {

@@ -12,6 +12,10 @@
  *   is called, then aborts the requests still running, waits for them, calls
  *   `fs.destroy()` once (unless DESTROY already did) and closes the fd.
  *   `ready` resolves once INIT is answered.
+ * - Takeover. With `resume`, the session serves a connection another server
+ *   initialized (on a clone of its device fd, `cloneFuseFd`): the kernel
+ *   sends no second INIT, so the values that server negotiated are used as
+ *   they are, and requests are served from the first one read.
  * - Admission. Before INIT the kernel sends nothing else; a request that
  *   claims otherwise is answered EIO. allow_root: the kernel knows only
  *   allow_other, so with `allowRoot` the mount is made with allow_other and
@@ -52,6 +56,8 @@ export interface SessionOptions extends InitOptions {
   closeFd?: boolean;
   /** Logger; default `log.with({ component: "fuse" })`. */
   logger?: Logger;
+  /** Take over a connection already initialized with these values (no INIT will come). */
+  resume?: Negotiated;
 }
 
 /** Request buffers hold max_write plus headers; 4 KiB covers in_header + write_in with room to spare. */
@@ -68,6 +74,7 @@ export class FuseSession {
   readonly #closeFd: boolean;
   readonly #channel: FuseChannel;
   readonly #dispatcher: Dispatcher;
+  readonly #resume: Negotiated | undefined;
 
   #negotiated: Negotiated | null = null;
   #destroyed = false;
@@ -81,9 +88,12 @@ export class FuseSession {
     this.#offer = initOffer(options);
     this.#ownerUid = options.allowRoot ? (options.ownerUid ?? Deno.uid() ?? 0) : undefined;
     this.#closeFd = options.closeFd ?? true;
+    this.#resume = options.resume;
+    // The kernel sends WRITEs of up to the max_write it was given, by whichever server.
+    const maxWrite = Math.max(this.#offer.maxWrite, options.resume?.maxWrite ?? 0);
     this.#channel = new FuseChannel(fd, {
       maxInFlight: Math.max(1, options.maxInFlight ?? 32),
-      bufferSize: this.#offer.maxWrite + BUFFER_HEADROOM,
+      bufferSize: maxWrite + BUFFER_HEADROOM,
       logger: this.#log,
     });
     const lifecycle: Lifecycle = {
@@ -101,6 +111,11 @@ export class FuseSession {
    */
   get ready(): Promise<Negotiated> {
     return this.#ready.promise;
+  }
+
+  /** What the connection speaks, once INIT is answered (or taken over); what a successor resumes with. */
+  get negotiated(): Negotiated | null {
+    return this.#negotiated;
   }
 
   /**
@@ -150,6 +165,7 @@ export class FuseSession {
     let failure: unknown = null;
     let why = "stopped";
     try {
+      if (this.#resume) await this.#takeOver(this.#resume);
       why = await this.#channel.serve((slot, n) => this.#onRequest(slot, n));
     } catch (err) {
       failure = err;
@@ -218,6 +234,17 @@ export class FuseSession {
       });
     };
     return { out: answer.out, onSent };
+  }
+
+  async #takeOver(n: Negotiated): Promise<void> {
+    await this.#fs.init?.();
+    this.#negotiated = n;
+    this.#ready.resolve(n);
+    this.#log.info("FUSE session took over a running connection", {
+      protocol: `${n.major}.${n.minor}`,
+      flags: n.flagNames,
+      maxWrite: n.maxWrite,
+    });
   }
 
   async #destroyFs(): Promise<void> {

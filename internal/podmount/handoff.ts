@@ -11,17 +11,8 @@
  *
  * @module
  */
-import {
-  close,
-  connectUnix,
-  E,
-  ioctl,
-  O_CLOEXEC,
-  O_RDWR,
-  open,
-  SysError,
-  viaDirFd,
-} from "../sys/libc.ts";
+import { close, connectUnix, E, SysError, viaDirFd } from "../sys/libc.ts";
+import { cloneFuseFd } from "../fuse/mount.ts";
 import {
   ERROR_FILE,
   type MountReply,
@@ -31,21 +22,7 @@ import {
 } from "./contract.ts";
 import { receiveLine, sendLine, WireTimeout } from "./wire.ts";
 
-/** ioctl(2) request: _IOR(229, 0, uint32_t); the argument points to the fd to clone. */
-export const FUSE_DEV_IOC_CLONE = 0x8004e500;
 const RETRY_MS = 200;
-
-/** A new /dev/fuse fd (close-on-exec) attached to the same connection as `fd`. */
-export function cloneFuseFd(fd: number): number {
-  const clone = open("/dev/fuse", O_RDWR | O_CLOEXEC);
-  try {
-    ioctl(clone, FUSE_DEV_IOC_CLONE, new Uint8Array(new Uint32Array([fd]).buffer));
-    return clone;
-  } catch (err) {
-    close(clone);
-    throw err;
-  }
-}
 
 /** A connection to a Mountpoint Pod, and the user it runs as (the socket's owner). */
 export interface MountpointConnection {
