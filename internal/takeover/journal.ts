@@ -35,15 +35,11 @@
  * @module
  */
 
-/** The FUSE connection parameters a replacement must keep using. */
-export interface InitValues {
-  major: number;
-  minor: number;
-  flags: number;
-  maxWrite: number;
-  maxReadahead: number;
-  timeGran: number;
-}
+/**
+ * The FUSE connection parameters a replacement must keep using, in the
+ * session's own JSON form (the journal only keeps the latest).
+ */
+export type InitValues = Record<string, string | number | boolean | string[]>;
 
 export type NodeKind = "file" | "dir";
 

@@ -13,7 +13,7 @@ import {
 const INIT: InitValues = {
   major: 7,
   minor: 41,
-  flags: 0x1234,
+  flags: "0x1234",
   maxWrite: 1 << 20,
   maxReadahead: 1 << 17,
   timeGran: 1,
@@ -56,7 +56,7 @@ function assertConsistent(s: JournalState): void {
 
 Deno.test("journal replay: lookups, forgets and handles give the table the kernel holds; a torn last line is dropped", () => {
   const text = [
-    '{"t":"init","init":{"major":7,"minor":41,"flags":4660,"maxWrite":1048576,"maxReadahead":131072,"timeGran":1}}',
+    '{"t":"init","init":{"major":7,"minor":41,"flags":"0x1234","maxWrite":1048576,"maxReadahead":131072,"timeGran":1}}',
     '{"t":"node","ino":2,"parent":1,"name":"dir","kind":"dir"}', // LOOKUP dir
     '{"t":"ref","ino":2,"n":1}',
     '{"t":"node","ino":3,"parent":2,"name":"a.txt","kind":"file"}', // LOOKUP dir/a.txt, twice
