@@ -15,13 +15,8 @@
  */
 import { AwsObjectClient } from "../internal/s3/aws_object_client.ts";
 import { CsiClient, mountCapability } from "../tests/support/csi_client.ts";
-import { spawnDriver } from "../tests/support/driver.ts";
-import {
-  detachFuseMountsUnder,
-  minioEnv,
-  type MinioServer,
-  tempDir,
-} from "../tests/support/mod.ts";
+import { spawnNode } from "../tests/support/driver.ts";
+import { detachFuseMountsUnder, minioEnv, type MinioServer } from "../tests/support/mod.ts";
 import { median } from "./bench_shell.ts";
 
 export interface PublishTimes {
@@ -37,24 +32,8 @@ export async function publishLatency(
   bucket: string,
   rounds: number,
 ): Promise<PublishTimes> {
-  const kubelet = await tempDir("s3csi-bench-kubelet-");
-  const sock = `${kubelet}/csi.sock`;
-  const driver = await spawnDriver({
-    socket: sock,
-    args: [
-      "node",
-      "--endpoint",
-      sock,
-      "--kubelet-path",
-      kubelet,
-      "--s3-endpoint-url",
-      minio.endpoint,
-      "--node-id",
-      "bench-node",
-    ],
-    env: minioEnv(minio),
-  });
-  const csi = new CsiClient(sock);
+  const { driver, kubelet, socket } = await spawnNode(minio, "bench-node");
+  const csi = new CsiClient(socket);
   const publish: number[] = [];
   try {
     for (let i = 0; i < rounds; i++) {

@@ -33,6 +33,9 @@
 
 import { type Attr, type Entry, Errno, fail, type Ino, ROOT_INO, S_IFDIR, S_IFREG } from "./api.ts";
 import { type FsConfig, NEGATIVE_CACHE_MAX, type Ttls } from "./config.ts";
+import type { ListedEntry } from "./dir_stream.ts";
+import type { Upload } from "./upload.ts";
+import type { ObjectClient, ObjectInfo } from "../s3/object_client.ts";
 
 /** How long a create may rely on the lookup miss just before it. */
 export const RECENT_MISS_MS = 1000;
@@ -40,9 +43,6 @@ export const RECENT_MISS_MS = 1000;
 export const RECENT_HIT_MS = 250;
 /** Recent misses remembered at most (one per create in progress is enough). */
 const RECENT_MISS_MAX = 1024;
-import type { ListedEntry } from "./dir_stream.ts";
-import type { Upload } from "./upload.ts";
-import type { ObjectClient, ObjectInfo } from "../s3/object_client.ts";
 
 export type Kind = "file" | "dir";
 

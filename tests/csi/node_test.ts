@@ -5,15 +5,13 @@
 import assert from "node:assert/strict";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { CsiClient, mountCapability } from "../support/csi_client.ts";
-import { type DriverProcess, spawnDriver } from "../support/driver.ts";
+import { type DriverProcess, spawnNode } from "../support/driver.ts";
 import {
   detachFuseMountsUnder,
   fuseMountsUnder,
   minioClientConfig,
-  minioEnv,
   type MinioServer,
   startMinio,
-  tempDir,
 } from "../support/mod.ts";
 
 const PLUGIN = "plugins/s3.csi.scality.com";
@@ -33,25 +31,8 @@ function target(kubelet: string, pod: string, pv = "pv-1"): string {
 
 async function withNode(fn: (ctx: Ctx) => Promise<void>): Promise<void> {
   const minio = await startMinio();
-  const kubelet = await tempDir("s3csi-kubelet-");
-  const sock = `${kubelet}/csi.sock`;
-  const driver = await spawnDriver({
-    socket: sock,
-    args: [
-      "node",
-      "--controller",
-      "--endpoint",
-      sock,
-      "--kubelet-path",
-      kubelet,
-      "--s3-endpoint-url",
-      minio.endpoint,
-      "--node-id",
-      "test-node",
-    ],
-    env: minioEnv(minio),
-  });
-  const csi = new CsiClient(sock);
+  const { driver, kubelet, socket } = await spawnNode(minio, "test-node", ["--controller"]);
+  const csi = new CsiClient(socket);
   const s3 = new AwsObjectClient(minioClientConfig(minio));
   const secrets = { access_key_id: minio.accessKeyId, secret_access_key: minio.secretAccessKey };
   try {

@@ -8,9 +8,9 @@
  */
 import assert from "node:assert/strict";
 import { CsiClient, mountCapability } from "../support/csi_client.ts";
-import { spawnDriver } from "../support/driver.ts";
+import { spawnNode } from "../support/driver.ts";
 import { startPrometheus } from "../support/prometheus.ts";
-import { detachFuseMountsUnder, freePort, minioEnv, startMinio, tempDir } from "../support/mod.ts";
+import { detachFuseMountsUnder, freePort, startMinio } from "../support/mod.ts";
 
 const PLUGIN = "plugins/s3.csi.scality.com";
 const SIZE = 3 * 1024 * 1024;
@@ -34,28 +34,13 @@ async function eventually(
 
 Deno.test("Prometheus scraping the node sees CreateVolume, the bytes dd wrote per volume, and the mounts", async () => {
   const minio = await startMinio();
-  const kubelet = await tempDir("s3csi-kubelet-");
-  const sock = `${kubelet}/csi.sock`;
   const metricsPort = freePort();
-  const driver = await spawnDriver({
-    socket: sock,
-    args: [
-      "node",
-      "--controller",
-      "--endpoint",
-      sock,
-      "--kubelet-path",
-      kubelet,
-      "--s3-endpoint-url",
-      minio.endpoint,
-      "--node-id",
-      "metrics-node",
-      "--metrics-address",
-      `127.0.0.1:${metricsPort}`,
-    ],
-    env: minioEnv(minio),
-  });
-  const csi = new CsiClient(sock);
+  const { driver, kubelet, socket } = await spawnNode(minio, "metrics-node", [
+    "--controller",
+    "--metrics-address",
+    `127.0.0.1:${metricsPort}`,
+  ]);
+  const csi = new CsiClient(socket);
   const prom = await startPrometheus({ node: `127.0.0.1:${metricsPort}` });
   const value = async (expr: string) => {
     const r = await prom.query(expr);

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { withTimeout } from "./helpers.ts";
+import { tempDir, withTimeout } from "./helpers.ts";
+import { minioEnv, type MinioServer } from "./minio.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -93,6 +94,45 @@ export async function spawnDriver(opts: SpawnOptions): Promise<DriverProcess> {
       });
     },
   };
+}
+
+/** An `s3csi node` on MinIO, with a kubelet directory of its own. */
+export interface NodeProcess {
+  driver: DriverProcess;
+  /** The temporary kubelet directory (targets go under `<kubelet>/pods/...`). */
+  kubelet: string;
+  /** The CSI socket, inside `kubelet`. */
+  socket: string;
+}
+
+/**
+ * Starts `s3csi node` against `minio` with a fresh temporary kubelet
+ * directory; `extraArgs` follow the common ones (e.g. `--controller`).
+ */
+export async function spawnNode(
+  minio: MinioServer,
+  nodeId: string,
+  extraArgs: string[] = [],
+): Promise<NodeProcess> {
+  const kubelet = await tempDir("s3csi-kubelet-");
+  const socket = `${kubelet}/csi.sock`;
+  const driver = await spawnDriver({
+    socket,
+    args: [
+      "node",
+      "--endpoint",
+      socket,
+      "--kubelet-path",
+      kubelet,
+      "--s3-endpoint-url",
+      minio.endpoint,
+      "--node-id",
+      nodeId,
+      ...extraArgs,
+    ],
+    env: minioEnv(minio),
+  });
+  return { driver, kubelet, socket };
 }
 
 /** Parses the JSON log lines of a process output. */
