@@ -242,4 +242,47 @@ export interface FileSystem {
    */
   symlink?(ctx: RequestContext, parent: Ino, name: string, target: string): Promise<Entry>;
   link?(ctx: RequestContext, ino: Ino, newParent: Ino, newName: string): Promise<Entry>;
+
+  /**
+   * Takeover (internal/takeover): what a read handle is pinned to (the
+   * object's ETag), recorded with its open so that a successor serves the
+   * same version or none.
+   */
+  pinnedVersion?(fh: FileHandle): string | undefined;
+  /**
+   * Takeover: continue the session a dead server left, before its first
+   * request is served: the nodes and handles the kernel still holds, and
+   * the multipart uploads to abort.
+   */
+  adopt?(a: Adoption): void;
+}
+
+/** A node the kernel holds, as a predecessor's journal gives it. */
+export interface AdoptedNode {
+  ino: Ino;
+  parent: Ino;
+  name: string;
+  kind: "file" | "dir";
+  /** Kernel references not yet forgotten. */
+  lookups: number;
+}
+
+/** A handle the kernel holds; `version` is set for a reader (`pinnedVersion`). */
+export interface AdoptedHandle {
+  fh: FileHandle;
+  ino: Ino;
+  flags: number;
+  version?: string;
+}
+
+/** What `FileSystem.adopt` continues from. */
+export interface Adoption {
+  /** Parents before children. */
+  nodes: AdoptedNode[];
+  handles: AdoptedHandle[];
+  /** Multipart uploads the predecessor left open. */
+  uploads: { uploadId: string; key: string }[];
+  /** Numbers above every node ID and handle the kernel may hold. */
+  nextIno: Ino;
+  nextFh: FileHandle;
 }

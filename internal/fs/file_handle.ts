@@ -30,7 +30,7 @@ import {
   MemoryBudget,
   type ReadSource,
 } from "./prefetch/mod.ts";
-import { Upload } from "./upload.ts";
+import { Upload, type UploadLedger } from "./upload.ts";
 import { log } from "../log/mod.ts";
 import { watch } from "../metrics/mod.ts";
 import { isS3Error, type ObjectClient, S3Error } from "../s3/object_client.ts";
@@ -60,10 +60,6 @@ export class ReadHandle {
     this.#repin = repin;
   }
 
-  get reader(): ReadSource {
-    return this.#reader;
-  }
-
   async read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array> {
     if (this.#served || !this.#repin) return this.#reader.read(offset, size, signal);
     const r = this.#reader;
@@ -89,6 +85,11 @@ export class ReadHandle {
     }
   }
 
+  /** Stops the reader (at unmount: nothing to report). */
+  dispose(): void {
+    this.#reader.close();
+  }
+
   close(pool: BufferPool): void {
     this.#reader.close();
     // What the prefetcher did for this handle: the first thing to look at when reads are slow.
@@ -102,6 +103,53 @@ export class ReadHandle {
       reclaims,
       pool: pool.stats(),
     });
+  }
+}
+
+/**
+ * A read handle a predecessor server opened (takeover): it serves the
+ * version the predecessor pinned, or none. The first read asks S3 once; if
+ * the object changed or went in the meantime, every read is ESTALE, as for
+ * any handle whose object changed.
+ */
+export class ResumedReadHandle {
+  readonly kind = "read";
+  #handle: Promise<ReadHandle> | null = null;
+
+  constructor(
+    readonly inode: Inode,
+    readonly version: string,
+    readonly open: () => Promise<ReadHandle>,
+  ) {}
+
+  async read(offset: number, size: number, signal?: AbortSignal): Promise<Uint8Array> {
+    this.#handle ??= this.open();
+    return (await this.#handle).read(offset, size, signal);
+  }
+
+  dispose(): void {
+    this.#handle?.then((h) => h.dispose(), () => {});
+  }
+
+  close(pool: BufferPool): void {
+    this.#handle?.then((h) => h.close(pool), () => {});
+  }
+}
+
+/**
+ * A write handle whose upload died with a predecessor server (takeover):
+ * what it had written is gone, so writes, flushes and fsyncs fail with EIO
+ * and nothing is uploaded.
+ */
+export class LostWriteHandle {
+  readonly kind = "lost";
+  constructor(readonly inode: Inode) {}
+
+  fail(): never {
+    fail(
+      Errno.EIO,
+      `Cannot write "${this.inode.key}": its upload was lost when the mount server was replaced`,
+    );
   }
 }
 
@@ -187,6 +235,8 @@ export interface OpenFilesOptions {
   table: InodeTable;
   /** The mount's disk data cache, closed by `destroy()`. */
   cache: DataCache | undefined;
+  /** Told of multipart uploads (the takeover journal). */
+  ledger?: UploadLedger;
 }
 
 export class OpenFiles {
@@ -262,14 +312,34 @@ export class OpenFiles {
       // Extra parts in flight borrow from the read budget's unused share.
       spare: this.#budget,
       put: { storageClass: c.storageClass, sse: c.sse, sseKmsKeyId: c.sseKmsKeyId },
+      ledger: this.#o.ledger,
     });
     table.startWriting(inode, upload);
     this.#writers++;
     return new WriteHandle(inode, upload, pid, table);
   }
 
+  /**
+   * A predecessor's read handle on `inode`, pinned to `version`: its first
+   * read checks that S3 still has that version (else ESTALE).
+   */
+  resumedReader(inode: Inode, version: string): ResumedReadHandle {
+    const { client, config: c } = this.#o;
+    return new ResumedReadHandle(inode, version, async () => {
+      const info = await client.headObject(c.bucket, inode.key);
+      if (!info || info.etag !== version) {
+        fail(
+          Errno.ESTALE,
+          `Cannot read "${inode.key}": it changed since it was opened (before the mount server was replaced)`,
+        );
+      }
+      this.#o.table.setStat(inode, info);
+      return new ReadHandle(inode, this.#source(inode));
+    });
+  }
+
   /** The kernel released `h`. */
-  async release(h: ReadHandle | WriteHandle): Promise<void> {
+  async release(h: ReadHandle | ResumedReadHandle | WriteHandle): Promise<void> {
     if (h.kind === "read") {
       h.close(this.#pool);
       return;
@@ -279,11 +349,11 @@ export class OpenFiles {
   }
 
   /** At unmount: settles every upload still open (see `WriteHandle.unmount`), then closes the cache. */
-  async destroy(handles: (ReadHandle | WriteHandle)[]): Promise<void> {
+  async destroy(handles: (ReadHandle | ResumedReadHandle | WriteHandle)[]): Promise<void> {
     const work: Promise<void>[] = [];
     for (const h of handles) {
       if (h.kind === "write") work.push(h.unmount());
-      else h.reader.close();
+      else h.dispose();
     }
     await Promise.all(work);
     this.#unwatch();

@@ -317,10 +317,16 @@ export class InodeTable {
     this.maybeDrop(inode);
   }
 
-  #newChild(parent: Inode, name: string, kind: Kind, info: ObjectInfo | undefined): Inode {
+  #newChild(
+    parent: Inode,
+    name: string,
+    kind: Kind,
+    info: ObjectInfo | undefined,
+    ino: Ino = this.#nextIno++,
+  ): Inode {
     const old = parent.children!.get(name);
     const inode: Inode = {
-      ino: this.#nextIno++,
+      ino,
       kind,
       parent,
       name,
@@ -350,6 +356,28 @@ export class InodeTable {
     inode.etag = info.etag;
     inode.mtimeMs = info.lastModified.getTime();
     inode.validUntil = Date.now() + this.#ttl.statMs;
+  }
+
+  // ---- Takeover --------------------------------------------------------------------
+
+  /**
+   * A node a predecessor server handed to the kernel, numbered as it was,
+   * with the references and handles the kernel holds. What S3 has behind it
+   * is unknown (validity 0), so the first getattr asks. A name given out
+   * twice (gone and created again) answers with the later node; the earlier
+   * one lives on, unnamed, while the kernel holds it.
+   */
+  adopt(parent: Inode, ino: Ino, name: string, kind: Kind, lookups: number, opens: number): Inode {
+    const inode = this.#newChild(parent, name, kind, undefined, ino);
+    inode.lookups = lookups;
+    inode.opens = opens;
+    inode.validUntil = 0;
+    return inode;
+  }
+
+  /** Numbers are handed out from `next` on (at least): none the kernel may hold is reused. */
+  continueFrom(next: Ino): void {
+    this.#nextIno = Math.max(this.#nextIno, next);
   }
 
   // ---- Local state ---------------------------------------------------------------

@@ -12,5 +12,6 @@
 
 export * from "./api.ts";
 export { S3FileSystem, type S3FileSystemOptions } from "./s3_file_system.ts";
+export type { UploadLedger } from "./upload.ts";
 export { type FsConfig, type MetadataTtl, MIB } from "./config.ts";
 export { createDataCache, type DataCache, type DataCacheOptions } from "./prefetch/mod.ts";

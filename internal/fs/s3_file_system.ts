@@ -22,6 +22,7 @@
  */
 
 import {
+  type Adoption,
   type AttrReply,
   type DirEntry,
   type Entry,
@@ -47,13 +48,22 @@ import { type FsConfig, type Ttls, ttlsOf, validateFsConfig } from "./config.ts"
 import type { DataCache } from "./prefetch/mod.ts";
 import { DirHandle } from "./dir_handle.ts";
 import { type FsOp, toFsError } from "./errno.ts";
-import { OpenFiles, type ReadHandle, type WriteHandle } from "./file_handle.ts";
+import {
+  LostWriteHandle,
+  OpenFiles,
+  type ReadHandle,
+  type ResumedReadHandle,
+  type WriteHandle,
+} from "./file_handle.ts";
 import { InodeTable, isLocal, type Kind } from "./inode_table.ts";
 import { KeyedMutex } from "./mutex.ts";
 import { isValidName, NAME_MAX, utf8Length } from "./names.ts";
-import type { ObjectClient } from "../s3/object_client.ts";
+import type { UploadLedger } from "./upload.ts";
+import { log } from "../log/mod.ts";
+import { errorMessage } from "../errors/mod.ts";
+import { isS3Error, type ObjectClient } from "../s3/object_client.ts";
 
-type Handle = ReadHandle | WriteHandle | DirHandle;
+type Handle = ReadHandle | ResumedReadHandle | WriteHandle | LostWriteHandle | DirHandle;
 
 /** statfs numbers, as large as Mountpoint's (u64::MAX / 1024 rounded to 2^54), exact in a double. */
 const STATFS_HUGE = 2 ** 54;
@@ -61,6 +71,8 @@ const STATFS_HUGE = 2 ** 54;
 export interface S3FileSystemOptions {
   /** The mount's disk data cache; the file system closes it at `destroy()`. */
   cache?: DataCache;
+  /** Told of every multipart upload while it exists (the takeover journal). */
+  ledger?: UploadLedger;
 }
 
 export class S3FileSystem implements FileSystem {
@@ -71,6 +83,7 @@ export class S3FileSystem implements FileSystem {
   readonly #handles = new Map<FileHandle, Handle>();
   readonly #dirLocks = new KeyedMutex<Ino>();
   readonly #files: OpenFiles;
+  readonly #ledger: UploadLedger | undefined;
   #nextFh = 1;
 
   constructor(client: ObjectClient, config: FsConfig, opts: S3FileSystemOptions = {}) {
@@ -79,7 +92,14 @@ export class S3FileSystem implements FileSystem {
     this.#c = config;
     this.#ttl = ttlsOf(config.metadataTtl);
     this.#table = new InodeTable({ client, config, ttl: this.#ttl });
-    this.#files = new OpenFiles({ client, config, table: this.#table, cache: opts.cache });
+    this.#ledger = opts.ledger;
+    this.#files = new OpenFiles({
+      client,
+      config,
+      table: this.#table,
+      cache: opts.cache,
+      ledger: opts.ledger,
+    });
   }
 
   /** Inodes held in memory: the tests of the memory bound read it. */
@@ -101,10 +121,70 @@ export class S3FileSystem implements FileSystem {
    * data cache, which waits for its background writes.
    */
   async destroy(): Promise<void> {
-    const files: (ReadHandle | WriteHandle)[] = [];
-    for (const h of this.#handles.values()) if (h.kind !== "dir") files.push(h);
+    const files: (ReadHandle | ResumedReadHandle | WriteHandle)[] = [];
+    for (const h of this.#handles.values()) {
+      if (h.kind === "read" || h.kind === "write") files.push(h);
+    }
     this.#handles.clear();
     await this.#files.destroy(files);
+  }
+
+  // ---- Takeover (internal/takeover) ------------------------------------------
+
+  pinnedVersion(fh: FileHandle): string | undefined {
+    const h = this.#handles.get(fh);
+    if (h instanceof LostWriteHandle || h?.kind !== "read") return undefined;
+    return "version" in h ? h.version : h.inode.etag;
+  }
+
+  /**
+   * Continues a dead predecessor's session: its nodes keep their numbers
+   * (stat unknown until asked), its directory handles list again from the
+   * cookie the kernel sends, its read handles serve the version they pinned
+   * or ESTALE, and its write handles fail with EIO, their uploads aborted
+   * here in the background (the journal keeps them until the abort is done).
+   */
+  adopt(a: Adoption): void {
+    const t = this.#table;
+    const opens = new Map<Ino, number>();
+    for (const h of a.handles) opens.set(h.ino, (opens.get(h.ino) ?? 0) + 1);
+    for (const n of a.nodes) {
+      const parent = t.find(n.parent);
+      if (parent?.kind !== "dir") continue;
+      t.adopt(parent, n.ino, n.name, n.kind, n.lookups, opens.get(n.ino) ?? 0);
+    }
+    t.continueFrom(a.nextIno);
+    t.root.opens += opens.get(t.root.ino) ?? 0;
+    for (const h of a.handles) {
+      const inode = t.find(h.ino);
+      if (!inode) continue;
+      let handle: Handle;
+      if (inode.kind === "dir") {
+        handle = new DirHandle(inode, { client: this.#client, bucket: this.#c.bucket, table: t });
+      } else if (h.version !== undefined && (h.flags & O_ACCMODE) === O_RDONLY) {
+        handle = this.#files.resumedReader(inode, h.version);
+      } else {
+        handle = new LostWriteHandle(inode);
+      }
+      this.#handles.set(h.fh, handle);
+    }
+    this.#nextFh = Math.max(this.#nextFh, a.nextFh);
+    for (const u of a.uploads) this.#abortLeftUpload(u.uploadId, u.key);
+  }
+
+  async #abortLeftUpload(uploadId: string, key: string): Promise<void> {
+    try {
+      await this.#client.abortMultipartUpload(this.#c.bucket, key, uploadId);
+    } catch (err) {
+      if (!isS3Error(err, "NoSuchUpload")) {
+        log.with({ component: "fs" }).warn("Cannot abort an upload a replaced server left", {
+          key,
+          error: errorMessage(err),
+        });
+        return;
+      }
+    }
+    this.#ledger?.ended(uploadId);
   }
 
   // ---- Lookup and attributes -----------------------------------------------
@@ -391,6 +471,7 @@ export class S3FileSystem implements FileSystem {
   ): Promise<Uint8Array> {
     return this.#guard("read", { ino, fh, offset, size }, () => {
       const h = this.#handle(fh, ino);
+      if (h.kind === "lost") h.fail();
       if (h.kind !== "read") {
         fail(Errno.EBADF, `Cannot read "${h.inode.key}": handle is for writing`);
       }
@@ -407,6 +488,7 @@ export class S3FileSystem implements FileSystem {
   ): Promise<number> {
     return this.#guard("write", { ino, fh, offset, size: data.byteLength }, () => {
       const h = this.#handle(fh, ino);
+      if (h.kind === "lost") h.fail();
       if (h.kind !== "write") {
         fail(Errno.EBADF, `Cannot write "${h.inode.key}": handle is open for reading`);
       }
@@ -417,6 +499,7 @@ export class S3FileSystem implements FileSystem {
   flush(ctx: RequestContext, ino: Ino, fh: FileHandle): Promise<void> {
     return this.#guard("upload", { ino, fh }, async () => {
       const h = this.#handle(fh, ino);
+      if (h.kind === "lost") h.fail();
       if (h.kind === "write") await h.flush(ctx.pid);
     });
   }
@@ -424,6 +507,7 @@ export class S3FileSystem implements FileSystem {
   fsync(_ctx: RequestContext, ino: Ino, fh: FileHandle, _datasync: boolean): Promise<void> {
     return this.#guard("upload", { ino, fh }, async () => {
       const h = this.#handle(fh, ino);
+      if (h.kind === "lost") h.fail();
       if (h.kind === "write") await h.complete();
     });
   }
@@ -433,7 +517,7 @@ export class S3FileSystem implements FileSystem {
       const h = this.#handle(fh, ino);
       this.#handles.delete(fh);
       try {
-        if (h.kind !== "dir") await this.#files.release(h);
+        if (h.kind === "read" || h.kind === "write") await this.#files.release(h);
       } finally {
         this.#closeHandle(h);
       }

@@ -47,6 +47,18 @@ export interface UploadOptions {
   spare?: { tryReserve(bytes: number): boolean; release(bytes: number): void };
   /** Most parts uploading at once for this handle. Default 4. */
   maxInFlight?: number;
+  /** Told of each multipart upload this upload creates and ends (the takeover journal). */
+  ledger?: UploadLedger;
+}
+
+/**
+ * Where multipart uploads are accounted for while they exist, so that a
+ * server taking over a dead one's mount can abort what it left: `started`
+ * once S3 gave the upload ID, `ended` once it is completed or aborted.
+ */
+export interface UploadLedger {
+  started(uploadId: string, key: string): void;
+  ended(uploadId: string): void;
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 4;
@@ -171,7 +183,14 @@ export class Upload {
     }
     if (!this.#uploadId) {
       const { client, bucket, key, put } = this.#o;
+      const ledger = this.#o.ledger;
       this.#uploadId = client.createMultipartUpload(bucket, key, put);
+      if (ledger) {
+        this.#uploadId = this.#uploadId.then((id) => {
+          ledger.started(id, key);
+          return id;
+        });
+      }
     }
     const partNumber = this.#parts.length + 1;
     const part = this.#uploadPart(partNumber, body);
@@ -232,6 +251,7 @@ export class Upload {
         ({ etag } = await client.completeMultipartUpload(bucket, key, uploadId, parts, {
           ifNoneMatch,
         }));
+        this.#o.ledger?.ended(uploadId);
       }
       this.#state = "done";
       this.#parts = [];
@@ -276,6 +296,7 @@ export class Upload {
         // Parts still in flight would otherwise outlive the abort.
         await Promise.allSettled(this.#parts);
         await client.abortMultipartUpload(bucket, key, uploadId);
+        this.#o.ledger?.ended(uploadId);
       } catch (abortErr) {
         log.with({ component: "fs" }).warn("Cannot abort multipart upload", {
           key,

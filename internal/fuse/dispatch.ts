@@ -19,6 +19,15 @@
  * Every answered request is counted once, in its `finally`, in the FUSE
  * metrics (opcode, errno, latency).
  *
+ * Recording. With a `SessionRecorder` (the takeover journal), the
+ * dispatcher reports what the kernel comes to hold: each node ID an entry
+ * reply hands out (LOOKUP, MKNOD, MKDIR, CREATE and the READDIRPLUS entries
+ * the reply carries, "." and ".." excepted: the kernel takes no reference
+ * for them), each FORGET, each handle opened and released; and it calls
+ * `flush()` before every reply, so nothing reaches the kernel that the
+ * record lacks. A RELEASE is recorded as it arrives: the kernel has
+ * dropped the handle by then, whatever the answer.
+ *
  * Errors. An `FsError` gives its errno. Anything else gives EIO and an error
  * log naming the opcode; a handler that fails after its request was
  * interrupted gets EINTR. A malformed request is answered EIO, an unknown
@@ -28,11 +37,15 @@
  */
 
 import {
+  type DirEntry,
+  type Entry,
   Errno,
+  type FileHandle,
   type FileSystem,
   FsError,
   type Ino,
   type RequestContext,
+  S_IFDIR,
   S_IFMT,
   S_IFREG,
   type SetattrChanges,
@@ -68,6 +81,25 @@ export interface Lifecycle {
   init(req: InitRequest): Promise<InitReply>;
   /** DESTROY: the file system's `destroy`, at most once per session. */
   destroy(): Promise<void>;
+}
+
+/**
+ * What the kernel holds, reported as it changes (see the module note):
+ * what a server that takes over the connection must know.
+ */
+export interface SessionRecorder {
+  /** `parent`/`name` answers with node `ino` of this kind: one more kernel reference to it. */
+  entry(parent: Ino, name: string, ino: Ino, kind: "file" | "dir"): void;
+  forget(ino: Ino, nlookup: number): void;
+  /** A handle handed out; `version`: what a reader pinned (`fs.pinnedVersion`). */
+  opened(fh: FileHandle, ino: Ino, flags: number, version: string | undefined): void;
+  released(fh: FileHandle): void;
+  /** Makes what was reported durable; called before every reply. */
+  flush(): void;
+}
+
+function kindOf(e: Entry): "file" | "dir" {
+  return (e.attr.mode & S_IFMT) === S_IFDIR ? "dir" : "file";
 }
 
 /** Opcodes of the `FileSystem` contract's required operations (and INIT, DESTROY). */
@@ -134,10 +166,18 @@ export class Dispatcher {
   readonly #log: Logger;
   readonly #served: ReadonlySet<number>;
   readonly #inflight = new Map<number, Call>();
+  readonly #rec: SessionRecorder | undefined;
   #idleWaiter: (() => void) | null = null;
 
-  constructor(fs: FileSystem, channel: FuseChannel, lifecycle: Lifecycle, log: Logger) {
+  constructor(
+    fs: FileSystem,
+    channel: FuseChannel,
+    lifecycle: Lifecycle,
+    log: Logger,
+    recorder?: SessionRecorder,
+  ) {
     this.#fs = fs;
+    this.#rec = recorder;
     this.#channel = channel;
     this.#lifecycle = lifecycle;
     this.#log = log;
@@ -182,6 +222,7 @@ export class Dispatcher {
 
   /** Answers `req` with `errnoValue` without reaching the file system. */
   refuse(slot: Slot, req: Request, errnoValue: number): void {
+    this.#rec?.flush();
     this.#channel.replyError(slot, req.unique, errnoValue, req.opcode);
     if (this.#log.enabled("debug")) {
       this.#log.debug("FUSE request", {
@@ -205,6 +246,7 @@ export class Dispatcher {
     const silent = op !== undefined && OPCODE_BY_CODE.get(op)?.noReply === true;
     if (err.unique !== undefined && !silent) {
       const e = err.kind === "UnknownOpcode" ? Errno.ENOSYS : Errno.EIO;
+      this.#rec?.flush();
       this.#channel.replyError(slot, err.unique, e, op ?? 0);
     }
     this.#channel.release(slot);
@@ -213,9 +255,13 @@ export class Dispatcher {
   #noReply(req: Request): void {
     try {
       if (req.op === "FORGET") {
+        this.#rec?.forget(req.nodeid, req.nlookup);
         this.#fs.forget(req.nodeid, req.nlookup);
       } else if (req.op === "BATCH_FORGET") {
-        for (const f of req.forgets) this.#fs.forget(f.nodeid, f.nlookup);
+        for (const f of req.forgets) {
+          this.#rec?.forget(f.nodeid, f.nlookup);
+          this.#fs.forget(f.nodeid, f.nlookup);
+        }
       } else if (req.op === "INTERRUPT") {
         const victim = this.#inflight.get(req.target);
         this.#log.debug("FUSE interrupt", { target: req.target, found: victim !== undefined });
@@ -300,6 +346,7 @@ export class Dispatcher {
       }
       case "LOOKUP": {
         const e = await fs.lookup(call, req.nodeid, req.name);
+        this.#entry(req.nodeid, req.name, e);
         this.#replyOk(call, writeEntryOut(v, P, e));
         return;
       }
@@ -329,6 +376,7 @@ export class Dispatcher {
         const o = req.op === "OPEN"
           ? await fs.open(call, req.nodeid, req.flags)
           : await fs.opendir(call, req.nodeid, req.flags);
+        this.#opened(o.fh, req.nodeid, req.flags);
         this.#replyOk(call, writeOpenOut(v, P, o));
         return;
       }
@@ -337,7 +385,16 @@ export class Dispatcher {
         const plus = req.op === "READDIRPLUS";
         const room = Math.min(req.size, call.slot.buf.byteLength - P);
         const packer = call.slot.packer.reset(P, room, plus);
-        await fs.readdir(call, req.nodeid, req.fh, req.offset, plus, (e) => packer.add(e));
+        const rec = this.#rec;
+        const parent = req.nodeid;
+        const add = plus && rec
+          ? (e: DirEntry) => {
+            if (!packer.add(e)) return false;
+            if (e.entry && e.name !== "." && e.name !== "..") this.#entry(parent, e.name, e.entry);
+            return true;
+          }
+          : (e: DirEntry) => packer.add(e);
+        await fs.readdir(call, req.nodeid, req.fh, req.offset, plus, add);
         this.#replyOk(call, packer.length);
         return;
       }
@@ -346,10 +403,12 @@ export class Dispatcher {
         this.#replyOk(call, 0);
         return;
       case "RELEASE":
+        this.#rec?.released(req.fh);
         await fs.release(call, req.nodeid, req.fh, req.flags);
         this.#replyOk(call, 0);
         return;
       case "RELEASEDIR":
+        this.#rec?.released(req.fh);
         await fs.releasedir(call, req.nodeid, req.fh);
         this.#replyOk(call, 0);
         return;
@@ -359,21 +418,25 @@ export class Dispatcher {
         return;
       case "MKNOD": {
         const e = await fs.mknod(call, req.nodeid, req.name, req.mode, req.umask);
+        this.#entry(req.nodeid, req.name, e);
         this.#replyOk(call, writeEntryOut(v, P, e));
         return;
       }
       case "MKDIR": {
         const e = await fs.mkdir(call, req.nodeid, req.name, req.mode, req.umask);
+        this.#entry(req.nodeid, req.name, e);
         this.#replyOk(call, writeEntryOut(v, P, e));
         return;
       }
       case "SYMLINK": {
         const e = await fs.symlink!(call, req.nodeid, req.name, req.target);
+        this.#entry(req.nodeid, req.name, e);
         this.#replyOk(call, writeEntryOut(v, P, e));
         return;
       }
       case "LINK": {
         const e = await fs.link!(call, req.oldnodeid, req.nodeid, req.name);
+        this.#entry(req.nodeid, req.name, e);
         this.#replyOk(call, writeEntryOut(v, P, e));
         return;
       }
@@ -440,9 +503,19 @@ export class Dispatcher {
       }
       throw err;
     }
+    this.#entry(parent, name, entry);
+    this.#opened(opened.fh, entry.ino, flags);
     const v = call.slot.view;
     const n = writeEntryOut(v, OUT_HEADER_SIZE, entry);
     this.#replyOk(call, n + writeOpenOut(v, OUT_HEADER_SIZE + n, opened));
+  }
+
+  #entry(parent: Ino, name: string, e: Entry): void {
+    if (e.ino !== 0) this.#rec?.entry(parent, name, e.ino, kindOf(e));
+  }
+
+  #opened(fh: FileHandle, ino: Ino, flags: number): void {
+    this.#rec?.opened(fh, ino, flags, this.#fs.pinnedVersion?.(fh));
   }
 
   #replyOk(call: Call, payloadLen: number): void {
@@ -464,5 +537,6 @@ export class Dispatcher {
   #markReplied(call: Call): void {
     if (call.replied) throw new Error(`Reply sent twice for request "${call.unique}"`);
     call.replied = true;
+    this.#rec?.flush();
   }
 }

@@ -161,3 +161,36 @@ export function negotiate(offer: InitOffer, req: InitRequest): InitAnswer {
     },
   };
 }
+
+/** `n` as plain JSON values (the flags as hex), for a successor to resume with. */
+export function negotiatedToJson(n: Negotiated): Record<string, string | number | string[]> {
+  return { ...n, flags: `0x${n.flags.toString(16)}` };
+}
+
+/** The inverse of `negotiatedToJson`; throws naming the first field that is missing or wrong. */
+export function negotiatedFromJson(j: Record<string, unknown>): Negotiated {
+  const num = (k: string): number => {
+    const v = j[k];
+    if (typeof v !== "number" || !Number.isInteger(v) || v < 0) {
+      throw new Error(`Negotiated FUSE values: "${k}" is not a non-negative integer`);
+    }
+    return v;
+  };
+  if (typeof j.flags !== "string" || !/^0x[0-9a-f]+$/.test(j.flags)) {
+    throw new Error(`Negotiated FUSE values: "flags" is not a hex string`);
+  }
+  const flags = BigInt(j.flags);
+  return {
+    major: num("major"),
+    minor: num("minor"),
+    kernelMinor: num("kernelMinor"),
+    flags,
+    flagNames: initFlagNames(flags),
+    maxWrite: num("maxWrite"),
+    maxReadahead: num("maxReadahead"),
+    maxPages: num("maxPages"),
+    maxBackground: num("maxBackground"),
+    congestionThreshold: num("congestionThreshold"),
+    timeGran: num("timeGran"),
+  };
+}

@@ -40,7 +40,7 @@ import { log as rootLog, type Logger } from "../log/mod.ts";
 import { E } from "../sys/libc.ts";
 import { initFlagNames, Op, OPCODE_BY_CODE } from "./abi.ts";
 import { FuseChannel, type Slot } from "./channel.ts";
-import { Dispatcher, type InitReply, type Lifecycle } from "./dispatch.ts";
+import { Dispatcher, type InitReply, type Lifecycle, type SessionRecorder } from "./dispatch.ts";
 import { type InitOffer, initOffer, type InitOptions, negotiate, type Negotiated } from "./init.ts";
 import { encodeInvalEntry, encodeInvalInode } from "./reply.ts";
 import { DecodeError, decodeRequest, type InitRequest, type Request } from "./request.ts";
@@ -58,6 +58,8 @@ export interface SessionOptions extends InitOptions {
   logger?: Logger;
   /** Take over a connection already initialized with these values (no INIT will come). */
   resume?: Negotiated;
+  /** Where what the kernel holds is recorded, for a successor (see dispatch.ts). */
+  recorder?: SessionRecorder & { init(n: Negotiated): void };
 }
 
 /** Request buffers hold max_write plus headers; 4 KiB covers in_header + write_in with room to spare. */
@@ -75,6 +77,7 @@ export class FuseSession {
   readonly #channel: FuseChannel;
   readonly #dispatcher: Dispatcher;
   readonly #resume: Negotiated | undefined;
+  readonly #recorder: SessionOptions["recorder"];
 
   #negotiated: Negotiated | null = null;
   #destroyed = false;
@@ -89,6 +92,7 @@ export class FuseSession {
     this.#ownerUid = options.allowRoot ? (options.ownerUid ?? Deno.uid() ?? 0) : undefined;
     this.#closeFd = options.closeFd ?? true;
     this.#resume = options.resume;
+    this.#recorder = options.recorder;
     // The kernel sends WRITEs of up to the max_write it was given, by whichever server.
     const maxWrite = Math.max(this.#offer.maxWrite, options.resume?.maxWrite ?? 0);
     this.#channel = new FuseChannel(fd, {
@@ -100,7 +104,7 @@ export class FuseSession {
       init: (req) => this.#init(req),
       destroy: () => this.#destroyFs(),
     };
-    this.#dispatcher = new Dispatcher(fs, this.#channel, lifecycle, this.#log);
+    this.#dispatcher = new Dispatcher(fs, this.#channel, lifecycle, this.#log, options.recorder);
     // `ready` may have no listener; its rejection must not count as unhandled.
     this.#ready.promise.catch(() => {});
   }
@@ -218,6 +222,8 @@ export class FuseSession {
     }
     await this.#fs.init?.();
     const n = answer.negotiated;
+    // Flushed before the reply goes out, like every record.
+    this.#recorder?.init(n);
     const onSent = () => {
       this.#negotiated = n;
       this.#ready.resolve(n);

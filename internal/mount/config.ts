@@ -59,6 +59,11 @@ export function mountConfig(
     ...(o.cache ? { cacheDir: o.cache } : {}),
     ...(o.maxCacheSize !== undefined ? { maxCacheSize: o.maxCacheSize * MIB } : {}),
   };
+  if (o.takeOver && (!o.journal || !mountPoint.startsWith("/dev/fd/"))) {
+    throw new UsageError(
+      "Invalid --take-over: it needs --journal and a /dev/fd/N mount point (the live connection)",
+    );
+  }
   const maxInFlight = o.maxThreads!;
   // Path-style unless asked otherwise when the endpoint is not AWS: S3-compatible stores need it.
   const s3 = s3Connection(values, o.endpointUrl !== undefined);
@@ -80,5 +85,7 @@ export function mountConfig(
     ...(o.logFile ? { logFile: o.logFile } : {}),
     ...(o.metricsAddress ? { metricsAddress: parseMetricsAddress(o.metricsAddress) } : {}),
     ...(o.metricsSocket ? { metricsSocket: o.metricsSocket } : {}),
+    ...(o.journal ? { journal: o.journal } : {}),
+    takeOver: o.takeOver,
   };
 }

@@ -230,6 +230,19 @@ export const MOUNT_OPTIONS = {
     help: "Serve this mount's metrics as JSON on a Unix socket (for the node to gather)",
     volume: PROCESS,
   },
+  journal: {
+    type: "string",
+    kind: TEXT,
+    help:
+      "Keep a takeover journal in this file (0600): what the kernel holds, so that a replacement server can continue the mount",
+    volume: PROCESS,
+  },
+  "take-over": {
+    type: "boolean",
+    help:
+      "The /dev/fd/N connection is live, left by a server that died: continue it from --journal (no INIT comes)",
+    volume: PROCESS,
+  },
   help: { ...COMMON_FLAGS.help, volume: "not a mount option" },
 } as const satisfies Record<string, MountOption>;
 

@@ -10,6 +10,12 @@
  * When the file system is ready, one line goes to stdout ("mounted …"): the
  * CSI node waits for it, and the daemonising parent relays it.
  *
+ * Takeover. With `--journal`, the session records what the kernel holds
+ * (internal/takeover). With `--take-over` as well, the `/dev/fd/N`
+ * connection is a live one whose server died: the journal is replayed, the
+ * file system adopts what it describes, and the session resumes without
+ * INIT; the ready line follows as usual.
+ *
  * SIGINT/SIGTERM: a self-mounted file system is detached (lazy unmount, so
  * open files finish) and the session ends when the kernel lets go; pending
  * uploads are completed by the file system's `destroy()`. With `/dev/fd/N`
@@ -27,7 +33,7 @@ import {
   tuneReadahead,
   unmount,
 } from "../fuse/mod.ts";
-import { createDataCache, type FsConfig, S3FileSystem } from "../fs/mod.ts";
+import { createDataCache, type FsConfig, S3FileSystem, type UploadLedger } from "../fs/mod.ts";
 import { type Level, log as rootLog, logToFile, setLevel } from "../log/mod.ts";
 import { AwsObjectClient } from "../s3/aws_object_client.ts";
 import { isS3Error, type S3ClientConfig } from "../s3/object_client.ts";
@@ -36,6 +42,8 @@ import { VERSION } from "../version.ts";
 import { sha256Hex } from "../util/hash.ts";
 import { errorMessage, StartupError } from "../errors/mod.ts";
 import { type MetricsAddress, MetricsServer, serveVolumeSocket, watch } from "../metrics/mod.ts";
+import { emptyState, FileSink, Journal, replay } from "../takeover/journal.ts";
+import { JournalRecorder, type Successor, successorOf } from "../takeover/recorder.ts";
 
 const log = rootLog.with({ component: "mount" });
 
@@ -58,6 +66,10 @@ export interface MountConfig {
   metricsAddress?: MetricsAddress;
   /** Where the node gathers this mount's metrics from (--metrics-socket). */
   metricsSocket?: string;
+  /** The takeover journal's file (--journal). */
+  journal?: string;
+  /** Continue a live connection from the journal (--take-over). */
+  takeOver: boolean;
 }
 
 /** The metrics endpoints of a serving session; stop() closes them. */
@@ -176,6 +188,7 @@ export async function startupCredentials(
 export async function openFileSystem(
   cfg: MountConfig,
   creds: CredentialSource,
+  options: { ledger?: UploadLedger } = {},
 ): Promise<S3FileSystem> {
   const s3: S3ClientConfig = {
     ...cfg.s3,
@@ -208,7 +221,7 @@ export async function openFileSystem(
       ),
     })
     : undefined;
-  return new S3FileSystem(client, fsConfig, cache ? { cache } : {});
+  return new S3FileSystem(client, fsConfig, { ...(cache ? { cache } : {}), ...options });
 }
 
 /** How a session treats its mount point. */
@@ -220,6 +233,9 @@ export interface ServeOptions {
   handedOver: boolean;
   /** Called once the kernel's INIT is answered (the file system answers). */
   onReady(negotiated: Negotiated): Promise<void>;
+  /** Takeover: the session's recorder, and the values to resume a live connection with. */
+  recorder?: JournalRecorder;
+  resume?: Negotiated;
 }
 
 /**
@@ -238,6 +254,8 @@ export async function serveSession(
     allowRoot: cfg.allowRoot,
     ownerUid: cfg.ownerUid,
     maxInFlight: cfg.maxInFlight,
+    ...(options.recorder ? { recorder: options.recorder } : {}),
+    ...(options.resume ? { resume: options.resume } : {}),
   });
   const running = session.run();
   const signals = (name: Deno.Signal) => () => {
@@ -287,7 +305,18 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   setLevel(cfg.logLevel);
   if (cfg.logFile) logToFile(cfg.logFile);
   await preflightMountPoint(cfg.mountPoint);
-  const fs = await openFileSystem(cfg, await startupCredentials());
+  const creds = await startupCredentials();
+  const takeover = cfg.journal ? openJournal(cfg.journal, cfg.takeOver) : undefined;
+  const fs = await openFileSystem(cfg, creds, takeover ? { ledger: takeover.recorder } : {});
+  if (takeover?.successor) {
+    fs.adopt(takeover.successor.adoption);
+    log.info("taking over a live mount", {
+      mountPoint: cfg.mountPoint,
+      nodes: takeover.successor.adoption.nodes.length,
+      handles: takeover.successor.adoption.handles.length,
+      uploadsToAbort: takeover.successor.adoption.uploads.length,
+    });
+  }
   const handedOver = cfg.mountPoint.startsWith("/dev/fd/");
   let fd: number;
   try {
@@ -308,6 +337,8 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   }
   return await serveSession(fd, fs, cfg, {
     handedOver,
+    ...(takeover ? { recorder: takeover.recorder } : {}),
+    ...(takeover?.successor ? { resume: takeover.successor.resume } : {}),
     async onReady() {
       if (!handedOver) {
         await tuneReadahead(cfg.mountPoint, 1024).catch((err) =>
@@ -320,6 +351,41 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       await Deno.stdout.write(new TextEncoder().encode(readyLine)).catch(() => 0);
     },
   });
+}
+
+/**
+ * The journal at `path`, started afresh or, with `takeOver`, replayed (and
+ * rewritten as the snapshot of what it held); a journal with nothing to
+ * resume is a startup error naming it.
+ */
+function openJournal(
+  path: string,
+  takeOver: boolean,
+): { recorder: JournalRecorder; successor?: Successor } {
+  let state = emptyState();
+  let successor: Successor | undefined;
+  if (takeOver) {
+    try {
+      state = replay(Deno.readTextFileSync(path));
+      successor = successorOf(state);
+    } catch (err) {
+      throw new StartupError(`Cannot take over from journal "${path}": ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+  }
+  let journal: Journal;
+  try {
+    journal = new Journal(new FileSink(path), state);
+  } catch (err) {
+    throw new StartupError(`Cannot write journal "${path}": ${errorMessage(err)}`, { cause: err });
+  }
+  const recorder = new JournalRecorder(
+    journal,
+    log.with({ journal: path }),
+    () => Deno.removeSync(path),
+  );
+  return successor ? { recorder, successor } : { recorder };
 }
 
 /**

@@ -12,6 +12,12 @@
  *     {"t":"forget","ino","n"}                   n references dropped (FORGET)
  *     {"t":"open","fh","ino","flags","etag"?}    a file or directory handle handed out
  *     {"t":"release","fh"}                       a handle released
+ *     {"t":"mpu","id","key"}                     a multipart upload created
+ *     {"t":"mpu_end","id"}                       ...and completed or aborted
+ *
+ * Multipart uploads are there so that a replacement aborts what a dead
+ * server left half-written: no object appears, and no parts are kept (and
+ * billed) forever.
  *
  * Ordering. A record is made durable against the server's death (written
  * to the file with write(2); the page cache outlives a killed process, and
@@ -49,7 +55,9 @@ export type JournalRecord =
   | { t: "ref"; ino: number; n: number }
   | { t: "forget"; ino: number; n: number }
   | { t: "open"; fh: number; ino: number; flags: number; etag?: string }
-  | { t: "release"; fh: number };
+  | { t: "release"; fh: number }
+  | { t: "mpu"; id: string; key: string }
+  | { t: "mpu_end"; id: string };
 
 export interface JournalNode {
   parent: number;
@@ -74,6 +82,8 @@ export interface JournalState {
   init: InitValues | null;
   nodes: Map<number, JournalNode>;
   handles: Map<number, JournalHandle>;
+  /** Multipart uploads not known to be over: upload ID → key. */
+  uploads: Map<string, string>;
   /** Highest node ID and handle seen, so a replacement never hands one out twice. */
   maxIno: number;
   maxFh: number;
@@ -90,6 +100,7 @@ export function emptyState(): JournalState {
     init: null,
     nodes: new Map([[ROOT, { parent: ROOT, name: "", kind: "dir", refs: 0, kids: 0, opens: 0 }]]),
     handles: new Map(),
+    uploads: new Map(),
     maxIno: ROOT,
     maxFh: 0,
   };
@@ -151,6 +162,12 @@ export function apply(s: JournalState, r: JournalRecord): boolean {
       collect(s, h.ino);
       return true;
     }
+    case "mpu":
+      if (s.uploads.has(r.id)) return false;
+      s.uploads.set(r.id, r.key);
+      return true;
+    case "mpu_end":
+      return s.uploads.delete(r.id);
   }
 }
 
@@ -198,6 +215,7 @@ export function snapshot(s: JournalState): JournalRecord[] {
   };
   for (const ino of s.nodes.keys()) emit(ino);
   for (const [fh, h] of s.handles) out.push({ t: "open", fh, ...h });
+  for (const [id, key] of s.uploads) out.push({ t: "mpu", id, key });
   return out;
 }
 
@@ -239,7 +257,7 @@ export class Journal {
     const text = this.#pending.join("\n") + "\n";
     this.#lines += this.#pending.length;
     this.#pending = [];
-    const live = this.state.nodes.size + this.state.handles.size;
+    const live = this.state.nodes.size + this.state.handles.size + this.state.uploads.size;
     if (this.#lines > Math.max(COMPACT_MIN_LINES, COMPACT_FACTOR * live)) this.#compact();
     else this.sink.append(text);
   }
