@@ -214,8 +214,10 @@ export class S3FileSystem implements FileSystem {
         if (inode.opens > 0) return { attr: t.attr(inode), ttlMs: this.#ttl.kernelMs };
         fail(Errno.ENOENT, `Cannot stat "${inode.key}": it no longer exists`);
       }
+      // An open handle vouches for the stat it was opened on; an adopted node has none yet.
+      const known = inode.kind === "dir" || inode.etag !== undefined;
       const fresh = inode === t.root || isLocal(inode) ||
-        (fh !== undefined && this.#handles.get(fh)?.inode === inode) ||
+        (fh !== undefined && known && this.#handles.get(fh)?.inode === inode) ||
         inode.validUntil > Date.now();
       if (!fresh) {
         const now = await t.lookupChild(inode.parent, inode.name, ctx.signal, true);
@@ -417,6 +419,10 @@ export class S3FileSystem implements FileSystem {
     return this.#guard("lookup", { ino, flags }, async () => {
       const inode = this.#table.get(ino);
       if (inode.kind === "dir") fail(Errno.EISDIR, `Cannot open directory "${inode.key}"`);
+      if (!inode.attached) {
+        // The kernel's entry is out of date: ESTALE makes it look the name up again and retry.
+        fail(Errno.ESTALE, `Cannot open "${inode.key}": its name now answers with something else`);
+      }
       if ((flags & O_DSYNC) !== 0) {
         fail(Errno.EINVAL, `Cannot open "${inode.key}": O_SYNC and O_DSYNC are not supported`);
       }

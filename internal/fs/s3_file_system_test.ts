@@ -201,6 +201,17 @@ Deno.test("S8 lookup() replaces the inode when a file becomes a directory; getat
 
 // ---- Reading ------------------------------------------------------------------
 
+Deno.test("S8 open() of an inode whose name went is ESTALE, so the kernel looks it up again", async () => {
+  const { fs, client } = await mount();
+  await put(client, "gone.txt", "x");
+  const ino = await resolve(fs, "gone.txt");
+  await client.deleteObject(BUCKET, "gone.txt");
+  // The kernel's entry is still cached; a lookup tells the mount the name went.
+  assert.equal(await errnoOf(fs.lookup(ctx(), ROOT_INO, "gone.txt")), Errno.ENOENT);
+  assert.equal(await errnoOf(fs.open(ctx(), ino, O_RDONLY)), Errno.ESTALE);
+  assert.equal(await errnoOf(fs.open(ctx(), ino, O_WRONLY | O_TRUNC)), Errno.ESTALE);
+});
+
 Deno.test("S9 read() fails with ESTALE after a remote overwrite instead of mixing bytes", async () => {
   const { fs, client } = await mount();
   const size = 32 * 1024 * 1024;
@@ -569,4 +580,56 @@ Deno.test("concurrent mknod() of one name creates it once", async () => {
     [1, 2, 3].map((i) => errnoOf(fs.mknod(ctx(i), ROOT_INO, "same", S_IFREG | 0o644, 0))),
   );
   assert.deepEqual(results.sort(), [0, Errno.EEXIST, Errno.EEXIST]);
+});
+
+// ---- Takeover -----------------------------------------------------------------
+
+Deno.test("S23 adopt() continues a predecessor's session: numbers kept, stat asked, readers keep their version or ESTALE, writers EIO, left uploads aborted", async () => {
+  const { fs, client } = await mount();
+  await put(client, "a/b.txt", "one");
+  await put(client, "c.txt", "two");
+  const pinned = (await client.headObject(BUCKET, "a/b.txt"))!.etag;
+  const left = await client.createMultipartUpload(BUCKET, "w.txt");
+  fs.adopt({
+    nodes: [
+      { ino: 5, parent: ROOT_INO, name: "a", kind: "dir", lookups: 1 },
+      { ino: 9, parent: 5, name: "b.txt", kind: "file", lookups: 2 },
+      { ino: 12, parent: ROOT_INO, name: "c.txt", kind: "file", lookups: 1 },
+      { ino: 13, parent: ROOT_INO, name: "w.txt", kind: "file", lookups: 1 },
+    ],
+    handles: [
+      { fh: 3, ino: 9, flags: O_RDONLY, version: pinned },
+      { fh: 4, ino: 12, flags: O_RDONLY, version: '"an older version"' },
+      { fh: 7, ino: 13, flags: O_WRONLY },
+      { fh: 8, ino: 5, flags: 0 },
+    ],
+    uploads: [{ uploadId: left, key: "w.txt" }],
+    nextIno: 20,
+    nextFh: 10,
+  });
+  // The stat comes from S3, even with the handle given.
+  assert.equal((await fs.getattr(ctx(), 9, 3)).attr.size, 3);
+  assert.equal(dec(await fs.read(ctx(), 9, 3, 0, 100)), "one");
+  assert.equal(await errnoOf(fs.read(ctx(), 12, 4, 0, 100)), Errno.ESTALE);
+  assert.equal(await errnoOf(fs.write(ctx(), 13, 7, 0, enc("x"))), Errno.EIO);
+  assert.equal(await errnoOf(fs.flush(ctx(), 13, 7)), Errno.EIO);
+  assert.equal(await errnoOf(fs.fsync(ctx(), 13, 7, false)), Errno.EIO);
+  await fs.release(ctx(), 13, 7, 0);
+  const listed: string[] = [];
+  await fs.readdir(ctx(), 5, 8, 0, false, (e) => (listed.push(e.name), true));
+  assert.deepEqual(listed, [".", "..", "b.txt"]);
+  await fs.releasedir(ctx(), 5, 8);
+  // Same inode for the same name; new numbers above the predecessor's.
+  assert.equal((await fs.lookup(ctx(), ROOT_INO, "c.txt")).ino, 12);
+  await put(client, "d.txt", "new");
+  const d = await fs.lookup(ctx(), ROOT_INO, "d.txt");
+  assert.ok(d.ino >= 20, `new node ID ${d.ino} is above the predecessor's`);
+  const { fh } = await fs.open(ctx(), d.ino, O_RDONLY);
+  assert.ok(fh >= 10, `new handle ${fh} is above the predecessor's`);
+  for (let i = 0; i < 50 && client.pendingUploads(BUCKET).length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.deepEqual(client.pendingUploads(BUCKET), [], "the left upload is aborted");
+  assert.equal(await client.headObject(BUCKET, "w.txt"), null);
+  await fs.destroy();
 });

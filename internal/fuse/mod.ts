@@ -22,6 +22,7 @@ export { FuseSession, type SessionOptions } from "./session.ts";
 export type { Negotiated, ReaddirplusMode } from "./init.ts";
 export {
   checkMount,
+  cloneFuseFd,
   mountFuse,
   type MountFuseOptions,
   type MountHealth,

@@ -1,27 +1,44 @@
 /**
- * The `process` Mounter: one `s3csi mount` child process per source mount.
+ * The `process` Mounter: one `s3csi mount` child process per source mount,
+ * and a replacement when it dies.
  *
  * The node opens /dev/fuse and does the FUSE mount(2) on the source
- * directory itself (it holds the privileges; the child needs none), then
- * starts `s3csi mount <bucket> /dev/fd/N --foreground …` with that fd. Deno
- * cannot hand arbitrary fds to a child, so the fd's close-on-exec flag is
- * cleared only around the synchronous `spawn()` call: the child inherits
- * exactly that fd and nothing else of ours. Once the child reports ready
- * (one line on stdout), the node closes its copy, so the connection lives
- * exactly as long as the child: if the child dies, the mount turns stale
- * (ENOTCONN) and the next publish cleans and remounts it, instead of
- * leaving requests hanging on a connection nobody serves.
+ * directory itself (it holds the privileges; the child needs none). It
+ * keeps that fd, the keeper, for as long as the volume is mounted, and
+ * starts `s3csi mount <bucket> /dev/fd/N --foreground --journal … …` on a
+ * clone of it (`cloneFuseFd`). Deno cannot hand arbitrary fds to a child,
+ * so the clone's close-on-exec flag is cleared only around the synchronous
+ * `spawn()` call: the child inherits exactly that fd and nothing else of
+ * ours.
+ *
+ * Why a keeper. The kernel aborts a FUSE connection only when its last fd
+ * closes, so while the node holds one, a child that dies (a crash, an OOM
+ * kill) costs the workload only the calls that child had read: they fail
+ * once; new calls wait in the kernel. The node sees the exit and starts a
+ * successor on a new clone with `--take-over` and the same state directory,
+ * whose journal tells it what the kernel holds (internal/takeover). The
+ * workload's mount never turns into ENOTCONN. Replacements are bounded
+ * (`MAX_RESTARTS` within `RESTART_WINDOW_MS`); past that, or when a
+ * successor cannot start, the node closes the keeper: the mount turns stale
+ * and the next publish remounts it, as it would without takeover.
+ *
+ * Unmount detaches the source; the kernel then ends the connection whatever
+ * fds remain, the child sees ENODEV, completes pending uploads and exits,
+ * and only then is the keeper closed.
  *
  * Private state per mount lives in `stateDir` (mode 0700): the credentials
  * file the child reads (rewritten on every publish, which is how a rotated
- * secret reaches a running mount), the child's log file, and its pid.
- * Credentials never appear in argv or in logs.
+ * secret reaches a running mount), the child's log file, its pid and its
+ * takeover journal. Credentials never appear in argv or in logs.
+ *
+ * Not covered yet: a node plugin that restarts loses its keepers (the
+ * children keep serving, but a child that dies afterwards is not replaced).
  *
  * @module
  */
 import type { S3Connection } from "../cli/mod.ts";
 import { FailedPreconditionError, InternalError } from "../errors/mod.ts";
-import { checkMount, unmount } from "../fuse/mod.ts";
+import { checkMount, cloneFuseFd, unmount } from "../fuse/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
 import { writeCredentialsFile } from "../mount/credentials.ts";
 import { CREDENTIALS_FILE, CREDENTIALS_PROFILE, METRICS_SOCKET } from "../podmount/contract.ts";
@@ -37,6 +54,24 @@ import {
 } from "./source.ts";
 
 const log = rootLog.with({ component: "mounter" });
+
+/** Replacements of one mount's server allowed within `RESTART_WINDOW_MS`. */
+export const MAX_RESTARTS = 5;
+export const RESTART_WINDOW_MS = 60_000;
+/** The takeover journal's file in a mount's state directory. */
+export const JOURNAL_FILE = "journal";
+
+/** One source mount this node serves: the keeper fd and the server on a clone of it. */
+interface Served {
+  readonly spec: MountSpec;
+  readonly credsFile: string | undefined;
+  readonly keeper: number;
+  child: Deno.ChildProcess | null;
+  /** When each replacement started, for the bound. */
+  restarts: number[];
+  unmounting: boolean;
+  closed: boolean;
+}
 
 /** The driver's S3 connection, passed to every mount, and how to run them. */
 export interface ProcessMounterConfig extends S3Connection {
@@ -75,7 +110,7 @@ function explain(stderr: string, logTail: string[]): string {
 
 export class ProcessMounter implements Mounter {
   readonly #config: ProcessMounterConfig;
-  readonly #children = new Map<string, Deno.ChildProcess>();
+  readonly #served = new Map<string, Served>();
 
   constructor(config: ProcessMounterConfig) {
     this.#config = config;
@@ -95,12 +130,42 @@ export class ProcessMounter implements Mounter {
       unmount(spec.sourceDir, { lazy: true });
       await this.#killRecorded(spec.stateDir);
     }
-    await this.#start(spec, spec.credentials ? credsFile : undefined);
+    this.#forget(spec.sourceDir);
+    const keeper = await mountSource(spec);
+    const served: Served = {
+      spec,
+      credsFile: spec.credentials ? credsFile : undefined,
+      keeper,
+      child: null,
+      restarts: [],
+      unmounting: false,
+      closed: false,
+    };
+    try {
+      await this.#spawn(served, false);
+    } catch (err) {
+      this.#closeKeeper(served);
+      unmount(spec.sourceDir, { lazy: true });
+      throw err;
+    }
+    this.#served.set(spec.sourceDir, served);
+    await tuneSource(spec.sourceDir, this.#log(spec));
   }
 
-  async #start(spec: MountSpec, credsFile: string | undefined): Promise<void> {
-    const mlog = log.with({ volume: spec.volumeId, mount: spec.mountId, source: spec.sourceDir });
-    const fd = await mountSource(spec);
+  #log(spec: MountSpec) {
+    return log.with({ volume: spec.volumeId, mount: spec.mountId, source: spec.sourceDir });
+  }
+
+  /**
+   * Starts a server on a new clone of the keeper and waits for its ready
+   * line; `takeOver`: the connection is live and the server continues it
+   * from the journal. Throws FailedPrecondition with the child's own
+   * explanation when it does not become ready.
+   */
+  async #spawn(served: Served, takeOver: boolean): Promise<void> {
+    const { spec } = served;
+    const mlog = this.#log(spec);
+    const fd = cloneFuseFd(served.keeper);
     const args = [
       "mount",
       spec.bucket,
@@ -110,6 +175,9 @@ export class ProcessMounter implements Mounter {
       `${spec.stateDir}/mount.log`,
       "--metrics-socket",
       `${spec.stateDir}/${METRICS_SOCKET}`,
+      "--journal",
+      `${spec.stateDir}/${JOURNAL_FILE}`,
+      ...(takeOver ? ["--take-over"] : []),
       ...sourceMountArgs(spec, this.#config),
     ];
     const env: Record<string, string> = {
@@ -123,13 +191,13 @@ export class ProcessMounter implements Mounter {
       const v = Deno.env.get(k);
       if (v) env[k] = v;
     }
-    if (credsFile) {
-      env.AWS_SHARED_CREDENTIALS_FILE = credsFile;
+    if (served.credsFile) {
+      env.AWS_SHARED_CREDENTIALS_FILE = served.credsFile;
       env.AWS_PROFILE = CREDENTIALS_PROFILE;
     }
     const [exe, ...pre] = this.#config.command;
     let child: Deno.ChildProcess;
-    // No await between clearing and restoring close-on-exec: no other spawn can interleave.
+    // No await between clearing close-on-exec and closing: no other spawn can interleave.
     setCloexec(fd, false);
     try {
       child = new Deno.Command(exe, {
@@ -141,14 +209,13 @@ export class ProcessMounter implements Mounter {
         stderr: "piped",
       }).spawn();
     } catch (err) {
-      setCloexec(fd, true);
-      sysClose(fd);
-      unmount(spec.sourceDir, { lazy: true });
       throw new InternalError(`Cannot start the mount process: ${(err as Error).message}`, {
         cause: err,
       });
+    } finally {
+      // The child has its own copy; ours would keep the connection for nobody.
+      sysClose(fd);
     }
-    setCloexec(fd, true);
     let stderr = "";
     const dec = new TextDecoder();
     const stderrDone = (async () => {
@@ -159,7 +226,6 @@ export class ProcessMounter implements Mounter {
       }
     })();
     const ready = await this.#waitReady(child, this.#config.startTimeoutMs ?? 60_000);
-    sysClose(fd);
     if (ready !== "ready") {
       try {
         child.kill("SIGKILL");
@@ -168,25 +234,71 @@ export class ProcessMounter implements Mounter {
       }
       await child.status;
       await stderrDone;
-      unmount(spec.sourceDir, { lazy: true });
       const why = ready === "timeout"
         ? "it did not become ready in time"
         : explain(stderr, await readTail(`${spec.stateDir}/mount.log`, 20));
-      mlog.error("mount process failed", { reason: why });
+      mlog.error("mount process failed", { reason: why, takeOver });
       throw new FailedPreconditionError(
         `Cannot mount bucket "${spec.bucket}" for volume "${spec.volumeId}": ${why}`,
       );
     }
     await Deno.writeTextFile(`${spec.stateDir}/pid`, `${child.pid}\n`);
     await recordMetricsSource(spec.stateDir, spec.volumeId, `${spec.stateDir}/${METRICS_SOCKET}`);
-    this.#children.set(spec.sourceDir, child);
-    child.status.then((s) => {
-      this.#children.delete(spec.sourceDir);
-      mlog.info("mount process exited", { code: s.code, signal: s.signal });
-    });
+    served.child = child;
+    child.status.then((s) => this.#exited(served, child, s));
     child.unref();
-    await tuneSource(spec.sourceDir, mlog);
-    mlog.info("mount process started", { pid: child.pid, bucket: spec.bucket });
+    mlog.info(takeOver ? "mount process replaced" : "mount process started", {
+      pid: child.pid,
+      bucket: spec.bucket,
+    });
+  }
+
+  /** A server exited: replace it unless the mount is going away or has been replaced too often. */
+  async #exited(served: Served, child: Deno.ChildProcess, s: Deno.CommandStatus): Promise<void> {
+    const mlog = this.#log(served.spec);
+    mlog.info("mount process exited", { code: s.code, signal: s.signal });
+    if (served.child !== child) return;
+    served.child = null;
+    if (served.unmounting || served.closed) return;
+    const now = Date.now();
+    served.restarts = served.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
+    if (served.restarts.length >= MAX_RESTARTS) {
+      mlog.error("mount process keeps dying: giving up the mount", {
+        restarts: served.restarts.length,
+        windowSeconds: RESTART_WINDOW_MS / 1000,
+      });
+      this.#closeKeeper(served);
+      return;
+    }
+    served.restarts.push(now);
+    mlog.warn("mount process died: a replacement takes over the live mount", {
+      code: s.code,
+      signal: s.signal,
+    });
+    try {
+      await this.#spawn(served, true);
+    } catch (err) {
+      mlog.error("cannot replace the mount process: giving up the mount", { error: err });
+      this.#closeKeeper(served);
+    }
+  }
+
+  /** Lets the connection go: with no server left, the kernel ends it and the mount turns stale. */
+  #closeKeeper(served: Served): void {
+    if (served.closed) return;
+    served.closed = true;
+    sysClose(served.keeper);
+    if (this.#served.get(served.spec.sourceDir) === served) {
+      this.#served.delete(served.spec.sourceDir);
+    }
+  }
+
+  /** Drops what this node held of an earlier mount on `sourceDir` (stale, or served by an earlier node). */
+  #forget(sourceDir: string): void {
+    const old = this.#served.get(sourceDir);
+    if (!old) return;
+    old.unmounting = true;
+    this.#closeKeeper(old);
   }
 
   async #waitReady(
@@ -221,9 +333,11 @@ export class ProcessMounter implements Mounter {
   }
 
   async unmount(sourceDir: string, stateDir: string): Promise<void> {
+    const served = this.#served.get(sourceDir);
+    if (served) served.unmounting = true;
     detachSource(sourceDir);
-    // The child sees ENODEV, completes pending uploads and exits by itself.
-    const child = this.#children.get(sourceDir);
+    // The kernel ends the connection: the child sees ENODEV, completes pending uploads and exits.
+    const child = served?.child;
     if (child) {
       const exited = await Promise.race([
         child.status.then(() => true),
@@ -240,6 +354,7 @@ export class ProcessMounter implements Mounter {
     } else {
       await this.#killRecorded(stateDir);
     }
+    if (served) this.#closeKeeper(served);
     await Deno.remove(sourceDir).catch(() => {});
     await Deno.remove(stateDir, { recursive: true }).catch(() => {});
   }

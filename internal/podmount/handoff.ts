@@ -12,7 +12,7 @@
  * @module
  */
 import { close, connectUnix, E, SysError, viaDirFd } from "../sys/libc.ts";
-import { cloneFuseFd } from "../fuse/mount.ts";
+import { cloneFuseFd } from "../fuse/mod.ts";
 import {
   ERROR_FILE,
   type MountReply,

@@ -3,64 +3,18 @@
  * gRPC the way kubelet drives it (targets under <kubelet>/pods/<uid>/...).
  */
 import assert from "node:assert/strict";
-import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
-import { CsiClient, mountCapability } from "../support/csi_client.ts";
-import { type DriverProcess, spawnNode } from "../support/driver.ts";
-import {
-  detachFuseMountsUnder,
-  fuseMountsUnder,
-  minioClientConfig,
-  type MinioServer,
-  startMinio,
-} from "../support/mod.ts";
+import { mountCapability } from "../support/csi_client.ts";
+import { fuseMountsUnder } from "../support/mod.ts";
+import { PLUGIN, publishReq, serverPid, target, withNode } from "../support/node_env.ts";
+import { MAX_RESTARTS } from "../../internal/mounter/process_mounter.ts";
 
-const PLUGIN = "plugins/s3.csi.scality.com";
-
-interface Ctx {
-  minio: MinioServer;
-  driver: DriverProcess;
-  csi: CsiClient;
-  s3: AwsObjectClient;
-  kubelet: string;
-  secrets: Record<string, string>;
-}
-
-function target(kubelet: string, pod: string, pv = "pv-1"): string {
-  return `${kubelet}/pods/${pod}/volumes/kubernetes.io~csi/${pv}/mount`;
-}
-
-async function withNode(fn: (ctx: Ctx) => Promise<void>): Promise<void> {
-  const minio = await startMinio();
-  const { driver, kubelet, socket } = await spawnNode(minio, "test-node", ["--controller"]);
-  const csi = new CsiClient(socket);
-  const s3 = new AwsObjectClient(minioClientConfig(minio));
-  const secrets = { access_key_id: minio.accessKeyId, secret_access_key: minio.secretAccessKey };
-  try {
-    await fn({ minio, driver, csi, s3, kubelet, secrets });
-  } finally {
-    csi.close();
-    await driver.stop();
-    await detachFuseMountsUnder(kubelet);
-    await new Deno.Command("pkill", { args: ["-f", `${kubelet}/${PLUGIN}/state`] }).output();
-    await minio.stop();
-    await Deno.remove(kubelet, { recursive: true }).catch(() => {});
+/** Polls `check` every 100 ms for up to 30 s. */
+async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-function publishReq(
-  volumeId: string,
-  context: Record<string, string>,
-  tgt: string,
-  extra: Record<string, unknown> = {},
-) {
-  return {
-    volume_id: volumeId,
-    target_path: tgt,
-    volume_capability: mountCapability(),
-    volume_context: context,
-    readonly: false,
-    ...extra,
-  };
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 async function sh(cmd: string): Promise<{ code: number; out: string }> {
@@ -188,20 +142,22 @@ Deno.test("NodePublishVolume() read-only publishes refuse writes with EROFS, a p
   });
 });
 
-Deno.test("NodePublishVolume() after the mount process is killed restores a working mount", async () => {
-  await withNode(async ({ csi, s3, kubelet }) => {
+Deno.test("a mount server that keeps dying is replaced at most MAX_RESTARTS times, then the mount turns stale and the next NodePublishVolume restores it", async () => {
+  await withNode(async ({ csi, s3, kubelet, stateRoot }) => {
     await s3.createBucket("crash-bucket");
     const ctx = { bucketName: "crash-bucket" };
     const t = target(kubelet, "pod-crash");
     await csi.call("Node", "NodePublishVolume", publishReq("crash-vol", ctx, t));
     await Deno.writeTextFile(`${t}/before.txt`, "1");
-    const state = `${kubelet}/${PLUGIN}/state`;
-    const [id] = [...Deno.readDirSync(state)].map((e) => e.name);
-    const pid = Number((await Deno.readTextFile(`${state}/${id}/pid`)).trim());
-    Deno.kill(pid, "SIGKILL");
-    await new Promise((r) => setTimeout(r, 300));
-    const dead = await sh(`stat '${t}'`);
-    assert.match(dead.out, /Transport endpoint is not connected/);
+    // Each kill is answered by a replacement on the live connection, until the bound.
+    for (let i = 0; i < MAX_RESTARTS; i++) {
+      const pid = await serverPid(stateRoot);
+      Deno.kill(pid, "SIGKILL");
+      await waitFor(async () => (await serverPid(stateRoot)) !== pid, "a replacement");
+      assert.equal(await Deno.readTextFile(`${t}/before.txt`), "1");
+    }
+    Deno.kill(await serverPid(stateRoot), "SIGKILL");
+    await waitFor(async () => (await sh(`stat '${t}'`)).out.includes("not connected"), "stale");
     await csi.call("Node", "NodePublishVolume", publishReq("crash-vol", ctx, t));
     assert.equal(await Deno.readTextFile(`${t}/before.txt`), "1");
     await Deno.writeTextFile(`${t}/after.txt`, "2");

@@ -127,6 +127,7 @@ const ERRNO_NAMES: Record<number, string> = {
   38: "ENOSYS",
   39: "ENOTEMPTY",
   95: "EOPNOTSUPP",
+  103: "ECONNABORTED",
   107: "ENOTCONN",
   116: "ESTALE",
 };

@@ -368,3 +368,27 @@ async function waitReady(
     client.close();
   }
 }
+
+/**
+ * Multipart uploads in progress in `bucket` (key and upload ID): what a
+ * test checks is never left behind. Straight from the SDK, as the driver
+ * itself has no use for the listing.
+ */
+export async function listUploads(
+  m: MinioServer,
+  bucket: string,
+): Promise<{ key: string; uploadId: string }[]> {
+  const { S3Client, ListMultipartUploadsCommand } = await import("@aws-sdk/client-s3");
+  const client = new S3Client({
+    endpoint: m.endpoint,
+    region: m.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
+  });
+  try {
+    const out = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    return (out.Uploads ?? []).map((u) => ({ key: u.Key ?? "", uploadId: u.UploadId ?? "" }));
+  } finally {
+    client.destroy();
+  }
+}

@@ -6,7 +6,7 @@
  * @module
  */
 
-export { minioBinary, minioClientConfig, minioEnv, startMinio } from "./minio.ts";
+export { listUploads, minioBinary, minioClientConfig, minioEnv, startMinio } from "./minio.ts";
 export type { MinioServer, StartMinioOptions } from "./minio.ts";
 export { assumeRole } from "./sts.ts";
 export {
