@@ -18,7 +18,9 @@
  *
  * `--quick` shrinks every size (a smoke run of the script itself);
  * `--no-peers` leaves s3fs and rclone out of the side-by-side table
- * (`bench_peers.ts`), which otherwise measures them in the same run;
+ * (`bench_peers.ts`), which otherwise measures them in the same run; the
+ * table always has `s3csi` twice, without and with the takeover journal
+ * the CSI node gives every mount, for the journal's cost;
  * `--write-doc` replaces the results section of docs/benchmarks.md.
  * Needs root (drop_caches, FUSE), fio, and a MinIO binary (`MINIO_BIN` or
  * the build `scripts/tools.sh` caches).
@@ -469,7 +471,7 @@ async function main(): Promise<number> {
     await bench.smallFiles();
     await bench.listings();
     await bench.publish();
-    const tools = [s3csiTool(minio, BUCKET)];
+    const tools = [s3csiTool(minio, BUCKET), s3csiTool(minio, BUCKET, work)];
     if (!noPeers) {
       const rclone = Deno.env.get("RCLONE_BIN");
       if (!rclone) throw new Error("RCLONE_BIN is not set: run through scripts/bench");

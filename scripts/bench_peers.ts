@@ -122,10 +122,17 @@ async function spawnPeer(
   };
 }
 
-export function s3csiTool(minio: MinioServer, bucket: string): Tool {
+/**
+ * `s3csi mount`; with `journalDir`, each mount keeps a takeover journal
+ * there (`--journal`, as the CSI node runs every mount), so that the two
+ * columns show what the journal costs.
+ */
+export function s3csiTool(minio: MinioServer, bucket: string, journalDir?: string): Tool {
+  let seq = 0;
   return {
-    name: "s3csi",
+    name: journalDir ? "s3csi + journal" : "s3csi",
     async mount(dir) {
+      const journal = journalDir ? ["--journal", `${journalDir}/journal-${seq++}`] : [];
       const m = await startMount([
         bucket,
         dir,
@@ -135,6 +142,7 @@ export function s3csiTool(minio: MinioServer, bucket: string): Tool {
         minio.region,
         "--allow-overwrite",
         "--allow-delete",
+        ...journal,
       ], {
         AWS_ACCESS_KEY_ID: minio.accessKeyId,
         AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,

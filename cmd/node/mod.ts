@@ -199,6 +199,7 @@ export async function main(args: string[]): Promise<number> {
   const metrics = metricsAt ? new MetricsServer(metricsAt, () => node.metricsSources()) : undefined;
   watch("mounts", async () => (await node.metricsSources()).length);
   const done = shutdownSignal();
+  await node.recover();
   await server.listen(endpoint);
   const kubelet = await announce(values, nodeId, endpoint);
   log.info("node started", {
@@ -208,9 +209,9 @@ export async function main(args: string[]): Promise<number> {
     controller: withController,
   });
   const signal = await done;
-  // Mount processes are not stopped here: outside a container they outlive the plugin and are
-  // found again through the mount table. Inside a container they end with it, and the next
-  // publish of each target replaces the dead mount (the pod mounter will lift that limit).
+  // Mount processes are not stopped here: outside a container they outlive the plugin, and the
+  // next node instance takes their keepers back (`recover`). Inside a container they end with
+  // it, and the next publish of each target replaces the dead mount.
   log.info("shutting down", { signal });
   // Unregister first: the kubelet stops sending calls to a plugin whose socket is gone.
   await kubelet.stop();

@@ -98,6 +98,15 @@ export class NodeServer {
     return `${this.#pluginDir}/mnt`;
   }
 
+  /** At start: the mounter takes charge again of the mounts an earlier node left serving. */
+  async recover(): Promise<void> {
+    try {
+      await this.#config.mounter.recover?.(this.#stateRoot);
+    } catch (err) {
+      log.warn("cannot recover the mounts of an earlier node instance", { error: err });
+    }
+  }
+
   /** The mounts serving on this node whose metrics the node's endpoint gathers. */
   metricsSources(): Promise<VolumeSource[]> {
     return metricsSources(this.#stateRoot);

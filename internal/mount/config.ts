@@ -86,6 +86,7 @@ export function mountConfig(
     ...(o.metricsAddress ? { metricsAddress: parseMetricsAddress(o.metricsAddress) } : {}),
     ...(o.metricsSocket ? { metricsSocket: o.metricsSocket } : {}),
     ...(o.journal ? { journal: o.journal } : {}),
+    ...(o.keeperDir ? { keeperDir: o.keeperDir } : {}),
     takeOver: o.takeOver,
   };
 }

@@ -237,6 +237,13 @@ export const MOUNT_OPTIONS = {
       "Keep a takeover journal in this file (0600): what the kernel holds, so that a replacement server can continue the mount",
     volume: PROCESS,
   },
+  "keeper-dir": {
+    type: "string",
+    kind: TEXT,
+    help:
+      "Hand a clone of the FUSE connection to whoever connects to keeper.sock in this root-only directory (how a restarted CSI node keeps the mount alive)",
+    volume: PROCESS,
+  },
   "take-over": {
     type: "boolean",
     help:

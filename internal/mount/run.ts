@@ -14,7 +14,9 @@
  * (internal/takeover). With `--take-over` as well, the `/dev/fd/N`
  * connection is a live one whose server died: the journal is replayed, the
  * file system adopts what it describes, and the session resumes without
- * INIT; the ready line follows as usual.
+ * INIT; the ready line follows as usual. With `--keeper-dir`, the process
+ * hands clones of its connection to a CSI node that restarted
+ * (internal/takeover/keeper.ts).
  *
  * SIGINT/SIGTERM: a self-mounted file system is detached (lazy unmount, so
  * open files finish) and the session ends when the kernel lets go; pending
@@ -44,6 +46,7 @@ import { errorMessage, StartupError } from "../errors/mod.ts";
 import { type MetricsAddress, MetricsServer, serveVolumeSocket, watch } from "../metrics/mod.ts";
 import { emptyState, FileSink, Journal, replay } from "../takeover/journal.ts";
 import { JournalRecorder, type Successor, successorOf } from "../takeover/recorder.ts";
+import { serveKeeper } from "../takeover/keeper.ts";
 
 const log = rootLog.with({ component: "mount" });
 
@@ -70,6 +73,8 @@ export interface MountConfig {
   journal?: string;
   /** Continue a live connection from the journal (--take-over). */
   takeOver: boolean;
+  /** Where to serve the keeper socket (--keeper-dir). */
+  keeperDir?: string;
 }
 
 /** The metrics endpoints of a serving session; stop() closes them. */
@@ -335,22 +340,29 @@ export async function runMount(cfg: MountConfig): Promise<number> {
       cause: err,
     });
   }
-  return await serveSession(fd, fs, cfg, {
-    handedOver,
-    ...(takeover ? { recorder: takeover.recorder } : {}),
-    ...(takeover?.successor ? { resume: takeover.successor.resume } : {}),
-    async onReady() {
-      if (!handedOver) {
-        await tuneReadahead(cfg.mountPoint, 1024).catch((err) =>
-          log.warn("cannot raise readahead: sequential reads use 128 KiB requests", { error: err })
-        );
-      }
-      const readyLine = `mounted bucket "${cfg.bucket}"${
-        cfg.fs.prefix ? ` prefix "${cfg.fs.prefix}"` : ""
-      } at ${cfg.mountPoint}\n`;
-      await Deno.stdout.write(new TextEncoder().encode(readyLine)).catch(() => 0);
-    },
-  });
+  const keeper = cfg.keeperDir ? serveKeeper(cfg.keeperDir, fd, log) : undefined;
+  try {
+    return await serveSession(fd, fs, cfg, {
+      handedOver,
+      ...(takeover ? { recorder: takeover.recorder } : {}),
+      ...(takeover?.successor ? { resume: takeover.successor.resume } : {}),
+      async onReady() {
+        if (!handedOver) {
+          await tuneReadahead(cfg.mountPoint, 1024).catch((err) =>
+            log.warn("cannot raise readahead: sequential reads use 128 KiB requests", {
+              error: err,
+            })
+          );
+        }
+        const readyLine = `mounted bucket "${cfg.bucket}"${
+          cfg.fs.prefix ? ` prefix "${cfg.fs.prefix}"` : ""
+        } at ${cfg.mountPoint}\n`;
+        await Deno.stdout.write(new TextEncoder().encode(readyLine)).catch(() => 0);
+      },
+    });
+  } finally {
+    keeper?.stop();
+  }
 }
 
 /**

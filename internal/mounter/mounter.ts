@@ -53,4 +53,9 @@ export interface Mounter {
   ensureMounted(spec: MountSpec): Promise<void>;
   /** Unmounts the source and stops whatever served it. Missing or unmounted is success. */
   unmount(sourceDir: string, stateDir: string): Promise<void>;
+  /**
+   * At start: takes charge again of the mounts an earlier node instance
+   * left serving, whose state directories are under `stateRoot`.
+   */
+  recover?(stateRoot: string): Promise<void>;
 }

@@ -31,8 +31,12 @@
  * secret reaches a running mount), the child's log file, its pid and its
  * takeover journal. Credentials never appear in argv or in logs.
  *
- * Not covered yet: a node plugin that restarts loses its keepers (the
- * children keep serving, but a child that dies afterwards is not replaced).
+ * A node that restarts has lost its keepers, while the servers it started
+ * go on. `recover()` (at start) finds each mount it left through the spec
+ * saved in its state directory and takes a keeper back from the server's
+ * keeper socket (internal/takeover/keeper.ts); that socket's connection
+ * closing is how the node learns that a server it did not start died, and
+ * from then on the mount is served as if the node had never restarted.
  *
  * @module
  */
@@ -44,6 +48,7 @@ import { writeCredentialsFile } from "../mount/credentials.ts";
 import { CREDENTIALS_FILE, CREDENTIALS_PROFILE, METRICS_SOCKET } from "../podmount/contract.ts";
 import { recordMetricsSource } from "./metrics_sources.ts";
 import { close as sysClose, setCloexec } from "../sys/libc.ts";
+import { type Reclaimed, reclaimKeeper } from "../takeover/keeper.ts";
 import type { Mounter, MountSpec } from "./mounter.ts";
 import {
   detachSource,
@@ -61,12 +66,16 @@ export const RESTART_WINDOW_MS = 60_000;
 /** The takeover journal's file in a mount's state directory. */
 export const JOURNAL_FILE = "journal";
 
+/** The spec of a mount, saved for a node that restarts (credentials live in their own file). */
+const SPEC_FILE = "spec.json";
+
 /** One source mount this node serves: the keeper fd and the server on a clone of it. */
 interface Served {
   readonly spec: MountSpec;
   readonly credsFile: string | undefined;
   readonly keeper: number;
-  child: Deno.ChildProcess | null;
+  /** The server: a child of this node, or one an earlier node started (watched through its socket). */
+  child: Deno.ChildProcess | Reclaimed | null;
   /** When each replacement started, for the bound. */
   restarts: number[];
   unmounting: boolean;
@@ -149,7 +158,65 @@ export class ProcessMounter implements Mounter {
       throw err;
     }
     this.#served.set(spec.sourceDir, served);
+    const { credentials: _secret, ...saved } = spec;
+    await Deno.writeTextFile(`${spec.stateDir}/${SPEC_FILE}`, JSON.stringify(saved), {
+      mode: 0o600,
+    });
     await tuneSource(spec.sourceDir, this.#log(spec));
+  }
+
+  /**
+   * At start: takes back a keeper of every mount an earlier node left
+   * serving under `stateRoot`, so that their servers are replaced again
+   * when they die. A mount that cannot be reclaimed (no spec, a dead
+   * mount, an older server without a keeper socket) is left as it is: the
+   * next publish or unpublish of its volume deals with it.
+   */
+  async recover(stateRoot: string): Promise<void> {
+    let dirs: string[];
+    try {
+      dirs = [...Deno.readDirSync(stateRoot)].filter((e) => e.isDirectory).map((e) => e.name);
+    } catch {
+      return; // nothing mounted yet
+    }
+    await Promise.all(dirs.map((d) => this.#reclaim(`${stateRoot}/${d}`)));
+  }
+
+  async #reclaim(stateDir: string): Promise<void> {
+    let spec: MountSpec;
+    try {
+      spec = JSON.parse(await Deno.readTextFile(`${stateDir}/${SPEC_FILE}`));
+    } catch {
+      return;
+    }
+    const mlog = this.#log(spec);
+    if (this.#served.has(spec.sourceDir) || (await checkMount(spec.sourceDir)) !== "ok") return;
+    let got: Reclaimed;
+    try {
+      got = await reclaimKeeper(stateDir);
+    } catch (err) {
+      mlog.warn(
+        "cannot take back the keeper of a running mount: it will not be replaced if it dies",
+        {
+          error: err,
+        },
+      );
+      return;
+    }
+    const credsFile = `${stateDir}/${CREDENTIALS_FILE}`;
+    const hasCreds = await Deno.stat(credsFile).then(() => true, () => false);
+    const served: Served = {
+      spec,
+      credsFile: hasCreds ? credsFile : undefined,
+      keeper: got.keeper,
+      child: got,
+      restarts: [],
+      unmounting: false,
+      closed: false,
+    };
+    this.#served.set(spec.sourceDir, served);
+    got.gone.then(() => this.#exited(served, got, "gone"));
+    mlog.info("took back the keeper of a running mount", { pid: got.pid });
   }
 
   #log(spec: MountSpec) {
@@ -177,6 +244,8 @@ export class ProcessMounter implements Mounter {
       `${spec.stateDir}/${METRICS_SOCKET}`,
       "--journal",
       `${spec.stateDir}/${JOURNAL_FILE}`,
+      "--keeper-dir",
+      spec.stateDir,
       ...(takeOver ? ["--take-over"] : []),
       ...sourceMountArgs(spec, this.#config),
     ];
@@ -254,10 +323,17 @@ export class ProcessMounter implements Mounter {
   }
 
   /** A server exited: replace it unless the mount is going away or has been replaced too often. */
-  async #exited(served: Served, child: Deno.ChildProcess, s: Deno.CommandStatus): Promise<void> {
+  async #exited(
+    served: Served,
+    child: Deno.ChildProcess | Reclaimed,
+    s: Deno.CommandStatus | "gone",
+  ): Promise<void> {
     const mlog = this.#log(served.spec);
-    mlog.info("mount process exited", { code: s.code, signal: s.signal });
+    const how = s === "gone"
+      ? { pid: (child as Reclaimed).pid }
+      : { code: s.code, signal: s.signal };
     if (served.child !== child) return;
+    mlog.info("mount process exited", how);
     served.child = null;
     if (served.unmounting || served.closed) return;
     const now = Date.now();
@@ -271,10 +347,7 @@ export class ProcessMounter implements Mounter {
       return;
     }
     served.restarts.push(now);
-    mlog.warn("mount process died: a replacement takes over the live mount", {
-      code: s.code,
-      signal: s.signal,
-    });
+    mlog.warn("mount process died: a replacement takes over the live mount", how);
     try {
       await this.#spawn(served, true);
     } catch (err) {
@@ -287,6 +360,7 @@ export class ProcessMounter implements Mounter {
   #closeKeeper(served: Served): void {
     if (served.closed) return;
     served.closed = true;
+    if (served.child && "gone" in served.child) served.child.release();
     sysClose(served.keeper);
     if (this.#served.get(served.spec.sourceDir) === served) {
       this.#served.delete(served.spec.sourceDir);
@@ -339,14 +413,16 @@ export class ProcessMounter implements Mounter {
     // The kernel ends the connection: the child sees ENODEV, completes pending uploads and exits.
     const child = served?.child;
     if (child) {
+      const ended = "gone" in child ? child.gone : child.status;
       const exited = await Promise.race([
-        child.status.then(() => true),
+        ended.then(() => true),
         new Promise<boolean>((r) => setTimeout(() => r(false), 30_000)),
       ]);
       if (!exited) {
         log.warn("mount process did not exit after unmount: killing it", { source: sourceDir });
         try {
-          child.kill("SIGKILL");
+          if ("gone" in child) Deno.kill(child.pid, "SIGKILL");
+          else child.kill("SIGKILL");
         } catch {
           // gone
         }

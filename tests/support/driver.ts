@@ -107,14 +107,16 @@ export interface NodeProcess {
 
 /**
  * Starts `s3csi node` against `minio` with a fresh temporary kubelet
- * directory; `extraArgs` follow the common ones (e.g. `--controller`).
+ * directory, or `kubelet` (a node restarting); `extraArgs` follow the
+ * common ones (e.g. `--controller`).
  */
 export async function spawnNode(
   minio: MinioServer,
   nodeId: string,
   extraArgs: string[] = [],
+  kubelet?: string,
 ): Promise<NodeProcess> {
-  const kubelet = await tempDir("s3csi-kubelet-");
+  kubelet ??= await tempDir("s3csi-kubelet-");
   const socket = `${kubelet}/csi.sock`;
   const driver = await spawnDriver({
     socket,
