@@ -311,7 +311,9 @@ export class ProcessMounter implements Mounter {
         `Cannot mount bucket "${spec.bucket}" for volume "${spec.volumeId}": ${why}`,
       );
     }
-    await Deno.writeTextFile(`${spec.stateDir}/pid`, `${child.pid}\n`);
+    // Renamed into place: a reader never sees the file empty.
+    await Deno.writeTextFile(`${spec.stateDir}/pid.tmp`, `${child.pid}\n`);
+    await Deno.rename(`${spec.stateDir}/pid.tmp`, `${spec.stateDir}/pid`);
     await recordMetricsSource(spec.stateDir, spec.volumeId, `${spec.stateDir}/${METRICS_SOCKET}`);
     served.child = child;
     child.status.then((s) => this.#exited(served, child, s));

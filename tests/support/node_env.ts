@@ -70,5 +70,7 @@ export function publishReq(
 export async function serverPid(stateRoot: string): Promise<number> {
   const ids = [...Deno.readDirSync(stateRoot)].map((e) => e.name);
   if (ids.length !== 1) throw new Error(`expected one mount state directory, found ${ids.length}`);
-  return Number((await Deno.readTextFile(`${stateRoot}/${ids[0]}/pid`)).trim());
+  const pid = Number((await Deno.readTextFile(`${stateRoot}/${ids[0]}/pid`)).trim());
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no pid recorded in "${ids[0]}"`);
+  return pid;
 }
