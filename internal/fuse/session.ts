@@ -16,6 +16,9 @@
  *   initialized (on a clone of its device fd, `cloneFuseFd`): the kernel
  *   sends no second INIT, so the values that server negotiated are used as
  *   they are, and requests are served from the first one read.
+ * - Recording. With a `recorder` (the takeover journal), INIT's values are
+ *   recorded before INIT is answered, and the dispatcher records what each
+ *   reply hands the kernel (dispatch.ts), so that a successor can resume.
  * - Admission. Before INIT the kernel sends nothing else; a request that
  *   claims otherwise is answered EIO. allow_root: the kernel knows only
  *   allow_other, so with `allowRoot` the mount is made with allow_other and
