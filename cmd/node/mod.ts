@@ -70,6 +70,11 @@ const FLAGS: FlagSpecs = {
       "Seconds a mount may take to become ready (pod: also to find its Mountpoint Pod and socket)",
   },
   controller: { type: "boolean", help: "Also serve the Controller service on the same socket" },
+  "upgrade-mounts": {
+    type: "boolean",
+    help:
+      "process mounter: at start, hand each live mount whose server runs another version over to this version, one at a time",
+  },
   "kubelet-registration": {
     type: "string",
     kind: oneOf(["true", "false"]),
@@ -169,7 +174,12 @@ export async function main(args: string[]): Promise<number> {
       attachTimeoutMs: timeoutMs,
       startTimeoutMs: timeoutMs,
     })
-    : new ProcessMounter({ ...s3, command: selfCommand(), startTimeoutMs: timeoutMs });
+    : new ProcessMounter({
+      ...s3,
+      command: selfCommand(),
+      startTimeoutMs: timeoutMs,
+      upgradeMounts: bool(values, "upgrade-mounts"),
+    });
   const node = new NodeServer({
     nodeId,
     kubeletPath: str(values, "kubelet-path")!,

@@ -112,6 +112,13 @@ export class S3FileSystem implements FileSystem {
     return this.#handles.size;
   }
 
+  /** Open files being written: a planned hand-over waits for them (internal/mount/run.ts). */
+  get writeHandleCount(): number {
+    let n = 0;
+    for (const h of this.#handles.values()) if (h.kind === "write") n++;
+    return n;
+  }
+
   // ---- Lifecycle -----------------------------------------------------------
 
   /**

@@ -12,6 +12,9 @@
  *   is called, then aborts the requests still running, waits for them, calls
  *   `fs.destroy()` once (unless DESTROY already did) and closes the fd.
  *   `ready` resolves once INIT is answered.
+ * - Hand-over. `handOver()` ends the session for a successor: no new
+ *   request is read, those read are answered, and the file system is not
+ *   destroyed; the calls the kernel queues meanwhile go to the successor.
  * - Takeover. With `resume`, the session serves a connection another server
  *   initialized (on a clone of its device fd, `cloneFuseFd`): the kernel
  *   sends no second INIT, so the values that server negotiated are used as
@@ -84,6 +87,7 @@ export class FuseSession {
 
   #negotiated: Negotiated | null = null;
   #destroyed = false;
+  #handingOver = false;
   #ending = false;
   #running: Promise<void> | null = null;
   readonly #ready = Promise.withResolvers<Negotiated>();
@@ -168,6 +172,20 @@ export class FuseSession {
     this.#channel.stop();
   }
 
+  /**
+   * Ends the session for a successor (a planned hand-over): stops reading,
+   * lets every request already read finish and be answered, and closes the
+   * fd without `fs.destroy()`, so the file system's state stays as the
+   * journal describes it. Requests the kernel queues meanwhile wait for the
+   * successor. Resolves when the session has ended; if the mount went
+   * first, the session ends as `run()` does.
+   */
+  handOver(): Promise<void> {
+    this.#handingOver = true;
+    this.#channel.stop();
+    return this.run();
+  }
+
   async #run(): Promise<void> {
     let failure: unknown = null;
     let why = "stopped";
@@ -182,9 +200,14 @@ export class FuseSession {
     this.#channel.end();
     this.#ready.reject(new Error(`FUSE session ended before INIT: ${why}`, { cause: failure }));
     this.#log.debug("FUSE session ending", { reason: why, inFlight: this.#dispatcher.active });
-    this.#dispatcher.abortAll("FUSE session ended");
-    await this.#dispatcher.idle();
-    await this.#destroyFs();
+    if (this.#handingOver && why === "stopped") {
+      // Their replies still go out: the kernel forgets no call of a hand-over.
+      await this.#dispatcher.idle();
+    } else {
+      this.#dispatcher.abortAll("FUSE session ended");
+      await this.#dispatcher.idle();
+      await this.#destroyFs();
+    }
     await this.#channel.close(this.#closeFd);
     if (failure !== null) throw failure;
   }

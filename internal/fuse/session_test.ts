@@ -320,6 +320,33 @@ Deno.test("FuseSession aborts the signal of an interrupted request and answers i
   });
 });
 
+Deno.test("FuseSession.handOver() answers the requests it read, reads no more and does not destroy the file system", async () => {
+  const gate = { release: null as (() => void) | null };
+  const fs = stubFs({
+    read: () =>
+      new Promise<Uint8Array>((resolve) => gate.release = () => resolve(enc.encode("data"))),
+  });
+  const k = new FakeKernel();
+  const s = new FuseSession(k.serverFd, fs, { closeFd: false });
+  const running = s.run();
+  k.send(Op.INIT, 2, 0, initBody());
+  await k.recv();
+  k.send(Op.READ, 20, 5, readBody(1, 0, 4096));
+  while (gate.release === null) await new Promise((r) => setTimeout(r, 5));
+  const handedOver = s.handOver();
+  // Queued after the hand-over began: the successor's to read.
+  k.send(Op.GETATTR, 22, 1, new Uint8Array(16));
+  gate.release();
+  const r = await k.recv();
+  assert.equal(r.unique, 20);
+  assert.equal(r.error, 0, "the call in flight is answered, not aborted");
+  await handedOver;
+  await running;
+  assert.ok(await k.idle(), "the GETATTR queued after the hand-over is left to the successor");
+  assert.ok(!fs.log.includes("destroy"), "the file system is not destroyed");
+  k.close();
+});
+
 Deno.test("FuseSession rejects other users with EACCES when allowRoot is set", async () => {
   const fs = stubFs();
   await withSession(fs, { allowRoot: true, ownerUid: 1000 }, async (k) => {

@@ -88,5 +88,6 @@ export function mountConfig(
     ...(o.journal ? { journal: o.journal } : {}),
     ...(o.keeperDir ? { keeperDir: o.keeperDir } : {}),
     takeOver: o.takeOver,
+    handOverWaitMs: o.handOverWait! * 1000,
   };
 }

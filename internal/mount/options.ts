@@ -250,6 +250,14 @@ export const MOUNT_OPTIONS = {
       "The /dev/fd/N connection is live, left by a server that died: continue it from --journal (no INIT comes)",
     volume: PROCESS,
   },
+  "hand-over-wait": {
+    type: "string",
+    kind: uint(),
+    default: "20",
+    help:
+      "With --journal on a /dev/fd/N connection, SIGTERM hands the mount over to a successor: seconds to wait for open files being written to close first (those still open then fail with EIO)",
+    volume: PROCESS,
+  },
   help: { ...COMMON_FLAGS.help, volume: "not a mount option" },
 } as const satisfies Record<string, MountOption>;
 

@@ -21,7 +21,14 @@
  * SIGINT/SIGTERM: a self-mounted file system is detached (lazy unmount, so
  * open files finish) and the session ends when the kernel lets go; pending
  * uploads are completed by the file system's `destroy()`. With `/dev/fd/N`
- * the node owns the mount point, so the session simply stops.
+ * the node owns the mount point and the connection: without a journal the
+ * session simply stops; with one, SIGTERM is a planned hand-over (a
+ * successor continues the connection, e.g. a newer version): files being
+ * written get `--hand-over-wait` seconds to close while everything is
+ * served as usual, then no new request is read, those read are answered,
+ * and the process exits 0 with its journal describing what the kernel
+ * holds. A write handle still open then has lost its upload: the successor
+ * fails it with EIO and aborts the upload. A second signal skips the wait.
  *
  * @module
  */
@@ -75,6 +82,8 @@ export interface MountConfig {
   takeOver: boolean;
   /** Where to serve the keeper socket (--keeper-dir). */
   keeperDir?: string;
+  /** How long a hand-over waits for files being written to close (--hand-over-wait). */
+  handOverWaitMs: number;
 }
 
 /** The metrics endpoints of a serving session; stop() closes them. */
@@ -263,10 +272,18 @@ export async function serveSession(
     ...(options.resume ? { resume: options.resume } : {}),
   });
   const running = session.run();
+  const handOver = options.handedOver && options.recorder
+    ? handOverOnce(session, fs, cfg.handOverWaitMs)
+    : undefined;
   const signals = (name: Deno.Signal) => () => {
-    log.info("signal received: unmounting", { signal: name, mountPoint: cfg.mountPoint });
-    if (options.handedOver) session.stop();
-    else {
+    if (handOver) {
+      log.info("signal received: handing the mount over", { signal: name });
+      handOver();
+    } else if (options.handedOver) {
+      log.info("signal received: stopping", { signal: name, mountPoint: cfg.mountPoint });
+      session.stop();
+    } else {
+      log.info("signal received: unmounting", { signal: name, mountPoint: cfg.mountPoint });
       try {
         unmount(cfg.mountPoint, { lazy: true });
       } catch (err) {
@@ -303,6 +320,36 @@ export async function serveSession(
     Deno.removeSignalListener("SIGTERM", onTerm);
     await metrics.stop();
   }
+}
+
+/**
+ * The hand-over of the module note, started by the first call; a second call
+ * stops waiting for writers.
+ */
+function handOverOnce(session: FuseSession, fs: S3FileSystem, waitMs: number): () => void {
+  let started = false;
+  let skipped = false;
+  return () => {
+    if (started) {
+      skipped = true;
+      return;
+    }
+    started = true;
+    (async () => {
+      const deadline = Date.now() + waitMs;
+      while (fs.writeHandleCount > 0 && Date.now() < deadline && !skipped) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const writers = fs.writeHandleCount;
+      if (writers > 0) {
+        log.warn("handing over with files still being written: they will fail with EIO", {
+          writers,
+        });
+      }
+      await session.handOver();
+      log.info("handed over: the journal describes the mount for a successor", { writers });
+    })();
+  };
 }
 
 /** Runs a mount in the foreground until it is unmounted or signalled. Returns the exit code. */

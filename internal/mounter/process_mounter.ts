@@ -38,6 +38,13 @@
  * closing is how the node learns that a server it did not start died, and
  * from then on the mount is served as if the node had never restarted.
  *
+ * Upgrades. `handOver()` replaces a live mount's server on purpose: the
+ * server hands over (run.ts: it waits a bounded time for files being
+ * written, answers what it read, exits) and a server of this node's
+ * version continues the connection from the journal, with no failed call.
+ * With `upgradeMounts`, a node that restarted as a new version does this
+ * at `recover()` for every server of another version, one at a time.
+ *
  * @module
  */
 import type { S3Connection } from "../cli/mod.ts";
@@ -49,6 +56,7 @@ import { CREDENTIALS_FILE, CREDENTIALS_PROFILE, METRICS_SOCKET } from "../podmou
 import { recordMetricsSource } from "./metrics_sources.ts";
 import { close as sysClose, setCloexec } from "../sys/libc.ts";
 import { type Reclaimed, reclaimKeeper } from "../takeover/keeper.ts";
+import { VERSION } from "../version.ts";
 import type { Mounter, MountSpec } from "./mounter.ts";
 import {
   detachSource,
@@ -80,6 +88,8 @@ interface Served {
   restarts: number[];
   unmounting: boolean;
   closed: boolean;
+  /** A planned hand-over under way: settled once the successor serves (or the mount was given up). */
+  handOver?: PromiseWithResolvers<void>;
 }
 
 /** The driver's S3 connection, passed to every mount, and how to run them. */
@@ -88,7 +98,15 @@ export interface ProcessMounterConfig extends S3Connection {
   command: string[];
   /** How long a mount may take to become ready. */
   startTimeoutMs?: number;
+  /**
+   * At `recover()`, hand each mount whose server runs another driver
+   * version over to a server of this version, one at a time.
+   */
+  upgradeMounts?: boolean;
 }
+
+/** How long a hand-over may take: the server's wait for writers (its default), then the successor's start. */
+const HAND_OVER_TIMEOUT_MS = 25_000;
 
 async function readTail(path: string, maxLines: number): Promise<string[]> {
   try {
@@ -180,6 +198,62 @@ export class ProcessMounter implements Mounter {
       return; // nothing mounted yet
     }
     await Promise.all(dirs.map((d) => this.#reclaim(`${stateRoot}/${d}`)));
+    // In the background: the node serves meanwhile, and each hand-over is bounded.
+    if (this.#config.upgradeMounts) this.#upgradeAll();
+  }
+
+  async #upgradeAll(): Promise<void> {
+    for (const served of [...this.#served.values()]) {
+      const child = served.child;
+      if (!child || !("gone" in child) || child.version === VERSION) continue;
+      this.#log(served.spec).info("upgrading a mount: handing it over to this version", {
+        from: child.version || "unknown",
+        to: VERSION,
+      });
+      await this.handOver(served.spec.sourceDir);
+    }
+  }
+
+  /**
+   * A planned hand-over of a live mount to a new server of this node's
+   * version (an upgrade): the server is asked to hand over (SIGTERM: it
+   * waits for files being written, answers what it read, exits with its
+   * journal complete), and the successor continues the connection with
+   * `--take-over`. No call fails; a file still being written after the
+   * server's wait fails with EIO. Resolves once the successor serves, or
+   * the mount was given up; false when there is nothing to hand over.
+   */
+  async handOver(sourceDir: string): Promise<boolean> {
+    const served = this.#served.get(sourceDir);
+    const child = served?.child;
+    if (!served || !child || served.closed || served.unmounting) return false;
+    if (served.handOver) {
+      await served.handOver.promise;
+      return true;
+    }
+    served.handOver = Promise.withResolvers<void>();
+    try {
+      Deno.kill(child.pid, "SIGTERM");
+    } catch {
+      // already gone: its exit is on its way to #exited
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const finished = await Promise.race([
+      served.handOver.promise.then(() => true),
+      new Promise<boolean>((r) => timer = setTimeout(() => r(false), HAND_OVER_TIMEOUT_MS)),
+    ]).finally(() => clearTimeout(timer));
+    if (!finished) {
+      this.#log(served.spec).warn("the mount server did not hand over in time: killing it", {
+        pid: child.pid,
+      });
+      try {
+        Deno.kill(child.pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+      await served.handOver.promise;
+    }
+    return true;
   }
 
   async #reclaim(stateDir: string): Promise<void> {
@@ -337,7 +411,25 @@ export class ProcessMounter implements Mounter {
     if (served.child !== child) return;
     mlog.info("mount process exited", how);
     served.child = null;
-    if (served.unmounting || served.closed) return;
+    if (served.unmounting || served.closed) {
+      served.handOver?.resolve();
+      return;
+    }
+    const planned = served.handOver;
+    if (planned) {
+      served.handOver = undefined;
+      try {
+        await this.#spawn(served, true);
+        mlog.info("mount handed over", { version: VERSION });
+      } catch (err) {
+        mlog.error("the successor of a hand-over cannot start: giving up the mount", {
+          error: err,
+        });
+        this.#closeKeeper(served);
+      }
+      planned.resolve();
+      return;
+    }
     const now = Date.now();
     served.restarts = served.restarts.filter((t) => now - t < RESTART_WINDOW_MS);
     if (served.restarts.length >= MAX_RESTARTS) {
@@ -362,6 +454,7 @@ export class ProcessMounter implements Mounter {
   #closeKeeper(served: Served): void {
     if (served.closed) return;
     served.closed = true;
+    served.handOver?.resolve();
     if (served.child && "gone" in served.child) served.child.release();
     sysClose(served.keeper);
     if (this.#served.get(served.spec.sourceDir) === served) {

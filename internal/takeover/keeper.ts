@@ -8,7 +8,8 @@
  * server therefore listens on a Unix socket in its private state directory
  * (root only, mode 0700, socket 0600) and gives every client that connects
  * a *new clone* of its connection (`cloneFuseFd`), with one JSON line
- * `{"pid": N}`. A clone, not a copy of its own fd: the kernel ends the
+ * `{"pid": N, "version": "…"}` (the version lets a newer node hand the
+ * mount over to its own version, process_mounter.ts). A clone, not a copy of its own fd: the kernel ends the
  * requests a dead server had read only once that server's device fd is
  * closed, so nobody else may hold it.
  *
@@ -24,6 +25,7 @@ import type { Logger } from "../log/mod.ts";
 import { acceptOne, receiveLine, sendLine, waitPeerGone, WireTimeout } from "../podmount/wire.ts";
 import { close, connectUnix, listenUnix, viaDirFd } from "../sys/libc.ts";
 import { errorMessage } from "../errors/mod.ts";
+import { VERSION } from "../version.ts";
 
 /** The socket's name in a mount's state directory. */
 export const KEEPER_SOCKET = "keeper.sock";
@@ -55,7 +57,12 @@ export function serveKeeper(dir: string, fuseFd: number, log: Logger): { stop():
       try {
         const clone = cloneFuseFd(fuseFd);
         try {
-          await sendLine(conn, { pid: Deno.pid }, Date.now() + SEND_TIMEOUT_MS, clone);
+          await sendLine(
+            conn,
+            { pid: Deno.pid, version: VERSION },
+            Date.now() + SEND_TIMEOUT_MS,
+            clone,
+          );
         } finally {
           close(clone); // the client has its own now
         }
@@ -87,6 +94,8 @@ export function serveKeeper(dir: string, fuseFd: number, log: Logger): { stop():
 export interface Reclaimed {
   keeper: number;
   pid: number;
+  /** The server's driver version ("" from a server that did not say). */
+  version: string;
   /** Resolves when the server process has ended (or, after `release()`, within a second). */
   gone: Promise<void>;
   /** Stops watching (the socket closes; the keeper stays the caller's). */
@@ -101,8 +110,11 @@ export async function reclaimKeeper(dir: string, timeoutMs = SEND_TIMEOUT_MS): P
     const { line, fd } = await receiveLine(sock, Date.now() + timeoutMs, "a keeper");
     if (fd < 0) throw new Error("The mount server sent no keeper fd");
     let pid: number;
+    let version: string;
     try {
-      pid = Number((JSON.parse(line) as { pid?: unknown }).pid);
+      const said = JSON.parse(line) as { pid?: unknown; version?: unknown };
+      pid = Number(said.pid);
+      version = typeof said.version === "string" ? said.version : "";
     } catch (err) {
       close(fd);
       throw err;
@@ -118,6 +130,7 @@ export async function reclaimKeeper(dir: string, timeoutMs = SEND_TIMEOUT_MS): P
     return {
       keeper: fd,
       pid,
+      version,
       gone,
       release() {
         released = true;

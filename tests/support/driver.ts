@@ -115,6 +115,7 @@ export async function spawnNode(
   nodeId: string,
   extraArgs: string[] = [],
   kubelet?: string,
+  env: Record<string, string> = {},
 ): Promise<NodeProcess> {
   kubelet ??= await tempDir("s3csi-kubelet-");
   const socket = `${kubelet}/csi.sock`;
@@ -132,7 +133,7 @@ export async function spawnNode(
       nodeId,
       ...extraArgs,
     ],
-    env: minioEnv(minio),
+    env: { ...minioEnv(minio), ...env },
   });
   return { driver, kubelet, socket };
 }
