@@ -102,6 +102,11 @@ const FLAGS: FlagSpecs = {
     default: "4",
     help: "Keys reconciled in parallel",
   },
+  "upgrade-mountpoint-pods": {
+    type: "boolean",
+    help:
+      "Replace Mountpoint Pods of other driver versions, one per node at a time; their live mounts are handed over, not dropped",
+  },
   "mountpoint-cpu-request": resource("requestsCpu", "CPU request"),
   "mountpoint-memory-request": resource("requestsMemory", "Memory request"),
   "mountpoint-cpu-limit": resource("limitsCpu", "CPU limit"),
@@ -146,7 +151,12 @@ export async function main(args: string[]): Promise<number> {
     renewDeadlineMs: Math.floor(leaseMs * 2 / 3),
     retryPeriodMs: Math.max(1000, Math.floor(leaseMs / 7.5)),
   });
-  log.info("reconciler starting", { version: VERSION, identity, image });
+  log.info("reconciler starting", {
+    version: VERSION,
+    identity,
+    image,
+    upgradeMountpointPods: bool(values, "upgrade-mountpoint-pods"),
+  });
   await elector.run(stop.signal, (leading) =>
     new Reconciler({
       api,
@@ -166,6 +176,7 @@ export async function main(args: string[]): Promise<number> {
       expectationsTtlMs: 5 * 60_000,
       backoff: { baseMs: 200, maxMs: 60_000 },
       workers: num(values, "workers")!,
+      upgradeMountpointPods: bool(values, "upgrade-mountpoint-pods"),
     }).run(leading));
   await metrics?.stop();
   return 0;

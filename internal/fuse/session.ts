@@ -88,6 +88,7 @@ export class FuseSession {
   #negotiated: Negotiated | null = null;
   #destroyed = false;
   #handingOver = false;
+  #handedOver = false;
   #ending = false;
   #running: Promise<void> | null = null;
   readonly #ready = Promise.withResolvers<Negotiated>();
@@ -180,6 +181,11 @@ export class FuseSession {
    * successor. Resolves when the session has ended; if the mount went
    * first, the session ends as `run()` does.
    */
+  /** Whether the session ended by `handOver()` (rather than an unmount or `stop()`). */
+  get handedOver(): boolean {
+    return this.#handedOver;
+  }
+
   handOver(): Promise<void> {
     this.#handingOver = true;
     this.#channel.stop();
@@ -203,6 +209,7 @@ export class FuseSession {
     if (this.#handingOver && why === "stopped") {
       // Their replies still go out: the kernel forgets no call of a hand-over.
       await this.#dispatcher.idle();
+      this.#handedOver = true;
     } else {
       this.#dispatcher.abortAll("FUSE session ended");
       await this.#dispatcher.idle();

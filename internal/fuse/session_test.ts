@@ -344,6 +344,7 @@ Deno.test("FuseSession.handOver() answers the requests it read, reads no more an
   await running;
   assert.ok(await k.idle(), "the GETATTR queued after the hand-over is left to the successor");
   assert.ok(!fs.log.includes("destroy"), "the file system is not destroyed");
+  assert.equal(s.handedOver, true);
   k.close();
 });
 

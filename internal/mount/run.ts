@@ -250,6 +250,8 @@ export interface ServeOptions {
   /** Takeover: the session's recorder, and the values to resume a live connection with. */
   recorder?: JournalRecorder;
   resume?: Negotiated;
+  /** Called once a hand-over (SIGTERM with a journal) has ended the session, before returning. */
+  onHandedOver?(): Promise<void>;
 }
 
 /**
@@ -313,7 +315,8 @@ export async function serveSession(
     });
     await options.onReady(negotiated);
     await running;
-    log.info("unmounted: session ended", { mountPoint: cfg.mountPoint });
+    if (session.handedOver) await options.onHandedOver?.();
+    else log.info("unmounted: session ended", { mountPoint: cfg.mountPoint });
     return 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
@@ -360,15 +363,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   const creds = await startupCredentials();
   const takeover = cfg.journal ? openJournal(cfg.journal, cfg.takeOver) : undefined;
   const fs = await openFileSystem(cfg, creds, takeover ? { ledger: takeover.recorder } : {});
-  if (takeover?.successor) {
-    fs.adopt(takeover.successor.adoption);
-    log.info("taking over a live mount", {
-      mountPoint: cfg.mountPoint,
-      nodes: takeover.successor.adoption.nodes.length,
-      handles: takeover.successor.adoption.handles.length,
-      uploadsToAbort: takeover.successor.adoption.uploads.length,
-    });
-  }
+  adoptJournal(fs, takeover, cfg.mountPoint);
   const handedOver = cfg.mountPoint.startsWith("/dev/fd/");
   let fd: number;
   try {
@@ -391,8 +386,7 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   try {
     return await serveSession(fd, fs, cfg, {
       handedOver,
-      ...(takeover ? { recorder: takeover.recorder } : {}),
-      ...(takeover?.successor ? { resume: takeover.successor.resume } : {}),
+      ...journalServeOptions(takeover),
       async onReady() {
         if (!handedOver) {
           await tuneReadahead(cfg.mountPoint, 1024).catch((err) =>
@@ -412,15 +406,45 @@ export async function runMount(cfg: MountConfig): Promise<number> {
   }
 }
 
+/** A session's journal, and what it resumes when it takes over. */
+export interface Takeover {
+  recorder: JournalRecorder;
+  successor?: Successor;
+}
+
+/** Makes `fs` adopt what a replayed journal describes (nothing without a successor). */
+export function adoptJournal(fs: S3FileSystem, takeover: Takeover | undefined, at: string): void {
+  if (!takeover?.successor) return;
+  const { adoption } = takeover.successor;
+  fs.adopt(adoption);
+  log.info("taking over a live mount", {
+    mountPoint: at,
+    version: VERSION,
+    nodes: adoption.nodes.length,
+    handles: adoption.handles.length,
+    uploadsToAbort: adoption.uploads.length,
+  });
+}
+
+/** The options of `serveSession` that come from a journal. */
+export function journalServeOptions(
+  takeover: Takeover | undefined,
+): Pick<ServeOptions, "recorder" | "resume"> {
+  return {
+    ...(takeover ? { recorder: takeover.recorder } : {}),
+    ...(takeover?.successor ? { resume: takeover.successor.resume } : {}),
+  };
+}
+
 /**
  * The journal at `path`, started afresh or, with `takeOver`, replayed (and
  * rewritten as the snapshot of what it held); a journal with nothing to
  * resume is a startup error naming it.
  */
-function openJournal(
+export function openJournal(
   path: string,
   takeOver: boolean,
-): { recorder: JournalRecorder; successor?: Successor } {
+): Takeover {
   let state = emptyState();
   let successor: Successor | undefined;
   if (takeOver) {

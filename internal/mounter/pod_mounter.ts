@@ -18,21 +18,32 @@
  * The node keeps the original /dev/fuse fd (the keeper) and the connection
  * for as long as the source is mounted. The keeper keeps the kernel
  * connection alive when the Mountpoint Pod's process dies: requests wait for
- * a server instead of failing with ENOTCONN. The connection tells the node
- * the server is gone (the peer hangs up). Handing a new server a new clone
- * of the keeper is the live-recovery issue's; until then, the next
- * `ensureMounted` of a source whose server is gone drops the keeper and
- * mounts again, as the `process` Mounter does with a dead child.
+ * a server instead of failing with ENOTCONN. A watcher on the connection
+ * sees the server go (the peer hangs up) and recovers the live mount:
+ * 1. The journal (`JOURNAL_FILE`) is copied from the comm directory into the
+ *    state directory. A pod that hands over (SIGTERM: deleted, evicted,
+ *    upgraded) says so first (`HAND_OVER_NOTICE`) and waits for the copy,
+ *    because its emptyDir goes with it; a crashed container leaves the
+ *    journal where its restart finds it.
+ * 2. The lookup is asked again, bounded by `recoverTimeoutMs`, for the pod
+ *    serving the workload: the restarted container of the same pod (same
+ *    comm directory), or the pod the reconciler created in its place, into
+ *    whose comm directory the journal is copied.
+ * 3. A new clone goes there with `takeOver`: the pod replays the journal
+ *    and continues the session; the calls the kernel queued meanwhile are
+ *    answered. If no pod comes in time or the takeover is refused, the
+ *    keeper is closed: the mount turns stale and the next `ensureMounted`
+ *    mounts again.
  *
  * `ensureMounted` on a healthy source only rewrites the credentials file,
- * which the Mountpoint Pod re-reads (rotation without a remount).
- * `unmount` unmounts the source, which ends the pod's session; then the
- * keeper is closed.
+ * which the Mountpoint Pod re-reads (rotation without a remount); during a
+ * recovery it waits for its outcome first. `unmount` unmounts the source,
+ * which ends the pod's session; then the keeper is closed.
  *
  * Keepers live in this process only. After a node plugin restart they are
  * gone: a source still served by its Mountpoint Pod keeps working, and its
  * comm directory is found again from the state directory for rotation, but
- * it no longer survives its server's death (the live-recovery issue).
+ * it no longer survives its server's death.
  *
  * @module
  */
@@ -49,14 +60,17 @@ import {
   CREDENTIALS_FILE,
   CREDENTIALS_PROFILE,
   hostCommDir,
+  isHandOverNotice,
+  JOURNAL_FILE,
   METRICS_SOCKET,
   MOUNT_REQUEST_VERSION,
   MOUNTPOINT_NAMESPACE,
   type MountReply,
+  type MountRequest,
   SOCKET_NAME,
 } from "../podmount/contract.ts";
 import { connectMountpoint, handOver, type MountpointConnection } from "../podmount/handoff.ts";
-import { peerGone, waitPeerGone, WireTimeout } from "../podmount/wire.ts";
+import { receiveLine, sendLine, WireTimeout } from "../podmount/wire.ts";
 import { close } from "../sys/libc.ts";
 import type { Mounter, MountSpec } from "./mounter.ts";
 import { recordMetricsSource } from "./metrics_sources.ts";
@@ -87,16 +101,34 @@ export interface PodMounterConfig extends S3Connection {
   pollMs?: number;
   /** How long an unmount waits for the Mountpoint Pod to end its session. */
   stopTimeoutMs?: number;
+  /** How long a live mount whose server went waits for a new one before it is given up. */
+  recoverTimeoutMs?: number;
 }
 
 interface Served {
+  readonly spec: MountSpec;
   /** The node's own /dev/fuse fd of the connection. */
-  keeper: number;
+  readonly keeper: number;
+  /** The serving pod's connection; its watcher alone reads and closes it. */
   conn: MountpointConnection;
   commDir: string;
+  pod: MountpointPodRef;
+  /** Resolves when the current server hung up (or the watcher was released). */
+  watched: Promise<void>;
+  /** The server is gone and no successor serves yet. */
+  gone: boolean;
+  /** Settles once a recovery under way has ended (served again, or given up). */
+  recovering?: Promise<void>;
+  unmounting: boolean;
+  /** This process let go of the mount: the watcher stops, no recovery. */
+  released: boolean;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How long a hand-over notice is answered within; the pod waits 5 s. */
+const ACK_TIMEOUT_MS = 2_000;
+/** How long one attempt to reach a pod during a recovery may take before the lookup is asked again. */
+const RECOVER_ATTEMPT_MS = 2_000;
 
 export class PodMounter implements Mounter {
   readonly #config: PodMounterConfig;
@@ -108,9 +140,11 @@ export class PodMounter implements Mounter {
 
   async ensureMounted(spec: MountSpec): Promise<void> {
     await prepareStateDir(spec.stateDir);
-    const served = this.#served.get(spec.sourceDir);
+    let served = this.#served.get(spec.sourceDir);
+    if (served?.recovering) await served.recovering;
+    served = this.#served.get(spec.sourceDir);
     if (served) {
-      if (!(await peerGone(served.conn.sock))) {
+      if (!served.gone) {
         await this.#writeCredentials(spec, served.commDir);
         return;
       }
@@ -136,6 +170,17 @@ export class PodMounter implements Mounter {
       }
     }
     await this.#mount(spec);
+  }
+
+  /** The request that hands `spec`'s connection to the pod of `commDir`. */
+  async #request(spec: MountSpec, commDir: string, takeOver: boolean): Promise<MountRequest> {
+    return {
+      version: MOUNT_REQUEST_VERSION,
+      bucket: spec.bucket,
+      args: sourceMountArgs(spec, await this.#podConnection(commDir)),
+      authenticationSource: spec.authenticationSource,
+      ...(takeOver ? { takeOver: true } : {}),
+    };
   }
 
   async #mount(spec: MountSpec): Promise<void> {
@@ -168,12 +213,13 @@ export class PodMounter implements Mounter {
       await this.#writeCredentials(spec, commDir, conn.owner);
       keeper = await mountSource(spec);
       const timeoutMs = this.#config.startTimeoutMs ?? 60_000;
-      reply = await handOver(conn, commDir, keeper, {
-        version: MOUNT_REQUEST_VERSION,
-        bucket: spec.bucket,
-        args: sourceMountArgs(spec, await this.#podConnection(commDir)),
-        authenticationSource: spec.authenticationSource,
-      }, Date.now() + timeoutMs).catch((err) => ({
+      reply = await handOver(
+        conn,
+        commDir,
+        keeper,
+        await this.#request(spec, commDir, false),
+        Date.now() + timeoutMs,
+      ).catch((err) => ({
         ok: false as const,
         error: err instanceof WireTimeout
           ? `the Mountpoint Pod "${MOUNTPOINT_NAMESPACE}/${pod.name}" did not become ready in ${
@@ -191,10 +237,156 @@ export class PodMounter implements Mounter {
       mlog.error("mount failed", { reason: reply.error, mountpointPod: pod.name });
       throw new FailedPreconditionError(`${what}: ${reply.error}`);
     }
-    this.#served.set(spec.sourceDir, { keeper, conn, commDir });
+    const served: Served = {
+      spec,
+      keeper,
+      conn,
+      commDir,
+      pod,
+      watched: Promise.resolve(),
+      gone: false,
+      unmounting: false,
+      released: false,
+    };
+    this.#served.set(spec.sourceDir, served);
+    this.#watch(served);
     await recordMetricsSource(spec.stateDir, spec.volumeId, `${commDir}/${METRICS_SOCKET}`);
     await tuneSource(spec.sourceDir, mlog);
     mlog.info("mounted by a Mountpoint Pod", { pod: pod.name, bucket: spec.bucket });
+  }
+
+  /**
+   * Watches the serving pod's connection until it hangs up: answers a
+   * hand-over notice once the journal is copied, then, unless the source
+   * is going away, recovers the live mount. The watcher is the only reader
+   * of the socket, and closes it.
+   */
+  #watch(served: Served): void {
+    const conn = served.conn;
+    const mlog = log.with({ source: served.spec.sourceDir, pod: served.pod.name });
+    served.watched = (async () => {
+      let handedOver = false;
+      try {
+        while (!served.released) {
+          let got: { line: string; fd: number };
+          try {
+            got = await receiveLine(conn.sock, Date.now() + 1000, "a notice");
+          } catch (err) {
+            if (err instanceof WireTimeout) continue;
+            break; // hung up
+          }
+          if (got.fd >= 0) close(got.fd);
+          if (!isHandOverNotice(got.line)) continue;
+          handedOver = true;
+          mlog.info("the Mountpoint Pod hands its mount over: keeping its journal");
+          await this.#saveJournal(served);
+          await sendLine(conn.sock, { ok: true }, Date.now() + ACK_TIMEOUT_MS).catch(() => {});
+        }
+      } finally {
+        close(conn.sock);
+      }
+      if (served.released || served.unmounting) return;
+      served.gone = true;
+      if (!handedOver) {
+        mlog.warn("the Mountpoint Pod serving a live mount is gone: waiting for its successor");
+        await this.#saveJournal(served);
+      }
+      served.recovering = this.#recover(served);
+    })();
+  }
+
+  /** Copies the pod's journal into the state directory, where a new pod's copy comes from. */
+  async #saveJournal(served: Served): Promise<void> {
+    const tmp = `${served.spec.stateDir}/${JOURNAL_FILE}.tmp`;
+    try {
+      await Deno.copyFile(`${served.commDir}/${JOURNAL_FILE}`, tmp);
+      await Deno.chmod(tmp, 0o600);
+      await Deno.rename(tmp, `${served.spec.stateDir}/${JOURNAL_FILE}`);
+    } catch (err) {
+      log.warn("cannot copy the Mountpoint Pod's journal", {
+        source: served.spec.sourceDir,
+        error: err,
+      });
+    }
+  }
+
+  /** Puts the saved journal into a new pod's comm directory, owned by the pod's user. */
+  async #placeJournal(served: Served, commDir: string, owner: { uid: number; gid: number }) {
+    const tmp = `${commDir}/${JOURNAL_FILE}.tmp`;
+    await Deno.copyFile(`${served.spec.stateDir}/${JOURNAL_FILE}`, tmp);
+    await Deno.chown(tmp, owner.uid, owner.gid);
+    await Deno.chmod(tmp, 0o600);
+    await Deno.rename(tmp, `${commDir}/${JOURNAL_FILE}`);
+  }
+
+  /** Step 2 and 3 of the module note: hands the live connection to the pod that serves next. */
+  async #recover(served: Served): Promise<void> {
+    const { spec } = served;
+    const mlog = log.with({ volume: spec.volumeId, source: spec.sourceDir });
+    const started = Date.now();
+    const deadline = started + (this.#config.recoverTimeoutMs ?? 300_000);
+    const query = {
+      nodeName: this.#config.nodeName,
+      volumeId: spec.volumeId,
+      workloadPodUid: spec.workloadPodUid!,
+    };
+    let failure = `no Mountpoint Pod served it within ${(deadline - started) / 1000} s`;
+    try {
+      while (Date.now() < deadline && !served.released && !served.unmounting) {
+        const pod = await this.#config.lookup.find(query).catch(() => undefined);
+        if (!pod) {
+          await sleep(this.#config.pollMs ?? 500);
+          continue;
+        }
+        const commDir = hostCommDir(this.#config.kubeletPath, pod.uid);
+        let conn: MountpointConnection;
+        try {
+          conn = await connectMountpoint(commDir, Date.now() + RECOVER_ATTEMPT_MS);
+        } catch (err) {
+          if (!(err instanceof WireTimeout)) mlog.debug("cannot reach a pod", { error: err });
+          continue;
+        }
+        let reply: MountReply;
+        try {
+          if (commDir !== served.commDir) await this.#placeJournal(served, commDir, conn.owner);
+          await this.#writeCredentials(spec, commDir, conn.owner);
+          reply = await handOver(
+            conn,
+            commDir,
+            served.keeper,
+            await this.#request(spec, commDir, true),
+            Date.now() + (this.#config.startTimeoutMs ?? 60_000),
+          );
+        } catch (err) {
+          reply = { ok: false, error: (err as Error).message };
+        }
+        if (!reply.ok) {
+          close(conn.sock);
+          failure =
+            `Mountpoint Pod "${MOUNTPOINT_NAMESPACE}/${pod.name}" could not take it over: ${reply.error}`;
+          break;
+        }
+        served.conn = conn;
+        served.commDir = commDir;
+        served.pod = pod;
+        served.gone = false;
+        await Deno.writeTextFile(`${spec.stateDir}/${COMM_RECORD}`, commDir);
+        await recordMetricsSource(spec.stateDir, spec.volumeId, `${commDir}/${METRICS_SOCKET}`);
+        this.#watch(served);
+        mlog.info("a Mountpoint Pod took over the live mount", {
+          pod: pod.name,
+          waitedMs: Date.now() - started,
+        });
+        return;
+      }
+      if (served.released || served.unmounting) return;
+      mlog.error("giving up a live mount: it turns stale and the next publish mounts it again", {
+        reason: failure,
+      });
+      this.#forget(spec.sourceDir);
+    } finally {
+      served.recovering = undefined;
+    }
   }
 
   /**
@@ -233,10 +425,6 @@ export class PodMounter implements Mounter {
   }
 
   /**
-   * Rewrites the credentials file in `commDir`, owned by `owner` or by the
-   * owner of the file it replaces.
-   */
-  /**
    * The driver's S3 connection as the Mountpoint Pod sees it: a custom CA is
    * copied into the comm directory (a public certificate: world-readable).
    */
@@ -250,6 +438,10 @@ export class PodMounter implements Mounter {
     return { ...this.#config, caBundlePath: `${COMM_MOUNT_PATH}/${CA_BUNDLE_FILE}` };
   }
 
+  /**
+   * Rewrites the credentials file in `commDir`, owned by `owner` or by the
+   * owner of the file it replaces.
+   */
   async #writeCredentials(
     spec: MountSpec,
     commDir: string,
@@ -273,27 +465,31 @@ export class PodMounter implements Mounter {
     close(conn.sock);
   }
 
-  /** Closes what this process holds of a source. */
-  #forget(sourceDir: string): Served | undefined {
+  /** Lets go of a source: the watcher stops (and closes the socket), the keeper is closed. */
+  #forget(sourceDir: string): void {
     const served = this.#served.get(sourceDir);
-    if (!served) return undefined;
+    if (!served) return;
     this.#served.delete(sourceDir);
-    close(served.conn.sock);
+    served.released = true;
     close(served.keeper);
-    return served;
   }
 
   async unmount(sourceDir: string, stateDir: string): Promise<void> {
-    detachSource(sourceDir);
     const served = this.#served.get(sourceDir);
+    if (served) served.unmounting = true;
+    detachSource(sourceDir);
     if (served) {
       // The unmount ends the session: the Mountpoint Pod completes pending uploads and hangs up.
-      const ended = await waitPeerGone(
-        served.conn.sock,
-        Date.now() + (this.#config.stopTimeoutMs ?? 30_000),
-      );
-      if (!ended) log.warn("the Mountpoint Pod did not end its session", { source: sourceDir });
+      if (!served.gone) {
+        const stopMs = this.#config.stopTimeoutMs ?? 30_000;
+        const ended = await Promise.race([
+          served.watched.then(() => true),
+          sleep(stopMs).then(() => false),
+        ]);
+        if (!ended) log.warn("the Mountpoint Pod did not end its session", { source: sourceDir });
+      }
       this.#forget(sourceDir);
+      await served.recovering;
     }
     await Deno.remove(sourceDir).catch(() => {});
     await Deno.remove(stateDir, { recursive: true }).catch(() => {});

@@ -22,6 +22,12 @@
  *    directory again; the Mountpoint Pod re-reads it on change.
  * 4. The last unpublish unmounts the source, which ends the session; the
  *    reconciler deletes a Mountpoint Pod left with no workload.
+ * 5. Takeover. The Mountpoint Pod journals its session in `JOURNAL_FILE`.
+ *    When it hangs up while the source is mounted (its container crashed,
+ *    or it sent `HAND_OVER_NOTICE` because it was asked to stop), the node
+ *    keeps the connection (its keeper) and hands a new clone to whichever
+ *    pod the attachment names next, the restarted container of the same
+ *    pod or a new pod (to which it copies the journal), with `takeOver`.
  *
  * @module
  */
@@ -106,6 +112,13 @@ export const METRICS_SOCKET = "metrics.sock";
  */
 export const CA_BUNDLE_FILE = "ca-bundle.pem";
 
+/**
+ * The Mountpoint Pod's takeover journal (internal/takeover): what the kernel
+ * holds of its session, so that a restarted container, or a new Mountpoint
+ * Pod the node copies it to, continues the live connection.
+ */
+export const JOURNAL_FILE = "journal";
+
 /** Written by the Mountpoint Pod when the file system answers. */
 export const READY_FILE = "ready";
 /** Written by the Mountpoint Pod when the mount fails: one line, shown to the user as is. */
@@ -172,9 +185,31 @@ export interface MountRequest {
    * credentials there.
    */
   authenticationSource: "driver" | "secret";
+  /**
+   * The fd is a clone of a live connection whose server is gone: continue
+   * it from `JOURNAL_FILE` (no INIT comes). Absent: a new mount.
+   */
+  takeOver?: boolean;
 }
 
 export const MOUNT_REQUEST_VERSION = 1;
+
+/**
+ * Sent by a serving Mountpoint Pod that hands its mount over (it was asked
+ * to stop: the pod is deleted, evicted or upgraded) once its journal is
+ * complete; it waits, bounded, for `{ok: true}` from the node, which copies
+ * the journal out of the comm directory first (it goes with the pod).
+ */
+export const HAND_OVER_NOTICE = { handedOver: true } as const;
+
+/** Whether a line from a serving Mountpoint Pod is `HAND_OVER_NOTICE`. */
+export function isHandOverNotice(line: string): boolean {
+  try {
+    return (JSON.parse(line) as { handedOver?: unknown })?.handedOver === true;
+  } catch {
+    return false;
+  }
+}
 
 /** The Mountpoint Pod's answer on the socket, one JSON line, after READY_FILE or ERROR_FILE. */
 export type MountReply = { ok: true } | { ok: false; error: string };
@@ -216,6 +251,9 @@ export function parseMountRequest(line: string): MountRequest {
   if (!Array.isArray(v.args) || !v.args.every((a) => typeof a === "string")) {
     throw new ProtocolError("Invalid mount request: args is not a list of strings");
   }
+  if (v.takeOver !== undefined && typeof v.takeOver !== "boolean") {
+    throw new ProtocolError("Invalid mount request: takeOver is not a boolean");
+  }
   if (v.authenticationSource !== "driver" && v.authenticationSource !== "secret") {
     throw new ProtocolError(
       `Invalid mount request: authenticationSource ${
@@ -228,6 +266,7 @@ export function parseMountRequest(line: string): MountRequest {
     bucket: v.bucket,
     args: v.args,
     authenticationSource: v.authenticationSource,
+    ...(v.takeOver ? { takeOver: true } : {}),
   };
 }
 

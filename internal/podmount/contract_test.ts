@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import {
+  HAND_OVER_NOTICE,
   hostCommDir,
+  isHandOverNotice,
   MOUNT_REQUEST_VERSION,
   nodeLabel,
   parseMountReply,
@@ -18,6 +20,18 @@ const good = {
 
 Deno.test("parseMountRequest() keeps exactly the contract's fields of a valid request", () => {
   assert.deepEqual(parseMountRequest(JSON.stringify({ ...good, extra: 1 })), good);
+  assert.deepEqual(parseMountRequest(JSON.stringify({ ...good, takeOver: true })), {
+    ...good,
+    takeOver: true,
+  });
+  assert.deepEqual(parseMountRequest(JSON.stringify({ ...good, takeOver: false })), good);
+});
+
+Deno.test("isHandOverNotice() knows the notice and nothing else", () => {
+  assert.equal(isHandOverNotice(JSON.stringify(HAND_OVER_NOTICE)), true);
+  for (const line of ['{"ok":true}', '{"handedOver":"yes"}', "{", "null"]) {
+    assert.equal(isHandOverNotice(line), false, line);
+  }
 });
 
 Deno.test("parseMountRequest() refuses what is not a request, naming the part at fault", () => {
@@ -27,6 +41,7 @@ Deno.test("parseMountRequest() refuses what is not a request, naming the part at
     [{ ...good, bucket: "" }, /no bucket/],
     [{ ...good, args: ["a", 1] }, /args is not a list of strings/],
     [{ ...good, authenticationSource: "pod" }, /authenticationSource "pod"/],
+    [{ ...good, takeOver: "yes" }, /takeOver is not a boolean/],
     [[good], /not a JSON object/],
   ];
   for (const [value, pattern] of cases) {

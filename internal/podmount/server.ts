@@ -28,6 +28,14 @@
  * end as a hang-up. The session ends when the node unmounts the source (the
  * kernel then fails reads with ENODEV), and the process exits 0.
  *
+ * Takeover. The session is journaled in `JOURNAL_FILE` in the comm
+ * directory. A request with `takeOver` continues a live connection from that
+ * journal (the node put it there, or this pod's previous container left it).
+ * SIGTERM (the pod is deleted, evicted or upgraded) is a planned hand-over
+ * (internal/mount/run.ts): once the session has ended for a successor, the
+ * pod sends `HAND_OVER_NOTICE` and waits, bounded, for the node to have
+ * copied the journal out, then exits 0.
+ *
  * Nothing here needs a privilege: the node mounted the connection; this
  * process only reads and writes a fd it was given, and files in the comm
  * directory. It never calls mount(2), never opens /dev/fuse and never
@@ -43,13 +51,22 @@ import { type Level, log as rootLog, setLevel } from "../log/mod.ts";
 import { MIB } from "../fs/mod.ts";
 import { mountConfig, parseMountArgs } from "../mount/config.ts";
 import type { CredentialSource } from "../mount/credentials.ts";
-import { openFileSystem, serveSession, startupCredentials } from "../mount/run.ts";
+import {
+  adoptJournal,
+  journalServeOptions,
+  openFileSystem,
+  openJournal,
+  serveSession,
+  startupCredentials,
+} from "../mount/run.ts";
 import { close, listenUnix, viaDirFd } from "../sys/libc.ts";
 import {
   COMM_MOUNT_PATH,
   CREDENTIALS_FILE,
   CREDENTIALS_PROFILE,
   ERROR_FILE,
+  HAND_OVER_NOTICE,
+  JOURNAL_FILE,
   METRICS_SOCKET,
   type MountRequest,
   parseMountRequest,
@@ -65,6 +82,8 @@ const log = rootLog.with({ component: "mountpoint-pod" });
 const REQUEST_TIMEOUT_MS = 30_000;
 /** How long a reply may wait for room on the socket. */
 const REPLY_TIMEOUT_MS = 5_000;
+/** How long a hand-over waits for the node to copy the journal out. */
+const HAND_OVER_ACK_MS = 5_000;
 
 export interface ServerOptions {
   /** The socket to listen on, in the comm directory. */
@@ -169,18 +188,41 @@ export async function serveFromSocket(opts: ServerOptions): Promise<number> {
       cfg.s3.caBundlePath = `${commDir}${ca.slice(COMM_MOUNT_PATH.length)}`;
     }
     cfg.metricsSocket = `${commDir}/${METRICS_SOCKET}`;
+    // The journal lives in the comm directory: it survives the container, and the node reads it.
+    cfg.journal = `${commDir}/${JOURNAL_FILE}`;
+    cfg.takeOver = req.takeOver === true;
     slog.info("mount requested", {
       bucket: req.bucket,
       prefix: cfg.fs.prefix,
       authenticationSource: req.authenticationSource,
+      takeOver: cfg.takeOver,
       maxMemoryMiB: cfg.fs.maxMemory / MIB,
       cache: cfg.fs.cacheDir ?? null,
     });
-    const fs = await openFileSystem(cfg, await requestCredentials(req, commDir));
+    const takeover = openJournal(cfg.journal, cfg.takeOver);
+    const fs = await openFileSystem(cfg, await requestCredentials(req, commDir), {
+      ledger: takeover.recorder,
+    });
+    adoptJournal(fs, takeover, opts.socketPath);
     const fd = await serveFd(fuseFd);
     fuseFd = -1; // the session owns it now, and closes it when it ends
     code = await serveSession(fd, fs, cfg, {
       handedOver: true,
+      ...journalServeOptions(takeover),
+      async onHandedOver() {
+        // The journal goes with the pod's emptyDir: the node copies it before we exit.
+        try {
+          await sendLine(conn, HAND_OVER_NOTICE, Date.now() + REPLY_TIMEOUT_MS);
+          const ack = await receiveLine(
+            conn,
+            Date.now() + HAND_OVER_ACK_MS,
+            "the node's acknowledgement",
+          );
+          if (ack.fd >= 0) close(ack.fd);
+        } catch (err) {
+          slog.warn("the node did not acknowledge the hand-over", { error: errorMessage(err) });
+        }
+      },
       async onReady() {
         const what = `mounted bucket "${req.bucket}"${
           cfg.fs.prefix ? ` prefix "${cfg.fs.prefix}"` : ""

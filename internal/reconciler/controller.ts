@@ -30,6 +30,7 @@ import {
   COMPONENT_MOUNTPOINT,
   LABEL_COMPONENT,
   LABEL_NODE,
+  LABEL_VERSION,
   LABEL_VOLUME,
   MOUNTPOINT_NAMESPACE,
   nodeLabel,
@@ -40,7 +41,14 @@ import { type Clock, sleep } from "./clock.ts";
 import { type Expectation, Expectations } from "./expectations.ts";
 import { Informer } from "./informer.ts";
 import { mountpointPod, type ResourceDefaults } from "./mountpoint_pod.ts";
-import { type Action, type KeyState, plan, type PlanContext, type Workload } from "./plan.ts";
+import {
+  type Action,
+  isServing,
+  type KeyState,
+  plan,
+  type PlanContext,
+  type Workload,
+} from "./plan.ts";
 import {
   claimNames,
   isActive,
@@ -65,8 +73,22 @@ export interface ReconcilerConfig {
   expectationsTtlMs: number;
   backoff: Backoff;
   workers: number;
+  /**
+   * Replace Mountpoint Pods of other driver versions, one per node at a time
+   * (`--upgrade-mountpoint-pods`; the upgrade rule of plan.ts).
+   */
+  upgradeMountpointPods?: boolean;
+  /** How long after an upgrade's deletion the node's next one waits at least. */
+  upgradeSettleMs?: number;
   /** Random part of new Mountpoint Pod names (tests make it predictable). */
   randomSuffix?: () => string;
+}
+
+/** The default of `upgradeSettleMs`: time for the node to hand the mounts to the new pod. */
+const UPGRADE_SETTLE_MS = 10_000;
+
+function sameVersion(p: V1Pod, version: string): boolean {
+  return p.metadata?.labels?.[LABEL_VERSION] === version;
 }
 
 const queueKey = (nodeName: string, volume: string) => JSON.stringify([nodeName, volume]);
@@ -85,6 +107,8 @@ export class Reconciler {
   readonly #volumes: Informer<V1PersistentVolume>;
   readonly #nodes: Informer<V1Node>;
   readonly #attachments: Informer<Attachment>;
+  /** Per node, when its last upgrade deletion was made. */
+  readonly #upgrades = new Map<string, number>();
 
   constructor(config: ReconcilerConfig) {
     this.#c = config;
@@ -234,7 +258,18 @@ export class Reconciler {
     }
     const state = await this.#state(nodeName, volume);
     const ctx = await this.#context(state);
+    // No await from here to the claim: two keys of a node never both take the slot.
+    state.mayUpgrade = this.#upgradeSlotFree(nodeName);
     const actions = plan(state, ctx);
+    if (actions.some((a) => a.type === "deletePod" && a.upgrade)) {
+      this.#upgrades.set(nodeName, clock.now());
+    } else if (
+      this.#c.upgradeMountpointPods &&
+      state.mountpointPods.some((p) => !sameVersion(p, state.version))
+    ) {
+      // Old pods wait for the slot: look again once it may be free.
+      this.#queue.addAfter(key, this.#c.upgradeSettleMs ?? UPGRADE_SETTLE_MS);
+    }
     for (const action of actions) {
       try {
         const e = await this.#execute(action);
@@ -251,6 +286,23 @@ export class Reconciler {
     }
     reconciles.inc({ result: "ok" });
     this.#queue.forget(key);
+  }
+
+  /**
+   * Whether a Mountpoint Pod of `nodeName` may be replaced by an upgrade now:
+   * upgrades are on, the node's last one is older than the settle time, and
+   * each of its active Mountpoint Pods is serving (none is starting or
+   * terminating: a replacement under way).
+   */
+  #upgradeSlotFree(nodeName: string): boolean {
+    if (!this.#c.upgradeMountpointPods) return false;
+    const last = this.#upgrades.get(nodeName);
+    const settle = this.#c.upgradeSettleMs ?? UPGRADE_SETTLE_MS;
+    if (last !== undefined && this.#c.clock.now() - last < settle) return false;
+    return this.#mountpointPods.list().every((p) =>
+      p.spec?.nodeName !== nodeName || !isActive(p) ||
+      (!p.metadata?.deletionTimestamp && isServing(p))
+    );
   }
 
   async #state(nodeName: string, volume: string): Promise<KeyState> {
@@ -351,7 +403,7 @@ function describe(a: Action): Record<string, unknown> {
     case "createPod":
       return { action: a.type, pod: a.pod.metadata?.name };
     case "deletePod":
-      return { action: a.type, pod: a.name };
+      return { action: a.type, pod: a.name, ...(a.upgrade ? { upgrade: true } : {}) };
     case "deleteAttachment":
       return { action: a.type, attachment: a.name };
   }

@@ -189,6 +189,42 @@ Deno.test("reconciler: a Mountpoint Pod of another version is not reused, and go
   await w.stop();
 });
 
+Deno.test("reconciler: --upgrade-mountpoint-pods replaces old-version pods under their names, one per node at a time", async () => {
+  const { api, clock } = await cluster();
+  const old = await start(api, clock, "0.9.0");
+  await addWorkload(old, "w1");
+  await addWorkload(old, "w2", { fsGroup: 2000 });
+  await old.stop();
+  const serving = async () => {
+    for (const p of mountpointPods(api)) {
+      if (p.status?.phase === "Running") continue;
+      const status = { phase: "Running", conditions: [{ type: "Ready", status: "True" }] };
+      await api.update(RESOURCES.pod, { ...p, status });
+    }
+  };
+  await serving();
+  const names = mountpointPods(api).map((p) => p.metadata!.name!).sort();
+  const versions = () =>
+    mountpointPods(api).map((p) => `${p.metadata!.name}@${p.metadata!.labels![LABEL_VERSION]}`)
+      .sort();
+  const r = new Reconciler({ ...testConfig(api, clock, "1.0.0"), upgradeMountpointPods: true });
+  const ac = new AbortController();
+  const running = r.run(ac.signal);
+  await clock.advance(0);
+  const first = versions();
+  assert.equal(first.filter((v) => v.endsWith("@1.0.0")).length, 1, `one replaced: ${first}`);
+  assert.deepEqual(first.map((v) => v.split("@")[0]), names, "under the same names");
+  // The new pod has not started: the next waits, whatever the time.
+  await clock.advance(30_000);
+  assert.deepEqual(versions(), first);
+  await serving();
+  await clock.advance(10_000);
+  assert.deepEqual(versions(), names.map((n) => `${n}@1.0.0`));
+  assert.equal(attachments(api).length, 2, "the attachments are kept");
+  ac.abort();
+  await running;
+});
+
 Deno.test("reconciler: a deleted node's attachments and Mountpoint Pods are cleaned", async () => {
   const { api, clock } = await cluster();
   const w = await start(api, clock);

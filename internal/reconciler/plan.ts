@@ -24,6 +24,14 @@
  *   unpublish waiting on a mount with no server. A pod whose workloads
  *   went before any publish has no session to end: its server exits 0 when
  *   no node connects within its accept timeout (`podmount/server.ts`).
+ * - Upgrade (`mayUpgrade`, given when the reconciler runs with
+ *   `--upgrade-mountpoint-pods` and no upgrade is under way on the node):
+ *   one listed, running Mountpoint Pod of another driver version is
+ *   deleted. Its server hands its live mounts over on SIGTERM, and the pod
+ *   created again under the same name (by the rule above, at this version)
+ *   is handed them by the node (`mounter/pod_mounter.ts`): the workloads
+ *   keep their mounts. One pod per run, and the caller allows one per node
+ *   at a time.
  * - When the node is gone, its attachments and Mountpoint Pods are deleted.
  *
  * Writes are ordered so that a failure part-way leaves a state the next run
@@ -59,6 +67,8 @@ export interface KeyState {
   mountpointPods: V1Pod[];
   version: string;
   now: Date;
+  /** Whether one Mountpoint Pod of another version may be replaced now (the upgrade rule). */
+  mayUpgrade?: boolean;
 }
 
 export interface PlanContext {
@@ -74,7 +84,7 @@ export type Action =
   | { type: "createAttachment"; attachment: Attachment }
   | { type: "updateAttachment"; attachment: Attachment }
   | { type: "createPod"; pod: V1Pod }
-  | { type: "deletePod"; name: string; uid: string }
+  | { type: "deletePod"; name: string; uid: string; upgrade?: true }
   | { type: "deleteAttachment"; name: string; uid: string };
 
 const ORDER: Action["type"][] = [
@@ -84,6 +94,12 @@ const ORDER: Action["type"][] = [
   "deletePod",
   "deleteAttachment",
 ];
+
+/** Running and Ready: serving, so that it has something to hand over (and a successor will too). */
+export function isServing(p: V1Pod): boolean {
+  return p.status?.phase === "Running" &&
+    (p.status.conditions ?? []).some((c) => c.type === "Ready" && c.status === "True");
+}
 
 function terminating(o: { metadata?: { deletionTimestamp?: unknown } }): boolean {
   return Boolean(o.metadata?.deletionTimestamp);
@@ -136,6 +152,10 @@ export function plan(s: KeyState, ctx: PlanContext): Action[] {
     return !p || (p.metadata?.labels?.[LABEL_VERSION] === s.version && !terminating(p));
   };
   const listed = new Set<string>();
+  let upgrading = false;
+  const upgradable = (p: V1Pod) =>
+    s.mayUpgrade === true && !upgrading && !terminating(p) && isServing(p) &&
+    p.metadata?.labels?.[LABEL_VERSION] !== s.version;
 
   for (const { key, workloads, att } of byKey.values()) {
     const wanted = new Map(workloads.map((w) => [w.uid, w]));
@@ -181,6 +201,10 @@ export function plan(s: KeyState, ctx: PlanContext): Action[] {
           pod: ctx.podFor(name, wanted.get(map[name][0].workloadPodUID)!),
         });
       } else if (!isActive(p)) deletePod(p);
+      else if (upgradable(p)) {
+        actions.push({ type: "deletePod", name, uid: p.metadata!.uid ?? "", upgrade: true });
+        upgrading = true;
+      }
     }
   }
   for (const p of s.mountpointPods) {

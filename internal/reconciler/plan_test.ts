@@ -148,6 +148,49 @@ Deno.test("plan: a pod of another driver version keeps its workloads; a newcomer
   ]);
 });
 
+const RUNNING: Partial<V1Pod> = {
+  status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
+};
+
+Deno.test("plan: with mayUpgrade one running pod of another version is deleted, to come back at this version", () => {
+  const s = state({
+    workloads: [w("w1"), w("w2", OTHER)],
+    attachments: [
+      attachment("att-none", KEY, { "mp-old": ["w1"] }),
+      attachment("att-2000", OTHER, { "mp-old2": ["w2"] }),
+    ],
+    mountpointPods: [mpPod("mp-old", "v0", RUNNING), mpPod("mp-old2", "v0", RUNNING)],
+    mayUpgrade: true,
+  });
+  const actions = plan(s, ctx());
+  assert.deepEqual(brief(actions), ["deletePod mp-old"], "one pod per run");
+  assert.equal(actions[0].type === "deletePod" && actions[0].upgrade, true);
+  // Once it is gone, the same name is created again, at this version; the next waits its turn.
+  const after = state({ ...s, mountpointPods: [mpPod("mp-old2", "v0", RUNNING)] });
+  assert.deepEqual(brief(plan({ ...after, mayUpgrade: false }, ctx())), ["createPod mp-old"]);
+});
+
+Deno.test("plan: the upgrade leaves alone pods of this version, pods not yet serving, and everything without mayUpgrade", () => {
+  const pending: Partial<V1Pod> = { status: { phase: "Pending" } };
+  const leaving = mpPod("mp-a", "v0", RUNNING);
+  leaving.metadata!.deletionTimestamp = new Date();
+  const cases: [V1Pod, boolean][] = [
+    [mpPod("mp-a", "v1", RUNNING), true],
+    [mpPod("mp-a", "v0", pending), true],
+    [leaving, true],
+    [mpPod("mp-a", "v0", RUNNING), false],
+  ];
+  for (const [pod, mayUpgrade] of cases) {
+    const s = state({
+      workloads: [w("w1")],
+      attachments: [attachment("att-none", KEY, { "mp-a": ["w1"] })],
+      mountpointPods: [pod],
+      mayUpgrade,
+    });
+    assert.deepEqual(brief(plan(s, ctx())), [], JSON.stringify({ pod, mayUpgrade }));
+  }
+});
+
 Deno.test("plan: a finished or deleted workload is removed; the emptied pod and attachment go", () => {
   const att = attachment("att-none", KEY, { "mp-1": ["w1", "w2"] });
   const pods = [mpPod("mp-1")];

@@ -7,8 +7,8 @@
  * - `workloads.ts`: provisioning, a workload's file in the bucket through a
  *   Mountpoint Pod and an attachment, the node's metrics of that mount,
  *   sharing, cleanup, bucket deletion, static and read-only volumes;
- * - `resilience.ts`: the node plugin restarted and the reconciler's leader
- *   killed under running workloads;
+ * - `resilience.ts`: a Mountpoint Pod deleted, the node plugin restarted and
+ *   the reconciler's leader killed under running workloads;
  * - `provisioning.ts`: templated per-namespace secrets, a missing secret,
  *   `WaitForFirstConsumer` and `Retain`;
  * - `helm.ts` `helmChart`: dry runs of other value sets, `s3csi doctor` in
@@ -31,7 +31,7 @@ import { E2e } from "./harness.ts";
 import { helmChart, installChart } from "./helm.ts";
 import { kustomizeManifests } from "./kustomize.ts";
 import { templatedSecrets, waitForFirstConsumer } from "./provisioning.ts";
-import { leaderKilled, nodePluginRestart } from "./resilience.ts";
+import { leaderKilled, mountpointPodDeleted, nodePluginRestart } from "./resilience.ts";
 import { cleanUp, provisionAndShare, staticVolumes } from "./workloads.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -64,6 +64,7 @@ Deno.test({
       const step = (name: string, fn: () => Promise<void>) => t.step(name, fn);
 
       const vol = await provisionAndShare(e, step);
+      await mountpointPodDeleted(e, step, vol);
       await nodePluginRestart(e, step, vol);
       await leaderKilled(e, step, vol);
       await cleanUp(e, step, vol);

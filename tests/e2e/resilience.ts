@@ -1,6 +1,10 @@
 /**
  * End-to-end scenarios of the driver's own pods failing under running
  * workloads:
+ * - a Mountpoint Pod is deleted while its workload writes and reads: it
+ *   hands its live mount over, the reconciler creates it again under its
+ *   name, the node hands the connection to the new pod, and the workload
+ *   is never restarted and sees no error;
  * - the node plugin's pod is deleted and comes back: a workload that keeps
  *   writing and reading meanwhile sees no error (its mount lives in the
  *   Mountpoint Pod, not in the plugin), and the new plugin publishes the
@@ -14,7 +18,7 @@
  */
 import assert from "node:assert/strict";
 import { waitFor } from "./deploy.ts";
-import { DRIVER, DRIVER_NS, type E2e, type Step, workload } from "./harness.ts";
+import { DRIVER, DRIVER_NS, type E2e, MOUNT_NS, type Step, workload } from "./harness.ts";
 import type { SharedVolume } from "./workloads.ts";
 
 /** Writes tick/N and reads it back every 100 ms; logs `ok N` every 10th, any failure at once. */
@@ -50,6 +54,44 @@ async function nodePlugin(e: E2e): Promise<{ names: string[]; ready: boolean }> 
       c.type === "Ready" && c.status === "True"
     );
   return { names: pods.map((p) => p.metadata.name), ready };
+}
+
+export async function mountpointPodDeleted(e: E2e, step: Step, vol: SharedVolume): Promise<void> {
+  await step(
+    "deleting a Mountpoint Pod under a writing and reading workload: its mount is handed to the pod created again, the workload goes on",
+    async () => {
+      await e.apply(workload(e.c, "survivor", vol.claim, TICKER));
+      await e.running("survivor");
+      await waitFor("the survivor's first writes", async () => (await ticks(e, "survivor")) >= 10);
+      const uid = await e.uid("survivor");
+      const [mountpointPod] = Object.entries(await e.workloadsByMountpointPod())
+        .filter(([, uids]) => uids.includes(uid)).map(([pod]) => pod);
+      assert.ok(mountpointPod, "no Mountpoint Pod lists the survivor");
+      const before = await e.uid(mountpointPod, MOUNT_NS);
+      await e.kubectl(["-n", MOUNT_NS, "delete", "pod", mountpointPod, "--wait=true"]);
+      await waitFor(
+        `${mountpointPod} created again and running`,
+        async () => {
+          const p = await e.json(["-n", MOUNT_NS, "get", "pod", mountpointPod]).catch(() => null);
+          return p?.metadata.uid !== before && p?.status?.phase === "Running";
+        },
+        e.describe(mountpointPod, MOUNT_NS),
+      );
+      // The ticker fails on any error line: it went on through the hand-over, and goes on.
+      const at = await ticks(e, "survivor");
+      await waitFor(
+        `the survivor past ${at + 20}`,
+        async () => (await ticks(e, "survivor")) > at + 20,
+        e.describe(mountpointPod, MOUNT_NS),
+      );
+      assert.ok(await e.s3.headObject(vol.bucket, `tick/${at + 20}`));
+      const survivor = await e.json(["get", "pod", "survivor"]);
+      assert.equal(survivor.status.containerStatuses[0].restartCount, 0, "never restarted");
+      const logs = await e.kubectl(["-n", MOUNT_NS, "logs", mountpointPod]);
+      assert.match(logs, /taking over a live mount/, "the new pod took the mount over");
+      await e.kubectl(["delete", "pod", "survivor", "--wait=true"]);
+    },
+  );
 }
 
 export async function nodePluginRestart(e: E2e, step: Step, vol: SharedVolume): Promise<void> {

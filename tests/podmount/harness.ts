@@ -58,6 +58,11 @@ export interface World {
    * name it; `args` follow `--from-socket <socket>`.
    */
   startPod(env?: Record<string, string>, args?: string[]): Promise<MountpointPod>;
+  /**
+   * The container of `pod` restarted: a new process of the same pod (name,
+   * UID, comm directory), as the kubelet starts after a crash.
+   */
+  restartPod(pod: MountpointPod, env?: Record<string, string>): MountpointPod;
   spec(overrides: Partial<MountSpec>): MountSpec;
 }
 
@@ -156,6 +161,32 @@ export async function withWorld(
     pollMs: 50,
     ...config,
   });
+  const run = (
+    name: string,
+    uid: string,
+    commDir: string,
+    env: Record<string, string>,
+    args: string[],
+  ): MountpointPod => {
+    const { child, output, status } = spawnPod(commDir, runtime, env, args);
+    const pod: MountpointPod = {
+      name,
+      uid,
+      commDir,
+      pid: child.pid,
+      status,
+      output,
+      kill: (signal) => {
+        try {
+          child.kill(signal);
+        } catch {
+          // already gone
+        }
+      },
+    };
+    pods.push(pod);
+    return pod;
+  };
   const world: World = {
     kubelet,
     mounter,
@@ -167,25 +198,12 @@ export async function withWorld(
       const commDir = hostCommDir(kubelet, uid);
       await Deno.mkdir(commDir, { recursive: true, mode: 0o755 });
       if (isRoot) await Deno.chown(commDir, POD_UID, POD_UID);
-      const { child, output, status } = spawnPod(commDir, runtime, env, args);
-      const pod: MountpointPod = {
-        name,
-        uid,
-        commDir,
-        pid: child.pid,
-        status,
-        output,
-        kill: (signal) => {
-          try {
-            child.kill(signal);
-          } catch {
-            // already gone
-          }
-        },
-      };
-      pods.push(pod);
+      const pod = run(name, uid, commDir, env, args);
       world.attached = { name, uid };
       return pod;
+    },
+    restartPod(pod, env = {}) {
+      return run(pod.name, pod.uid, pod.commDir, env, []);
     },
     spec(overrides) {
       const mountId = randomHex(8);

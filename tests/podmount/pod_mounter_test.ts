@@ -175,7 +175,7 @@ Deno.test("an attachment that never comes is UNAVAILABLE, naming what was waited
   });
 });
 
-Deno.test("a Mountpoint Pod killed while the node holds the keeper fd leaves a waiting mount, not ENOTCONN", async () => {
+Deno.test("a Mountpoint Pod killed while the node holds the keeper fd leaves a waiting mount, not ENOTCONN, and the next pod answers the waiting call", async () => {
   await withMinio(async (minio, s3) => {
     await s3.createBucket("kill-bucket");
     await s3.putObject("kill-bucket", "a.txt", enc.encode("a"));
@@ -203,18 +203,41 @@ Deno.test("a Mountpoint Pod killed while the node holds the keeper fd leaves a w
         return ended || /fuse|request_wait_answer/.test(wchan);
       });
       if (ended) assert.fail(`the stat did not wait: ${dec.decode((await result).stderr)}`);
-      // Until live recovery hands the keeper's clone to a new server, the next publish drops the
-      // waiting connection (the stat then fails once) and mounts again with the new Mountpoint Pod.
+      // The pod the lookup names next (a new UID) is handed the live connection, unasked.
       const next = await w.startPod();
-      await w.mounter.ensureMounted(spec);
-      const r = await withTimeout(result, 10_000, "the waiting stat ends");
+      const r = await withTimeout(result, 30_000, "the waiting stat ends");
       assert.notEqual(r.code, 0);
+      assert.match(dec.decode(r.stderr), /No such file or directory/, "a real answer");
       assert.equal((await catFile(`${spec.sourceDir}/a.txt`)).out, "a", "served by the new pod");
-      assert.equal((await fuseMountsUnder(w.kubelet)).length, 1, "one mount, the new one");
+      assert.equal((await fuseMountsUnder(w.kubelet)).length, 1, "the same mount, no second");
       await w.mounter.unmount(spec.sourceDir, spec.stateDir);
       assert.equal(await withTimeout(next.status, 30_000, "new Mountpoint Pod exit"), 0);
       assert.deepEqual(await fuseMountsUnder(w.kubelet), []);
     });
+  });
+});
+
+Deno.test("a live mount whose Mountpoint Pod gets no successor in time is given up: the next publish mounts it again", async () => {
+  await withMinio(async (minio, s3) => {
+    await s3.createBucket("gone-bucket");
+    await s3.putObject("gone-bucket", "a.txt", enc.encode("a"));
+    await withWorld(minio, async (w) => {
+      const pod = await w.startPod();
+      const spec = w.spec({ bucket: "gone-bucket" });
+      await w.mounter.ensureMounted(spec);
+      w.attached = undefined; // the reconciler has no pod for it any more
+      pod.kill("SIGKILL");
+      await withTimeout(pod.status, 10_000, "Mountpoint Pod exit");
+      await eventually("the keeper is let go: the source is dead", 10_000, async () => {
+        return (await catFile(`${spec.sourceDir}/a.txt`)).code !== 0;
+      });
+      const next = await w.startPod();
+      await w.mounter.ensureMounted(spec);
+      assert.equal((await catFile(`${spec.sourceDir}/a.txt`)).out, "a", "mounted again");
+      assert.equal((await fuseMountsUnder(w.kubelet)).length, 1);
+      await w.mounter.unmount(spec.sourceDir, spec.stateDir);
+      assert.equal(await withTimeout(next.status, 30_000, "new Mountpoint Pod exit"), 0);
+    }, { recoverTimeoutMs: 1_000 });
   });
 });
 

@@ -13,11 +13,32 @@ export async function fuseMountsUnder(dir: string): Promise<string[]> {
     .map((m) => m.mountPoint).filter((m) => m.startsWith(dir));
 }
 
-/** Lazily unmounts every driver FUSE mount under `dir`, the innermost (latest) first. */
+/**
+ * Takes down every driver FUSE mount under `dir`, the innermost (latest)
+ * first: its connection is aborted (fusectl), so that no caller, this test
+ * process included, stays waiting on a connection that a keeper fd keeps
+ * alive with no server, then it is lazily unmounted.
+ */
 export async function detachFuseMountsUnder(dir: string): Promise<void> {
-  for (const m of (await fuseMountsUnder(dir)).reverse()) {
-    await new Deno.Command("umount", { args: ["-l", m] }).output();
+  const mounts = (await readMountInfo()).filter((m) =>
+    m.fstype === "fuse.s3csi" && m.mountPoint.startsWith(dir)
+  );
+  for (const m of mounts.reverse()) {
+    await abortFuseConnection(m.minor);
+    await new Deno.Command("umount", { args: ["-l", m.mountPoint] }).output();
   }
+}
+
+const FUSECTL = "/sys/fs/fuse/connections";
+
+/** Aborts FUSE connection `id` (the mount's minor device number); best effort. */
+async function abortFuseConnection(id: number): Promise<void> {
+  const abort = `${FUSECTL}/${id}/abort`;
+  if (!(await Deno.stat(`${FUSECTL}/${id}`).then(() => true, () => false))) {
+    await new Deno.Command("mount", { args: ["-t", "fusectl", "none", FUSECTL] }).output()
+      .catch(() => {});
+  }
+  await Deno.writeTextFile(abort, "1").catch(() => {});
 }
 
 /**
