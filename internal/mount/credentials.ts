@@ -110,6 +110,15 @@ export function watchedProfile(path: string, profile: string): () => Promise<Cre
   };
 }
 
+/** The credentials of `profile` in the file at `path`; undefined when it has none (or no file). */
+export async function readCredentialsFile(
+  path: string,
+  profile: string,
+): Promise<Credentials | undefined> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  return fromProfile(parseIni(text).get(profile));
+}
+
 /**
  * Writes a one-profile credentials file atomically with mode 0600, owned by
  * `owner` when given (the user a Mountpoint Pod runs as).

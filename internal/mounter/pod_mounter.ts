@@ -40,10 +40,13 @@
  * recovery it waits for its outcome first. `unmount` unmounts the source,
  * which ends the pod's session; then the keeper is closed.
  *
- * Keepers live in this process only. After a node plugin restart they are
- * gone: a source still served by its Mountpoint Pod keeps working, and its
- * comm directory is found again from the state directory for rotation, but
- * it no longer survives its server's death.
+ * After each hand-over the node gives the pod a spare clone (contract step
+ * 6). A node plugin that restarts has lost its keepers: `recover()` finds
+ * each source it served (`served.json` in the state directory), takes a
+ * keeper back from the pod's keeper socket, and watches that connection as
+ * it watched the first, so the mount survives its pod again. A source it
+ * cannot take back keeps working until its pod goes, and is mounted again
+ * by the next publish after that.
  *
  * @module
  */
@@ -51,7 +54,7 @@ import type { S3Connection } from "../cli/mod.ts";
 import { FailedPreconditionError, UnavailableError } from "../errors/mod.ts";
 import { checkMount, unmount } from "../fuse/mod.ts";
 import { log as rootLog } from "../log/mod.ts";
-import { writeCredentialsFile } from "../mount/credentials.ts";
+import { readCredentialsFile, writeCredentialsFile } from "../mount/credentials.ts";
 import type { AttachmentLookup, MountpointPodRef } from "../podmount/attachment_lookup.ts";
 import {
   ATTACHMENT,
@@ -61,7 +64,7 @@ import {
   CREDENTIALS_PROFILE,
   hostCommDir,
   isHandOverNotice,
-  JOURNAL_FILE,
+  KEEPER_SPARE,
   METRICS_SOCKET,
   MOUNT_REQUEST_VERSION,
   MOUNTPOINT_NAMESPACE,
@@ -72,8 +75,18 @@ import {
 import { connectMountpoint, handOver, type MountpointConnection } from "../podmount/handoff.ts";
 import { receiveLine, sendLine, WireTimeout } from "../podmount/wire.ts";
 import { close } from "../sys/libc.ts";
+import { cloneFuseFd } from "../fuse/mod.ts";
+import { takeKeeper } from "../takeover/keeper.ts";
 import type { Mounter, MountSpec } from "./mounter.ts";
 import { recordMetricsSource } from "./metrics_sources.ts";
+import {
+  COMM_RECORD,
+  placeJournal,
+  readServedRecord,
+  saveJournal,
+  type ServedRecord,
+  writeServedRecord,
+} from "./pod_state.ts";
 import {
   detachSource,
   mountSource,
@@ -83,9 +96,6 @@ import {
 } from "./source.ts";
 
 const log = rootLog.with({ component: "mounter" });
-
-/** The state-directory file that remembers a source's comm directory. */
-const COMM_RECORD = "comm";
 
 export interface PodMounterConfig extends S3Connection {
   /** This node's name, as attachments record it. */
@@ -249,7 +259,9 @@ export class PodMounter implements Mounter {
       released: false,
     };
     this.#served.set(spec.sourceDir, served);
+    await this.#giveSpare(served);
     this.#watch(served);
+    await writeServedRecord(served);
     await recordMetricsSource(spec.stateDir, spec.volumeId, `${commDir}/${METRICS_SOCKET}`);
     await tuneSource(spec.sourceDir, mlog);
     mlog.info("mounted by a Mountpoint Pod", { pod: pod.name, bucket: spec.bucket });
@@ -279,7 +291,7 @@ export class PodMounter implements Mounter {
           if (!isHandOverNotice(got.line)) continue;
           handedOver = true;
           mlog.info("the Mountpoint Pod hands its mount over: keeping its journal");
-          await this.#saveJournal(served);
+          await saveJournal(served.commDir, served.spec);
           await sendLine(conn.sock, { ok: true }, Date.now() + ACK_TIMEOUT_MS).catch(() => {});
         }
       } finally {
@@ -289,34 +301,10 @@ export class PodMounter implements Mounter {
       served.gone = true;
       if (!handedOver) {
         mlog.warn("the Mountpoint Pod serving a live mount is gone: waiting for its successor");
-        await this.#saveJournal(served);
+        await saveJournal(served.commDir, served.spec);
       }
       served.recovering = this.#recover(served);
     })();
-  }
-
-  /** Copies the pod's journal into the state directory, where a new pod's copy comes from. */
-  async #saveJournal(served: Served): Promise<void> {
-    const tmp = `${served.spec.stateDir}/${JOURNAL_FILE}.tmp`;
-    try {
-      await Deno.copyFile(`${served.commDir}/${JOURNAL_FILE}`, tmp);
-      await Deno.chmod(tmp, 0o600);
-      await Deno.rename(tmp, `${served.spec.stateDir}/${JOURNAL_FILE}`);
-    } catch (err) {
-      log.warn("cannot copy the Mountpoint Pod's journal", {
-        source: served.spec.sourceDir,
-        error: err,
-      });
-    }
-  }
-
-  /** Puts the saved journal into a new pod's comm directory, owned by the pod's user. */
-  async #placeJournal(served: Served, commDir: string, owner: { uid: number; gid: number }) {
-    const tmp = `${commDir}/${JOURNAL_FILE}.tmp`;
-    await Deno.copyFile(`${served.spec.stateDir}/${JOURNAL_FILE}`, tmp);
-    await Deno.chown(tmp, owner.uid, owner.gid);
-    await Deno.chmod(tmp, 0o600);
-    await Deno.rename(tmp, `${commDir}/${JOURNAL_FILE}`);
   }
 
   /** Step 2 and 3 of the module note: hands the live connection to the pod that serves next. */
@@ -348,7 +336,7 @@ export class PodMounter implements Mounter {
         }
         let reply: MountReply;
         try {
-          if (commDir !== served.commDir) await this.#placeJournal(served, commDir, conn.owner);
+          if (commDir !== served.commDir) await placeJournal(spec.stateDir, commDir, conn.owner);
           await this.#writeCredentials(spec, commDir, conn.owner);
           reply = await handOver(
             conn,
@@ -370,7 +358,8 @@ export class PodMounter implements Mounter {
         served.commDir = commDir;
         served.pod = pod;
         served.gone = false;
-        await Deno.writeTextFile(`${spec.stateDir}/${COMM_RECORD}`, commDir);
+        await this.#giveSpare(served);
+        await writeServedRecord(served);
         await recordMetricsSource(spec.stateDir, spec.volumeId, `${commDir}/${METRICS_SOCKET}`);
         this.#watch(served);
         mlog.info("a Mountpoint Pod took over the live mount", {
@@ -387,6 +376,81 @@ export class PodMounter implements Mounter {
     } finally {
       served.recovering = undefined;
     }
+  }
+
+  /** Contract step 6: a spare clone for the pod's keeper socket. */
+  async #giveSpare(served: Served): Promise<void> {
+    let spare = -1;
+    try {
+      spare = cloneFuseFd(served.keeper);
+      await sendLine(served.conn.sock, KEEPER_SPARE, Date.now() + ACK_TIMEOUT_MS, spare);
+    } catch (err) {
+      log.warn("cannot give the Mountpoint Pod a spare keeper", {
+        source: served.spec.sourceDir,
+        error: err,
+      });
+    } finally {
+      if (spare >= 0) close(spare); // the pod has its own now
+    }
+  }
+
+  /**
+   * At start: takes back a keeper of every source an earlier node instance
+   * left served under `stateRoot`, from its pod's keeper socket, and
+   * watches it again (the module note). A source that is not healthy, or
+   * whose pod gives no keeper, is left to the next publish.
+   */
+  async recover(stateRoot: string): Promise<void> {
+    let dirs: string[];
+    try {
+      dirs = [...Deno.readDirSync(stateRoot)].filter((e) => e.isDirectory).map((e) => e.name);
+    } catch {
+      return; // nothing mounted yet
+    }
+    await Promise.all(dirs.map((d) => this.#reclaim(`${stateRoot}/${d}`)));
+  }
+
+  async #reclaim(stateDir: string): Promise<void> {
+    let record: ServedRecord;
+    try {
+      record = await readServedRecord(stateDir);
+    } catch {
+      return; // not a source of this mounter, or mounted by an older version
+    }
+    const { spec, commDir, pod } = record;
+    const mlog = log.with({ volume: spec.volumeId, source: spec.sourceDir, pod: pod.name });
+    if (this.#served.has(spec.sourceDir) || (await checkMount(spec.sourceDir)) !== "ok") return;
+    let taken: Awaited<ReturnType<typeof takeKeeper>>;
+    let owner: { uid: number; gid: number };
+    try {
+      const st = await Deno.stat(commDir);
+      owner = { uid: st.uid ?? 0, gid: st.gid ?? 0 };
+      taken = await takeKeeper(commDir);
+    } catch (err) {
+      mlog.warn("cannot take back the keeper of a live mount: it will not survive its pod", {
+        error: err,
+      });
+      return;
+    }
+    if (record.hasCredentials) {
+      // Kept in memory only, for the pod that may come next (its comm directory starts empty).
+      const c = await readCredentialsFile(`${commDir}/${CREDENTIALS_FILE}`, CREDENTIALS_PROFILE);
+      if (c) spec.credentials = c;
+    }
+    const served: Served = {
+      spec,
+      keeper: taken.keeper,
+      conn: { sock: taken.sock, owner },
+      commDir,
+      pod,
+      watched: Promise.resolve(),
+      gone: false,
+      unmounting: false,
+      released: false,
+    };
+    this.#served.set(spec.sourceDir, served);
+    this.#watch(served);
+    mlog.info("took back the keeper of a live mount", { serverVersion: taken.version });
   }
 
   /**
@@ -472,6 +536,15 @@ export class PodMounter implements Mounter {
     this.#served.delete(sourceDir);
     served.released = true;
     close(served.keeper);
+  }
+
+  /**
+   * Lets go of every source without unmounting, as a node plugin that exits
+   * does: watchers stop, keepers close; the pods go on serving, and the
+   * next instance's `recover()` takes them back.
+   */
+  release(): void {
+    for (const sourceDir of [...this.#served.keys()]) this.#forget(sourceDir);
   }
 
   async unmount(sourceDir: string, stateDir: string): Promise<void> {

@@ -28,6 +28,12 @@
  *    keeps the connection (its keeper) and hands a new clone to whichever
  *    pod the attachment names next, the restarted container of the same
  *    pod or a new pod (to which it copies the journal), with `takeOver`.
+ * 6. Keeper. After `{ok: true}` the node sends `KEEPER_SPARE` with one more
+ *    clone of the connection, which the pod never reads from and hands to
+ *    whoever connects to `KEEPER_SOCKET` of internal/takeover/keeper.ts: a
+ *    node plugin that restarted takes its keeper back there, so the mount
+ *    still survives its pod. That connection is then the node's: the pod
+ *    sends `HAND_OVER_NOTICE` on the newest one.
  *
  * @module
  */
@@ -201,6 +207,18 @@ export const MOUNT_REQUEST_VERSION = 1;
  * the journal out of the comm directory first (it goes with the pod).
  */
 export const HAND_OVER_NOTICE = { handedOver: true } as const;
+
+/** The node's line after `{ok: true}`, with a spare clone of the connection attached. */
+export const KEEPER_SPARE = { keeperSpare: true } as const;
+
+/** Whether a line from the node is `KEEPER_SPARE`. */
+export function isKeeperSpare(line: string): boolean {
+  try {
+    return (JSON.parse(line) as { keeperSpare?: unknown })?.keeperSpare === true;
+  } catch {
+    return false;
+  }
+}
 
 /** Whether a line from a serving Mountpoint Pod is `HAND_OVER_NOTICE`. */
 export function isHandOverNotice(line: string): boolean {

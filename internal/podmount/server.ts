@@ -34,7 +34,10 @@
  * SIGTERM (the pod is deleted, evicted or upgraded) is a planned hand-over
  * (internal/mount/run.ts): once the session has ended for a successor, the
  * pod sends `HAND_OVER_NOTICE` and waits, bounded, for the node to have
- * copied the journal out, then exits 0.
+ * copied the journal out, then exits 0. While it serves, it hands the
+ * node's spare clone to whoever connects to its keeper socket (contract
+ * step 6): a node plugin that restarted takes its keeper back there, and
+ * that connection is the one the notice then goes to.
  *
  * Nothing here needs a privilege: the node mounted the connection; this
  * process only reads and writes a fd it was given, and files in the comm
@@ -60,12 +63,14 @@ import {
   startupCredentials,
 } from "../mount/run.ts";
 import { close, listenUnix, viaDirFd } from "../sys/libc.ts";
+import { type KeeperServer, serveKeeper } from "../takeover/keeper.ts";
 import {
   COMM_MOUNT_PATH,
   CREDENTIALS_FILE,
   CREDENTIALS_PROFILE,
   ERROR_FILE,
   HAND_OVER_NOTICE,
+  isKeeperSpare,
   JOURNAL_FILE,
   METRICS_SOCKET,
   type MountRequest,
@@ -164,6 +169,28 @@ export async function serveFromSocket(opts: ServerOptions): Promise<number> {
     close(conn);
     return 1;
   };
+  // Contract step 6: the node's spare clone, handed out on the keeper socket.
+  let spare = -1;
+  let keeper: KeeperServer | undefined;
+  let spareRead: Promise<void> | undefined;
+  const receiveSpare = async () => {
+    try {
+      const got = await receiveLine(conn, Date.now() + REPLY_TIMEOUT_MS, "the node's spare keeper");
+      if (!isKeeperSpare(got.line) || got.fd < 0) {
+        if (got.fd >= 0) close(got.fd);
+        throw new ProtocolError(`Unexpected line from the node: ${got.line.slice(0, 80)}`);
+      }
+      spare = got.fd;
+      keeper = serveKeeper(commDir, spare, slog, { share: true });
+    } catch (err) {
+      slog.warn(
+        "no spare keeper from the node: a restarted node plugin cannot take this mount back",
+        {
+          error: errorMessage(err),
+        },
+      );
+    }
+  };
   let code: number;
   try {
     const received = await receiveLine(conn, Date.now() + REQUEST_TIMEOUT_MS, "the mount request");
@@ -211,10 +238,13 @@ export async function serveFromSocket(opts: ServerOptions): Promise<number> {
       ...journalServeOptions(takeover),
       async onHandedOver() {
         // The journal goes with the pod's emptyDir: the node copies it before we exit.
+        await spareRead;
+        const held = keeper?.holder() ?? -1;
+        const node = held >= 0 ? held : conn; // a node that restarted holds the keeper socket
         try {
-          await sendLine(conn, HAND_OVER_NOTICE, Date.now() + REPLY_TIMEOUT_MS);
+          await sendLine(node, HAND_OVER_NOTICE, Date.now() + REPLY_TIMEOUT_MS);
           const ack = await receiveLine(
-            conn,
+            node,
             Date.now() + HAND_OVER_ACK_MS,
             "the node's acknowledgement",
           );
@@ -230,10 +260,15 @@ export async function serveFromSocket(opts: ServerOptions): Promise<number> {
         await writeStatus(`${commDir}/${READY_FILE}`, what);
         await sendLine(conn, { ok: true }, Date.now() + REPLY_TIMEOUT_MS);
         slog.info("serving", { bucket: req.bucket });
+        spareRead = receiveSpare();
       },
     });
   } catch (err) {
     return await fail(errorMessage(err));
+  } finally {
+    await spareRead;
+    keeper?.stop();
+    if (spare >= 0) close(spare);
   }
   close(conn);
   return code;

@@ -18,6 +18,11 @@
  * death (`gone`). A server keeps only the newest client's connection: a
  * node that reconnects has replaced the one before.
  *
+ * A Mountpoint Pod cannot clone (it has no /dev/fuse): the node gives it a
+ * spare clone that it never reads from, and its keeper socket, in the comm
+ * directory, hands out that spare itself (`share`). Holding a fd nobody
+ * reads keeps the connection alive without holding back any request.
+ *
  * @module
  */
 import { cloneFuseFd } from "../fuse/mod.ts";
@@ -32,8 +37,22 @@ export const KEEPER_SOCKET = "keeper.sock";
 const SEND_TIMEOUT_MS = 5_000;
 const SLICE_MS = 1_000;
 
-/** Serves clones of `fuseFd` on `<dir>/keeper.sock` until `stop()`. */
-export function serveKeeper(dir: string, fuseFd: number, log: Logger): { stop(): void } {
+export interface KeeperServer {
+  /** The newest client's connection (-1 for none): the node that holds a keeper now. */
+  holder(): number;
+  stop(): void;
+}
+
+/**
+ * Serves clones of `fuseFd` on `<dir>/keeper.sock` until `stop()`; with
+ * `share`, `fuseFd` itself (a spare nobody reads from, see the module note).
+ */
+export function serveKeeper(
+  dir: string,
+  fuseFd: number,
+  log: Logger,
+  opts: { share?: boolean } = {},
+): KeeperServer {
   const path = `${dir}/${KEEPER_SOCKET}`;
   try {
     Deno.removeSync(path);
@@ -55,16 +74,16 @@ export function serveKeeper(dir: string, fuseFd: number, log: Logger): { stop():
         return;
       }
       try {
-        const clone = cloneFuseFd(fuseFd);
+        const given = opts.share ? fuseFd : cloneFuseFd(fuseFd);
         try {
           await sendLine(
             conn,
             { pid: Deno.pid, version: VERSION },
             Date.now() + SEND_TIMEOUT_MS,
-            clone,
+            given,
           );
         } finally {
-          close(clone); // the client has its own now
+          if (given !== fuseFd) close(given); // the client has its own now
         }
         if (holder >= 0) close(holder);
         holder = conn;
@@ -76,6 +95,7 @@ export function serveKeeper(dir: string, fuseFd: number, log: Logger): { stop():
     }
   })();
   return {
+    holder: () => holder,
     stop() {
       if (stopped) return;
       stopped = true;
@@ -102,42 +122,54 @@ export interface Reclaimed {
   release(): void;
 }
 
-/** Connects to the server of the mount whose state directory is `dir`, and takes a keeper. */
-export async function reclaimKeeper(dir: string, timeoutMs = SEND_TIMEOUT_MS): Promise<Reclaimed> {
+/** A keeper taken from a keeper socket, with the connection it came on (the caller's to close). */
+export interface TakenKeeper {
+  keeper: number;
+  pid: number;
+  version: string;
+  /** Stays open while the server lives; it hangs up when the server ends. */
+  sock: number;
+}
+
+/** Connects to the keeper socket in `dir` and takes a keeper. */
+export async function takeKeeper(dir: string, timeoutMs = SEND_TIMEOUT_MS): Promise<TakenKeeper> {
   const sock = viaDirFd(dir, (d) => connectUnix(`${d}/${KEEPER_SOCKET}`));
-  let released = false;
   try {
     const { line, fd } = await receiveLine(sock, Date.now() + timeoutMs, "a keeper");
     if (fd < 0) throw new Error("The mount server sent no keeper fd");
-    let pid: number;
-    let version: string;
     try {
       const said = JSON.parse(line) as { pid?: unknown; version?: unknown };
-      pid = Number(said.pid);
-      version = typeof said.version === "string" ? said.version : "";
+      const version = typeof said.version === "string" ? said.version : "";
+      return { keeper: fd, pid: Number(said.pid), version, sock };
     } catch (err) {
       close(fd);
       throw err;
     }
-    // The socket is closed here, by its only user, so that its number is never polled after reuse.
-    const gone = (async () => {
-      try {
-        while (!released && !(await waitPeerGone(sock, Date.now() + SLICE_MS))) { /* there */ }
-      } finally {
-        close(sock);
-      }
-    })();
-    return {
-      keeper: fd,
-      pid,
-      version,
-      gone,
-      release() {
-        released = true;
-      },
-    };
   } catch (err) {
     close(sock);
     throw err;
   }
+}
+
+/** Connects to the server of the mount whose state directory is `dir`, and takes a keeper. */
+export async function reclaimKeeper(dir: string, timeoutMs = SEND_TIMEOUT_MS): Promise<Reclaimed> {
+  const { keeper, pid, version, sock } = await takeKeeper(dir, timeoutMs);
+  let released = false;
+  // The socket is closed here, by its only user, so that its number is never polled after reuse.
+  const gone = (async () => {
+    try {
+      while (!released && !(await waitPeerGone(sock, Date.now() + SLICE_MS))) { /* there */ }
+    } finally {
+      close(sock);
+    }
+  })();
+  return {
+    keeper,
+    pid,
+    version,
+    gone,
+    release() {
+      released = true;
+    },
+  };
 }

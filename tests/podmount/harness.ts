@@ -64,6 +64,8 @@ export interface World {
    */
   restartPod(pod: MountpointPod, env?: Record<string, string>): MountpointPod;
   spec(overrides: Partial<MountSpec>): MountSpec;
+  /** A new node plugin instance: a `PodMounter` of the same configuration (replaces `mounter`). */
+  restartNode(): PodMounter;
 }
 
 const isRoot = Deno.uid() === 0;
@@ -149,18 +151,20 @@ export async function withWorld(
       return Promise.resolve(world.attached);
     },
   };
-  const mounter = new PodMounter({
-    region: minio.region,
-    endpointUrl: minio.endpoint,
-    forcePathStyle: true,
-    nodeName: "node-1",
-    kubeletPath: kubelet,
-    lookup,
-    attachTimeoutMs: 30_000,
-    startTimeoutMs: 30_000,
-    pollMs: 50,
-    ...config,
-  });
+  const newMounter = () =>
+    new PodMounter({
+      region: minio.region,
+      endpointUrl: minio.endpoint,
+      forcePathStyle: true,
+      nodeName: "node-1",
+      kubeletPath: kubelet,
+      lookup,
+      attachTimeoutMs: 30_000,
+      startTimeoutMs: 30_000,
+      pollMs: 50,
+      ...config,
+    });
+  const mounter = newMounter();
   const run = (
     name: string,
     uid: string,
@@ -201,6 +205,10 @@ export async function withWorld(
       const pod = run(name, uid, commDir, env, args);
       world.attached = { name, uid };
       return pod;
+    },
+    restartNode() {
+      world.mounter = newMounter();
+      return world.mounter;
     },
     restartPod(pod, env = {}) {
       return run(pod.name, pod.uid, pod.commDir, env, []);

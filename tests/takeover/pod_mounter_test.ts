@@ -199,3 +199,52 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "a node plugin that restarted takes its keeper back from the Mountpoint Pod: the pod's crash after that is survived as before",
+  ignore: !canMount,
+  async fn() {
+    await withMinio(async (minio, s3) => {
+      const expected = await fill(s3, "both");
+      await withWorld(minio, async (w) => {
+        const pod = await w.startPod();
+        const spec = w.spec({ bucket: "both" });
+        await w.mounter.ensureMounted(spec);
+        // The node plugin exits (its keeper closes) and a new instance starts.
+        w.mounter.release();
+        const node = w.restartNode();
+        await node.recover(spec.stateDir.slice(0, spec.stateDir.lastIndexOf("/")));
+        assert.equal(await sh(`cat ${spec.sourceDir}/d/f1 | od -An -tu1`), "   1\n");
+        const lister = listLoop(`${spec.sourceDir}/d`);
+        const cut: { served?: Promise<void>; restarted?: ReturnType<typeof w.restartPod> } = {};
+        const read = await readInChild(`${spec.sourceDir}/big.bin`, (offset) => {
+          if (cut.served || offset < CUT_AT) return;
+          pod.kill("SIGKILL");
+          cut.served = (async () => {
+            await withTimeout(pod.status, 10_000, "the killed container exits");
+            cut.restarted = w.restartPod(pod);
+            await firstServed(`${spec.sourceDir}/d`);
+          })();
+        });
+        assert.ok(cut.served, "the container was killed during the read");
+        await cut.served;
+        const listed = await lister.stop();
+        console.log(
+          `node restart, then container restart: reader errors ${
+            JSON.stringify(read.errors)
+          }; ${listed.lists} listings, errors ${JSON.stringify(listed.errors)}`,
+        );
+        assert.equal(read.sha256, expected);
+        for (const errors of [read.errors, listed.errors]) {
+          assert.ok(!errors.includes("ENOTCONN"), `no ENOTCONN: ${errors}`);
+          assert.ok(errors.length <= 1, `at most the call in flight fails: ${errors}`);
+        }
+        assert.equal((await fuseMountsUnder(w.kubelet)).length, 1);
+        await node.unmount(spec.sourceDir, spec.stateDir);
+        assert.equal(await withTimeout(cut.restarted!.status, 30_000, "restarted pod exit"), 0);
+        assert.deepEqual(await fuseMountsUnder(w.kubelet), []);
+      });
+    });
+  },
+});
