@@ -37,6 +37,11 @@ import { dropCaches, firstByteTimes, median, sh, vmStatus } from "./bench_shell.
 
 const dec = new TextDecoder();
 
+/** A tool's name as a key or path part: "s3csi + journal" has spaces a shell would split. */
+function slug(tool: string): string {
+  return tool.replace(/[^A-Za-z0-9]+/g, "-");
+}
+
 /** A mounted tool: its serving process and where it is mounted. */
 export interface ToolMount {
   pid: number;
@@ -277,7 +282,7 @@ function workloads(client: AwsObjectClient, bucket: string, s: PeerSizes): Workl
         return mibPerSec(t).toFixed(0);
       },
       async run(m, tool) {
-        const key = `peer-${tool}-w${seq++}`;
+        const key = `peer-${slug(tool)}-w${seq++}`;
         const t = performance.now();
         await sh(`dd if=/dev/zero of=${m.dir}/${key} bs=1M count=${s.size / MIB} status=none`);
         const closed = performance.now();
@@ -298,7 +303,7 @@ function workloads(client: AwsObjectClient, bucket: string, s: PeerSizes): Workl
         return (s.smallFiles / (t.ms / 1000)).toFixed(0);
       },
       async run(m, tool) {
-        const prefix = `peer-${tool}-small${seq++}`;
+        const prefix = `peer-${slug(tool)}-small${seq++}`;
         await Deno.mkdir(`${m.dir}/${prefix}`);
         const t = performance.now();
         await sh(
