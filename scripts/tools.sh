@@ -89,6 +89,19 @@ need_helm() {
   export HELM_BIN
 }
 
+# Toxiproxy for the fault tier (tests/faults): a TCP proxy whose faults the tests set over
+# its HTTP API. Its module builds the server as `server`.
+TOXIPROXY_VERSION="v2.5.0"
+_install_toxiproxy() {
+  _go_install "$S3CSI_CACHE/toxiproxy-$TOXIPROXY_VERSION" server \
+    "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION"
+}
+need_toxiproxy() {
+  with_lock toxiproxy _install_toxiproxy || return 1
+  TOXIPROXY_BIN="$S3CSI_CACHE/toxiproxy-$TOXIPROXY_VERSION/server"
+  export TOXIPROXY_BIN
+}
+
 # The benchmark's peers (scripts/bench): s3fs from Debian, rclone from the Go module proxy.
 RCLONE_VERSION="v1.76.0"
 _install_rclone() {

@@ -1,0 +1,114 @@
+/**
+ * The fault tier, controller side: `s3csi controller` provisions through
+ * Toxiproxy in front of MinIO. With S3 down, or with every answer lost on
+ * the way back (the bucket made, the reply cut), CreateVolume and
+ * DeleteVolume fail with a code the provisioner retries, and the retries,
+ * once S3 answers again, converge on exactly one bucket per volume.
+ */
+import assert from "node:assert/strict";
+import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
+import { CsiClient, mountCapability } from "../support/csi_client.ts";
+import { spawnDriver } from "../support/driver.ts";
+import { minioEnv, type MinioServer, startMinio, tempDir } from "../support/mod.ts";
+import { type Proxy, startToxiproxy } from "../support/toxiproxy.ts";
+
+/** Codes external-provisioner retries (it retries every code, but these say "try again"). */
+const RETRYABLE = ["UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "INTERNAL"];
+
+async function withController(fn: (csi: CsiClient, proxy: Proxy, m: MinioServer) => Promise<void>) {
+  const minio = await startMinio({ quiet: true });
+  const toxiproxy = await startToxiproxy();
+  const dir = await tempDir("s3csi-ctl-faults-");
+  const socket = `${dir}/csi.sock`;
+  const proxy = await toxiproxy.proxy("s3", new URL(minio.endpoint).host);
+  const driver = await spawnDriver({
+    socket,
+    args: [
+      "controller",
+      "--endpoint",
+      `unix://${socket}`,
+      "--s3-endpoint-url",
+      proxy.endpoint,
+      "--aws-max-attempts",
+      "2",
+    ],
+    env: minioEnv(minio),
+  });
+  const csi = new CsiClient(socket);
+  try {
+    await fn(csi, proxy, minio);
+  } finally {
+    csi.close();
+    await driver.stop();
+    await toxiproxy.stop();
+    await minio.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function buckets(m: MinioServer): Promise<string[]> {
+  const c = new S3Client({
+    endpoint: m.endpoint,
+    region: m.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
+  });
+  try {
+    return ((await c.send(new ListBucketsCommand({}))).Buckets ?? []).map((b) => b.Name ?? "");
+  } finally {
+    c.destroy();
+  }
+}
+
+const createReq = (name: string) => ({
+  name,
+  capacity_range: { required_bytes: 1 << 30 },
+  volume_capabilities: [mountCapability()],
+  parameters: {},
+});
+
+Deno.test("faults: CreateVolume and DeleteVolume with S3 down fail with a retryable code; their retries converge on one bucket, then none", async () => {
+  await withController(async (csi, proxy, minio) => {
+    await proxy.setEnabled(false);
+    const down = await csi.code("Controller", "CreateVolume", createReq("pvc-down"));
+    assert.ok(RETRYABLE.includes(down.code), `retryable: ${down.code} ${down.details}`);
+    console.log(`S3 down: CreateVolume ${down.code} (${down.details})`);
+    await proxy.setEnabled(true);
+    const first = await csi.call("Controller", "CreateVolume", createReq("pvc-down")) as {
+      volume: { volume_id: string };
+    };
+    const again = await csi.call("Controller", "CreateVolume", createReq("pvc-down")) as {
+      volume: { volume_id: string };
+    };
+    assert.equal(again.volume.volume_id, first.volume.volume_id);
+    assert.deepEqual((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")), [
+      first.volume.volume_id,
+    ]);
+    await proxy.setEnabled(false);
+    const del = await csi.code("Controller", "DeleteVolume", { volume_id: first.volume.volume_id });
+    assert.ok(RETRYABLE.includes(del.code), `retryable: ${del.code} ${del.details}`);
+    await proxy.setEnabled(true);
+    await csi.call("Controller", "DeleteVolume", { volume_id: first.volume.volume_id });
+    assert.deepEqual((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")), []);
+  });
+});
+
+Deno.test("faults: CreateVolume whose answers are all lost on the way back (the bucket made, the reply cut) converges on one bucket once they arrive", async () => {
+  await withController(async (csi, proxy, minio) => {
+    // Every connection closes before a byte of the answer reaches the controller.
+    const cut = await proxy.add({ type: "limit_data", attributes: { bytes: 1 } });
+    const lost = await csi.code("Controller", "CreateVolume", createReq("pvc-lost"));
+    assert.ok(RETRYABLE.includes(lost.code), `retryable: ${lost.code} ${lost.details}`);
+    const made = (await buckets(minio)).filter((b) => b.startsWith("csi-s3-"));
+    console.log(
+      `answers lost: ${lost.code} (${lost.details}); buckets made meanwhile: ${made.length}`,
+    );
+    await proxy.remove(cut);
+    const ok = await csi.call("Controller", "CreateVolume", createReq("pvc-lost")) as {
+      volume: { volume_id: string };
+    };
+    assert.deepEqual((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")), [
+      ok.volume.volume_id,
+    ]);
+  });
+});
