@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { canMount, type Env, MIB, withEnv } from "../mount/harness.ts";
 import { listUploads } from "../support/mod.ts";
 import { type Proxy, startToxiproxy } from "../support/toxiproxy.ts";
+import { startSlowdownProxy } from "../support/slowdown_proxy.ts";
 import { randomBytes } from "../takeover/load.ts";
 
 const dec = new TextDecoder();
@@ -56,9 +57,15 @@ async function sha256(data: Uint8Array): Promise<string> {
 }
 
 /** Reads `path` (in a child) and says how: the right bytes, EIO, or something wrong. */
-async function readOutcome(path: string, expected: string): Promise<"right" | "EIO"> {
+async function readOutcome(
+  path: string,
+  expected: string,
+  started?: () => void,
+): Promise<"right" | "EIO"> {
   await sh("sync; echo 3 > /proc/sys/vm/drop_caches");
-  const r = await sh(`sha256sum "${path}"`);
+  const reading = sh(`sha256sum "${path}"`);
+  started?.();
+  const r = await reading;
   if (r.code === 0) {
     assert.equal(r.out.split(" ")[0], expected, "never wrong bytes");
     return "right";
@@ -73,11 +80,14 @@ async function writeOutcome(
   dir: string,
   key: string,
   size: number,
+  started?: () => void,
 ): Promise<"complete" | "failed"> {
   const src = `${env.work}/${key}.src`;
   const data = randomBytes(size);
   await Deno.writeFile(src, data);
-  const r = await sh(`dd if="${src}" of="${dir}/${key}" bs=1M conv=fsync 2>&1`);
+  const writing = sh(`dd if="${src}" of="${dir}/${key}" bs=1M conv=fsync 2>&1`);
+  started?.();
+  const r = await writing;
   const head = await env.s3.headObject(env.bucket, key).catch(() => null);
   if (r.code === 0) {
     assert.ok(head, "a write whose close succeeded is in the bucket");
@@ -197,6 +207,73 @@ Deno.test({
       assert.equal(await readOutcome(`${dir}/a.bin`, expected), "right");
       assert.equal(await writeOutcome(env, dir, "after.bin", 4 * MIB), "complete");
       await noUploadsLeft(env);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "faults: 503 SlowDown bursts: a short one is retried away, a long one fails reads with EIO and writes at close, leaving nothing",
+  ignore: !canMount,
+  async fn() {
+    await withEnv(async (env) => {
+      const url = new URL(env.minio.endpoint);
+      const proxy = startSlowdownProxy({ hostname: url.hostname, port: Number(url.port) });
+      try {
+        const data = randomBytes(16 * MIB);
+        await env.s3.putObject(env.bucket, "a.bin", data);
+        const expected = await sha256(data);
+        const m = await env.mount(["--aws-max-attempts", "4"], { endpoint: proxy.endpoint });
+        proxy.burst(2);
+        assert.equal(await readOutcome(`${m.dir}/a.bin`, expected), "right");
+        proxy.burst(2);
+        assert.equal(await writeOutcome(env, m.dir, "w.bin", 20 * MIB), "complete");
+        proxy.burst(10_000);
+        assert.equal(await readOutcome(`${m.dir}/a.bin`, expected), "EIO");
+        const long = writeOutcome(env, m.dir, "long.bin", 20 * MIB);
+        const failed = await long;
+        proxy.burst(0);
+        console.log(
+          `503 bursts: ${proxy.refused()} requests refused; the long burst's write ${failed}`,
+        );
+        assert.equal(failed, "failed");
+        await noUploadsLeft(env);
+        assert.equal(await readOutcome(`${m.dir}/a.bin`, expected), "right", "and it recovers");
+      } finally {
+        await proxy.stop();
+      }
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "faults: MinIO SIGKILLed and restarted during a large read and during a large write: right bytes or EIO; a complete object or a failed close and nothing left",
+  ignore: !canMount,
+  async fn() {
+    await withEnv(async (env) => {
+      const data = randomBytes(256 * MIB);
+      await env.s3.putObject(env.bucket, "big.bin", data);
+      const expected = await sha256(data);
+      const m = await env.mount([]);
+      // 200 ms into the transfer (which takes about a second here), down for 2 s.
+      let down: Promise<void> = Promise.resolve();
+      const outage = () => {
+        down = (async () => {
+          await new Promise((r) => setTimeout(r, 200));
+          await env.minio.kill();
+          await new Promise((r) => setTimeout(r, 2_000));
+          await env.minio.restart();
+        })();
+      };
+      const read = await readOutcome(`${m.dir}/big.bin`, expected, outage);
+      await down;
+      const write = await writeOutcome(env, m.dir, "w.bin", 256 * MIB, outage);
+      await down;
+      console.log(`MinIO killed and restarted: the read ${read}, the write ${write}`);
+      await noUploadsLeft(env);
+      assert.equal(await readOutcome(`${m.dir}/big.bin`, expected), "right", "all works after");
+      assert.equal(await writeOutcome(env, m.dir, "after.bin", 16 * MIB), "complete");
     });
   },
 });

@@ -31,6 +31,10 @@ export interface MinioServer {
   /** With `tls: true`: the PEM file of the self-signed CA the server's certificate chains to. */
   caCertPath?: string;
   stop(): Promise<void>;
+  /** SIGKILLs the server, keeping its data (a crash); `restart()` brings it back. */
+  kill(): Promise<void>;
+  /** Starts a killed server again on the same data, address and keys, and waits until it answers. */
+  restart(): Promise<void>;
 }
 
 export interface StartMinioOptions {
@@ -205,52 +209,73 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
   const host = opts.host ?? "127.0.0.1";
   const endpoint = `${opts.tls ? "https" : "http"}://${host}:${port}`;
 
-  const child = new Deno.Command(binary, {
-    args: [
-      "server",
-      dataDir,
-      "--address",
-      `${host}:${port}`,
-      "--console-address",
-      `${host}:${consolePort}`,
-      "--quiet",
-      ...(certsDir ? ["--certs-dir", certsDir] : []),
-    ],
-    env: {
-      MINIO_ROOT_USER: accessKeyId,
-      MINIO_ROOT_PASSWORD: secretAccessKey,
-      MINIO_BROWSER: "off",
-      MINIO_UPDATE: "off",
-      MINIO_CALLHOME_ENABLE: "off",
-      // Keep the server from looking at the tester's MinIO client config.
-      HOME: dataDir,
+  const launch = () => {
+    const child = new Deno.Command(binary, {
+      args: [
+        "server",
+        dataDir,
+        "--address",
+        `${host}:${port}`,
+        "--console-address",
+        `${host}:${consolePort}`,
+        "--quiet",
+        ...(certsDir ? ["--certs-dir", certsDir] : []),
+      ],
+      env: {
+        MINIO_ROOT_USER: accessKeyId,
+        MINIO_ROOT_PASSWORD: secretAccessKey,
+        MINIO_BROWSER: "off",
+        MINIO_UPDATE: "off",
+        MINIO_CALLHOME_ENABLE: "off",
+        // Keep the server from looking at the tester's MinIO client config.
+        HOME: dataDir,
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stdout = new OutputTail(child.stdout);
+    const stderr = new OutputTail(child.stderr);
+    const run = { child, stdout, stderr, exited: false, status: child.status };
+    run.status = child.status.then((st) => {
+      run.exited = true;
+      return st;
+    });
+    return run;
+  };
+  let current = launch();
+  // The names the rest of this function reads: always the current run's.
+  const proc = {
+    get child() {
+      return current.child;
     },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-
-  const stdout = new OutputTail(child.stdout);
-  const stderr = new OutputTail(child.stderr);
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
+    get exited() {
+      return current.exited;
+    },
+    get status() {
+      return current.status;
+    },
+    get stdout() {
+      return current.stdout;
+    },
+    get stderr() {
+      return current.stderr;
+    },
+  };
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       globalThis.removeEventListener("unload", killOnUnload);
-      if (!exited) {
+      if (!proc.exited) {
         try {
-          child.kill("SIGTERM");
+          proc.child.kill("SIGTERM");
         } catch {
           // Already gone.
         }
         let timer: ReturnType<typeof setTimeout> | undefined;
         const escalated = await Promise.race([
-          status.then(() => false),
+          proc.status.then(() => false),
           new Promise<boolean>((resolve) => {
             timer = setTimeout(() => resolve(true), STOP_GRACE_MS);
           }),
@@ -258,14 +283,14 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
         clearTimeout(timer);
         if (escalated) {
           try {
-            child.kill("SIGKILL");
+            proc.child.kill("SIGKILL");
           } catch {
             // Exited between the timeout and the kill.
           }
         }
       }
-      await status;
-      await Promise.all([stdout.done, stderr.done]);
+      await proc.status;
+      await Promise.all([proc.stdout.done, proc.stderr.done]);
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
       if (certsDir) await Deno.remove(certsDir, { recursive: true }).catch(() => {});
       if (caCertPath) await Deno.remove(caCertPath).catch(() => {});
@@ -274,9 +299,9 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
   };
   // A test that crashes before stop() must not leave a server behind.
   const killOnUnload = () => {
-    if (!exited) {
+    if (!proc.exited) {
       try {
-        child.kill("SIGKILL");
+        proc.child.kill("SIGKILL");
       } catch {
         // Nothing to do.
       }
@@ -285,11 +310,11 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
   globalThis.addEventListener("unload", killOnUnload);
 
   try {
-    await waitReady(endpoint, caCertPath, () => exited);
+    await waitReady(endpoint, caCertPath, () => proc.exited);
   } catch (err) {
-    const exitedEarly = exited;
+    const exitedEarly = proc.exited;
     await stop();
-    const output = `${stdout.text()}\n${stderr.text()}`.trim();
+    const output = `${proc.stdout.text()}\n${proc.stderr.text()}`.trim();
     if (exitedEarly && /address already in use|bind/i.test(output)) {
       throw new RetryableStartError(`MinIO could not bind port ${port} or ${consolePort}`);
     }
@@ -307,6 +332,19 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
     secretAccessKey,
     dataDir,
     stop,
+    async kill() {
+      try {
+        proc.child.kill("SIGKILL");
+      } catch {
+        // Already gone.
+      }
+      await proc.status;
+    },
+    async restart() {
+      if (!proc.exited) throw new Error("MinIO is running: kill() it first");
+      current = launch();
+      await waitReady(endpoint, caCertPath, () => proc.exited);
+    },
   };
   if (caCertPath) server.caCertPath = caCertPath;
   return server;

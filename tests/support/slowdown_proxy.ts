@@ -1,0 +1,140 @@
+/**
+ * An HTTP-aware fault proxy for what Toxiproxy (TCP only) cannot do: answer
+ * S3 requests with `503 SlowDown`, as a throttling S3 does, in bursts the
+ * test sets (`burst(n)`: the next n requests).
+ *
+ * Each request is made to come on its own connection: the proxy adds
+ * `Connection: close` to every request head it forwards (the header is not
+ * signed, so SigV4 still verifies), so MinIO closes after each answer and
+ * the client's next request passes through the proxy's decision again. A
+ * request it refuses has its body read and dropped (by Content-Length),
+ * then gets the 503 and the connection closes. Everything else is
+ * forwarded byte for byte. Listens on 127.0.0.1; `stop()` closes it all.
+ *
+ * @module
+ */
+
+const enc = new TextEncoder();
+const latin1 = new TextDecoder("latin1");
+
+export interface SlowdownProxy {
+  /** `http://127.0.0.1:<port>`. */
+  endpoint: string;
+  /** The next `n` requests are answered 503 SlowDown. */
+  burst(n: number): void;
+  /** Requests answered 503 so far. */
+  refused(): number;
+  stop(): Promise<void>;
+}
+
+const SLOWDOWN_BODY = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>' +
+  "<Message>Please reduce your request rate.</Message></Error>";
+
+function find(buf: Uint8Array, seq: number[]): number {
+  outer: for (let i = 0; i + seq.length <= buf.length; i++) {
+    for (let j = 0; j < seq.length; j++) if (buf[i + j] !== seq[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+export function startSlowdownProxy(upstream: { hostname: string; port: number }): SlowdownProxy {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  let pending = 0;
+  let refused = 0;
+
+  const serve = async (client: Deno.Conn) => {
+    // The request head, up to its blank line.
+    let buf: Uint8Array<ArrayBuffer> = new Uint8Array(0);
+    let end = -1;
+    const chunk = new Uint8Array(64 * 1024);
+    while (end < 0) {
+      const n = await client.read(chunk).catch(() => null);
+      if (n === null) return;
+      buf = concat(buf, chunk.subarray(0, n));
+      end = find(buf, [13, 10, 13, 10]);
+    }
+    const head = latin1.decode(buf.subarray(0, end));
+    let rest = buf.subarray(end + 4);
+    if (pending > 0) {
+      pending--;
+      refused++;
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+      const expectsContinue = /\r\nexpect:\s*100-continue/i.test(head);
+      let left = expectsContinue ? 0 : length - rest.length;
+      while (left > 0) {
+        const n = await client.read(chunk).catch(() => null);
+        if (n === null) return;
+        left -= n;
+      }
+      const body = enc.encode(SLOWDOWN_BODY);
+      await client.write(enc.encode(
+        "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n" +
+          `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+      )).catch(() => {});
+      await client.write(body).catch(() => {});
+      return;
+    }
+    const lines = head.split("\r\n").filter((l) => !/^connection:/i.test(l));
+    const upstreamConn = await Deno.connect(upstream).catch(() => null);
+    if (!upstreamConn) return;
+    conns.add(upstreamConn);
+    try {
+      await upstreamConn.write(enc.encode(`${lines.join("\r\n")}\r\nConnection: close\r\n\r\n`));
+      if (rest.length > 0) await upstreamConn.write(rest);
+      rest = new Uint8Array(0);
+      await Promise.all([
+        client.readable.pipeTo(upstreamConn.writable, { preventClose: true }).catch(() => {}),
+        upstreamConn.readable.pipeTo(client.writable, { preventClose: true }).catch(() => {}),
+      ].map((p) =>
+        p.finally(() => {
+          try {
+            client.close();
+          } catch { /* closed */ }
+          try {
+            upstreamConn.close();
+          } catch { /* closed */ }
+        })
+      ));
+    } finally {
+      conns.delete(upstreamConn);
+    }
+  };
+
+  const accepting = (async () => {
+    for await (const client of listener) {
+      conns.add(client);
+      serve(client).catch(() => {}).finally(() => {
+        conns.delete(client);
+        try {
+          client.close();
+        } catch { /* closed */ }
+      });
+    }
+  })();
+
+  return {
+    endpoint: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    burst(n) {
+      pending = n;
+    },
+    refused: () => refused,
+    async stop() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await accepting.catch(() => {});
+    },
+  };
+}
