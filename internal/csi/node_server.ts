@@ -56,7 +56,7 @@ import { credentialsFromSecrets } from "./credentials.ts";
 import type { ServiceImpl } from "./server.ts";
 import { type AuthenticationSource, Ctx } from "./volume_context.ts";
 import { validateBucketName } from "./volume_id.ts";
-import { fingerprint, VolumeLocks } from "./volume_locks.ts";
+import { fingerprint, SerialQueue, VolumeLocks } from "./volume_locks.ts";
 import { DRIVER_NAME } from "../version.ts";
 import { normalisePath } from "../util/path.ts";
 import { sha256Hex } from "../util/hash.ts";
@@ -85,7 +85,10 @@ interface PublishRequest {
 
 export class NodeServer {
   readonly #config: NodeConfig;
+  /** Per volume and target: a retry joins its twin, a conflicting call is ABORTED. */
   readonly #locks = new VolumeLocks();
+  /** Per source mount: the targets of one mount are published and released one at a time. */
+  readonly #sources = new SerialQueue();
   readonly #pluginDir: string;
 
   constructor(config: NodeConfig) {
@@ -252,85 +255,102 @@ export class NodeServer {
     const target = this.#targetPath(req.target_path);
     const { spec, readOnly } = await this.#resolve(req, target);
     const fp = fingerprint({ target, mountId: spec.mountId, readOnly });
-    return await this.#locks.run(volumeId, "publish", fp, async () => {
-      const { mounter, targets } = this.#config;
-      const vlog = log.with({ volume: volumeId, target, mount: spec.mountId });
-      const state = await targets.check(target);
-      if (state === "ok") {
-        const current = await targets.sourceOf(target, this.#sourceRoot);
-        if (current === spec.sourceDir && await targets.readOnly(target) === readOnly) {
-          // Already published: refresh credentials (rotation) and succeed.
+    const key = lockKey(volumeId, target);
+    return await this.#locks.run(
+      key,
+      "publish",
+      fp,
+      () =>
+        this.#sources.run(spec.sourceDir, async () => {
+          const { mounter, targets } = this.#config;
+          const vlog = log.with({ volume: volumeId, target, mount: spec.mountId });
+          const state = await targets.check(target);
+          if (state === "ok") {
+            const current = await targets.sourceOf(target, this.#sourceRoot);
+            if (current === spec.sourceDir && await targets.readOnly(target) === readOnly) {
+              // Already published: refresh credentials (rotation) and succeed.
+              await mounter.ensureMounted(spec);
+              vlog.info("target already published");
+              return {};
+            }
+            if (current !== undefined) {
+              const shown = current === spec.sourceDir
+                ? `${readOnly ? "writable" : "read-only"} on the same mount`
+                : `mount "${current.slice(this.#sourceRoot.length + 1)}"`;
+              throw new AlreadyExistsError(
+                `Cannot publish volume "${volumeId}" at "${target}": the target is already published with other options (${shown}); unpublish it first`,
+              );
+            }
+            vlog.warn("target is mounted from something else: remounting");
+            await targets.unmount(target, true);
+          } else if (state === "stale") {
+            vlog.warn("target shows a dead mount (transport endpoint is not connected): cleaning");
+            await targets.unmount(target, true);
+          }
           await mounter.ensureMounted(spec);
-          vlog.info("target already published");
+          try {
+            await targets.makeTarget(target);
+            await targets.bind(spec.sourceDir, target, readOnly);
+          } catch (err) {
+            await this.#releaseSourceIfUnused(spec.sourceDir).catch(() => {});
+            await targets.removeTarget(target).catch(() => {});
+            throw new InternalError(
+              `Cannot publish volume "${volumeId}" at "${target}": ${(err as Error).message}`,
+              { cause: err },
+            );
+          }
+          vlog.info("published", {
+            bucket: spec.bucket,
+            prefix: spec.options.prefix ?? "",
+            readOnly,
+            authenticationSource: spec.authenticationSource,
+          });
           return {};
-        }
-        if (current !== undefined) {
-          const shown = current === spec.sourceDir
-            ? `${readOnly ? "writable" : "read-only"} on the same mount`
-            : `mount "${current.slice(this.#sourceRoot.length + 1)}"`;
-          throw new AlreadyExistsError(
-            `Cannot publish volume "${volumeId}" at "${target}": the target is already published with other options (${shown}); unpublish it first`,
-          );
-        }
-        vlog.warn("target is mounted from something else: remounting");
-        await targets.unmount(target, true);
-      } else if (state === "stale") {
-        vlog.warn("target shows a dead mount (transport endpoint is not connected): cleaning");
-        await targets.unmount(target, true);
-      }
-      await mounter.ensureMounted(spec);
-      try {
-        await targets.makeTarget(target);
-        await targets.bind(spec.sourceDir, target, readOnly);
-      } catch (err) {
-        await this.#releaseSourceIfUnused(spec.sourceDir).catch(() => {});
-        await targets.removeTarget(target).catch(() => {});
-        throw new InternalError(
-          `Cannot publish volume "${volumeId}" at "${target}": ${(err as Error).message}`,
-          { cause: err },
-        );
-      }
-      vlog.info("published", {
-        bucket: spec.bucket,
-        prefix: spec.options.prefix ?? "",
-        readOnly,
-        authenticationSource: spec.authenticationSource,
-      });
-      return {};
-    });
+        }),
+    );
   }
 
   async unpublish(req: { volume_id?: string; target_path?: string }) {
     const volumeId = req.volume_id ?? "";
     if (volumeId === "") throw new InvalidArgumentError("volume_id", "Missing volume_id");
     const target = this.#targetPath(req.target_path);
-    return await this.#locks.run(volumeId, "unpublish", fingerprint({ target }), async () => {
+    const key = lockKey(volumeId, target);
+    return await this.#locks.run(key, "unpublish", fingerprint({ target }), async () => {
       const { targets } = this.#config;
       const vlog = log.with({ volume: volumeId, target });
       const state = await targets.check(target);
-      let source: string | undefined;
-      if (state === "ok" || state === "stale") {
-        source = await targets.sourceOf(target, this.#sourceRoot);
-        await targets.unmount(target, state === "stale");
-        vlog.info("target unmounted");
-      }
-      try {
-        await targets.removeTarget(target);
-      } catch (err) {
-        throw new InternalError(`Cannot remove target "${target}": ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
-      if (source) await this.#releaseSourceIfUnused(source);
-      return {};
-    });
+      const source = state === "ok" || state === "stale"
+        ? await targets.sourceOf(target, this.#sourceRoot)
+        : undefined;
+      // Under the source's queue: no publish binds to it between the check of its use and its release.
+      return await this.#sources.run(source ?? target, async () => {
+        if (state === "ok" || state === "stale") {
+          await targets.unmount(target, state === "stale");
+          vlog.info("target unmounted");
+        }
+        try {
+          await targets.removeTarget(target);
+        } catch (err) {
+          throw new InternalError(`Cannot remove target "${target}": ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
+        if (source) await this.#releaseSourceIfUnused(source);
+        return {};
+      });
+    }, `volume "${volumeId}" at "${target}"`);
   }
 
-  /** Unmounts a source mount once no target shows it any more. */
+  /** Unmounts a source mount once no target shows it any more (under the source's queue). */
   async #releaseSourceIfUnused(sourceDir: string): Promise<void> {
     if (await this.#config.targets.inUse(sourceDir)) return;
     const mountId = sourceDir.slice(this.#sourceRoot.length + 1);
     await this.#config.mounter.unmount(sourceDir, `${this.#stateRoot}/${mountId}`);
     log.info("source mount released", { source: sourceDir });
   }
+}
+
+/** The lock of a volume's call on one target: distinct targets of a volume proceed at once. */
+function lockKey(volumeId: string, target: string): string {
+  return `${volumeId}\0${target}`;
 }

@@ -506,6 +506,25 @@ Deno.test("publish() calls identical to one in flight both succeed with one moun
   assert.equal(targets.binds, 1);
 });
 
+Deno.test("publish() of one volume to two targets at once: both succeed, with one mount and two binds", async () => {
+  const { node, targets, mounter } = setup();
+  const held = mounter.hold();
+  const a = node.publish(req(B));
+  await held.entered;
+  const other = T2;
+  const b = node.publish({ ...req(B), target_path: other });
+  held.release();
+  assert.deepEqual(await Promise.all([a, b]), [{}, {}]);
+  assert.equal(mounter.starts, 1);
+  assert.equal(targets.binds, 2);
+  // And both unpublished at once: the mount goes with the last.
+  await Promise.all([
+    node.unpublish({ volume_id: "vol-1", target_path: T }),
+    node.unpublish({ volume_id: "vol-1", target_path: other }),
+  ]);
+  assert.equal(mounter.released.length, 1);
+});
+
 Deno.test("unpublish() while a publish of the same volume is in flight is ABORTED; retried after, it unpublishes", async () => {
   const { node, k, mounter } = setup();
   const held = mounter.hold();

@@ -1,11 +1,17 @@
 /**
- * Per-volume serialisation with single-flight.
+ * Per-volume serialisation with single-flight, and a queue for what
+ * several volumes' calls share.
  *
  * Every CSI call may be retried, concurrently. Calls on one volume key run
  * one at a time; an identical call (same fingerprint) arriving while one is
  * in flight joins it and gets the same result, while a different call on the
  * same key is refused with ABORTED ("operation pending for volume"), which
  * the sidecars retry with backoff.
+ *
+ * `SerialQueue` is for work that distinct keys share (the node's source
+ * mount, which every target of a volume binds): calls on one of its keys
+ * wait their turn instead of being refused, because they are not retries
+ * of each other but separate, legitimate calls.
  *
  * @module
  */
@@ -22,15 +28,21 @@ export class VolumeLocks {
 
   /**
    * Runs `fn` under `key`. `fingerprint` identifies the request: equal
-   * fingerprints share one execution.
+   * fingerprints share one execution. `what` names the key in the refusal.
    */
-  run<T>(key: string, operation: string, fingerprint: string, fn: () => Promise<T>): Promise<T> {
+  run<T>(
+    key: string,
+    operation: string,
+    fingerprint: string,
+    fn: () => Promise<T>,
+    what = `volume "${key}"`,
+  ): Promise<T> {
     const current = this.#inFlight.get(key);
     if (current) {
       if (current.fingerprint === fingerprint) return current.promise as Promise<T>;
       return Promise.reject(
         new AbortedError(
-          `Cannot ${operation} volume "${key}": an operation (${current.operation}) is already in progress for it`,
+          `Cannot ${operation} ${what}: an operation (${current.operation}) is already in progress for it`,
         ),
       );
     }
@@ -47,6 +59,26 @@ export class VolumeLocks {
 
   get size(): number {
     return this.#inFlight.size;
+  }
+}
+
+/** Runs the calls on one key one after another, in arrival order; distinct keys run at once. */
+export class SerialQueue {
+  readonly #tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.#tails.get(key) ?? Promise.resolve();
+    const mine = before.catch(() => {}).then(fn);
+    const tail = mine.catch(() => {});
+    this.#tails.set(key, tail);
+    tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    return mine;
+  }
+
+  get size(): number {
+    return this.#tails.size;
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { AbortedError } from "../errors/mod.ts";
-import { fingerprint, VolumeLocks } from "./volume_locks.ts";
+import { fingerprint, SerialQueue, VolumeLocks } from "./volume_locks.ts";
 
 Deno.test("VolumeLocks.run() shares identical concurrent calls and aborts different ones", async () => {
   const locks = new VolumeLocks();
@@ -33,4 +33,27 @@ Deno.test("VolumeLocks.run() shares identical concurrent calls and aborts differ
 Deno.test("fingerprint() does not depend on key order", () => {
   assert.equal(fingerprint({ a: 1, b: { c: 2, d: 3 } }), fingerprint({ b: { d: 3, c: 2 }, a: 1 }));
   assert.notEqual(fingerprint({ a: 1 }), fingerprint({ a: 2 }));
+});
+
+Deno.test("SerialQueue: calls on one key run one after another in order, a failure does not stop the next; keys are independent", async () => {
+  const q = new SerialQueue();
+  const log: string[] = [];
+  const step = (name: string, ms: number, fail = false) => () =>
+    new Promise<string>((resolve, reject) =>
+      setTimeout(() => {
+        log.push(name);
+        fail ? reject(new Error(name)) : resolve(name);
+      }, ms)
+    );
+  const a = q.run("k", step("a", 30));
+  const b = q.run("k", step("b", 1, true));
+  const c = q.run("k", step("c", 1));
+  const other = q.run("j", step("other", 1));
+  assert.equal(await a, "a");
+  await assert.rejects(b, /b/);
+  assert.equal(await c, "c");
+  assert.equal(await other, "other");
+  assert.deepEqual(log, ["other", "a", "b", "c"]);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(q.size, 0, "nothing kept once idle");
 });
