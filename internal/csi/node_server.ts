@@ -166,6 +166,14 @@ export class NodeServer {
     return path;
   }
 
+  /** `#targetPath`, then what is on the file system: no link out of the kubelet directory, no file. */
+  async #confinedTarget(raw: string | undefined): Promise<string> {
+    const target = this.#targetPath(raw);
+    const why = await this.#config.targets.confine(target, this.#config.kubeletPath);
+    if (why) throw new InvalidArgumentError("target_path", `Invalid target_path "${raw}": ${why}`);
+    return target;
+  }
+
   /** Resolves the mount spec of a publish request (no side effects). */
   async #resolve(req: PublishRequest, target: string): Promise<{
     spec: MountSpec;
@@ -250,9 +258,8 @@ export class NodeServer {
   }
 
   async publish(req: PublishRequest) {
-    const volumeId = req.volume_id ?? "";
-    if (volumeId === "") throw new InvalidArgumentError("volume_id", "Missing volume_id");
-    const target = this.#targetPath(req.target_path);
+    const volumeId = checkedVolumeId(req.volume_id);
+    const target = await this.#confinedTarget(req.target_path);
     const { spec, readOnly } = await this.#resolve(req, target);
     const fp = fingerprint({ target, mountId: spec.mountId, readOnly });
     const key = lockKey(volumeId, target);
@@ -311,9 +318,8 @@ export class NodeServer {
   }
 
   async unpublish(req: { volume_id?: string; target_path?: string }) {
-    const volumeId = req.volume_id ?? "";
-    if (volumeId === "") throw new InvalidArgumentError("volume_id", "Missing volume_id");
-    const target = this.#targetPath(req.target_path);
+    const volumeId = checkedVolumeId(req.volume_id);
+    const target = await this.#confinedTarget(req.target_path);
     const key = lockKey(volumeId, target);
     return await this.#locks.run(key, "unpublish", fingerprint({ target }), async () => {
       const { targets } = this.#config;
@@ -353,4 +359,30 @@ export class NodeServer {
 /** The lock of a volume's call on one target: distinct targets of a volume proceed at once. */
 function lockKey(volumeId: string, target: string): string {
   return `${volumeId}\0${target}`;
+}
+
+/** The longest volume ID taken: far above what a CO sends, far below what would flood a log line. */
+const MAX_VOLUME_ID = 1024;
+
+/**
+ * A node call's volume ID, which the node uses in locks, logs and state: an
+ * opaque string, but never empty, never with control characters (NUL,
+ * newlines), never huge.
+ */
+function checkedVolumeId(raw: string | undefined): string {
+  const id = raw ?? "";
+  if (id === "") throw new InvalidArgumentError("volume_id", "Missing volume_id");
+  if (/[\u0000-\u001f\u007f]/.test(id)) {
+    throw new InvalidArgumentError(
+      "volume_id",
+      `Invalid volume_id ${JSON.stringify(id.slice(0, 80))}: it holds control characters`,
+    );
+  }
+  if (new TextEncoder().encode(id).byteLength > MAX_VOLUME_ID) {
+    throw new InvalidArgumentError(
+      "volume_id",
+      `Invalid volume_id: longer than ${MAX_VOLUME_ID} bytes`,
+    );
+  }
+  return id;
 }

@@ -51,6 +51,11 @@ class Kernel {
 }
 
 class MemoryTargetOps implements TargetOps {
+  /** What `confine` answers (the real checks are BindTargetOps', tested on the real file system). */
+  escape: string | undefined;
+  confine(): Promise<string | undefined> {
+    return Promise.resolve(this.escape);
+  }
   binds = 0;
   failBind: Error | undefined;
   readonly unmounts: Array<{ path: string; lazy: boolean }> = [];

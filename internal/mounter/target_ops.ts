@@ -26,7 +26,7 @@ import {
   readMountInfo,
   unmount,
 } from "../fuse/mod.ts";
-import { removeIfPresent } from "../util/path.ts";
+import { dirname, isInside, removeIfPresent } from "../util/path.ts";
 import { mount, MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY } from "../sys/libc.ts";
 
 export interface TargetOps {
@@ -42,6 +42,14 @@ export interface TargetOps {
   readOnly(path: string): Promise<boolean>;
   /** Whether a mount other than `source` itself shows the file system mounted on `source`. */
   inUse(source: string): Promise<boolean>;
+  /**
+   * Why `target` would lead out of `root` on the real file system (a
+   * symbolic link on the way, or at the target itself), or is a file where
+   * a directory goes; undefined when it is safe to create and mount on.
+   * The path check of the CSI server is lexical; mkdir and mount follow
+   * links, so this one looks at what is there.
+   */
+  confine(target: string, root: string): Promise<string | undefined>;
   /** Creates a target directory (and its parents). */
   makeTarget(target: string): Promise<void>;
   /** Removes a target directory; a missing one is success. */
@@ -87,6 +95,35 @@ export class BindTargetOps implements TargetOps {
     const table = await readMountInfo();
     const s = mountAt(table, source);
     return s !== undefined && table.some((e) => sameDevice(e, s) && e.mountPoint !== source);
+  }
+
+  async confine(target: string, root: string): Promise<string | undefined> {
+    const realRoot = await Deno.realPath(root).catch(() => root);
+    try {
+      const st = await Deno.lstat(target);
+      if (st.isSymlink) return "it is a symbolic link";
+      if (st.isFile) return "it is a file, not a directory";
+    } catch (err) {
+      // Missing: created below. Any other error (ENOTCONN): a dead mount, which publish cleans.
+      if (!(err instanceof Deno.errors.NotFound)) return undefined;
+    }
+    // The nearest ancestor that exists, with every link on the way resolved.
+    for (let dir = dirname(target); dir !== "/"; dir = dirname(dir)) {
+      let real: string;
+      try {
+        real = await Deno.realPath(dir);
+      } catch (err) {
+        if (err instanceof Deno.errors.NotFound) continue;
+        throw err;
+      }
+      if (!isInside(real, realRoot)) {
+        return `it leads out of the kubelet directory through "${dir}", which is "${real}"`;
+      }
+      const st = await Deno.stat(dir);
+      if (!st.isDirectory) return `"${dir}" is not a directory`;
+      return undefined;
+    }
+    return `it leads out of the kubelet directory "${root}"`;
   }
 
   async makeTarget(target: string): Promise<void> {

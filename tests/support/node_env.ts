@@ -30,9 +30,15 @@ export function target(kubelet: string, pod: string, pv = "pv-1"): string {
   return `${kubelet}/pods/${pod}/volumes/kubernetes.io~csi/${pv}/mount`;
 }
 
-export async function withNode(fn: (env: NodeEnv) => Promise<void>): Promise<void> {
+export async function withNode(
+  fn: (env: NodeEnv) => Promise<void>,
+  args: string[] = [],
+): Promise<void> {
   const minio = await startMinio();
-  const { driver, kubelet, socket } = await spawnNode(minio, "test-node", ["--controller"]);
+  const { driver, kubelet, socket } = await spawnNode(minio, "test-node", [
+    "--controller",
+    ...args,
+  ]);
   const csi = new CsiClient(socket);
   const s3 = new AwsObjectClient(minioClientConfig(minio));
   const secrets = { access_key_id: minio.accessKeyId, secret_access_key: minio.secretAccessKey };
