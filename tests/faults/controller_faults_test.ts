@@ -3,7 +3,9 @@
  * Toxiproxy in front of MinIO. With S3 down, or with every answer lost on
  * the way back (the bucket made, the reply cut), CreateVolume and
  * DeleteVolume fail with a code the provisioner retries, and the retries,
- * once S3 answers again, converge on exactly one bucket per volume.
+ * once S3 answers again, converge on exactly one bucket per volume. A
+ * controller killed between making a bucket and tagging it leaves a bucket
+ * that the retry adopts.
  */
 import assert from "node:assert/strict";
 import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
@@ -11,6 +13,14 @@ import { CsiClient, mountCapability } from "../support/csi_client.ts";
 import { spawnDriver } from "../support/driver.ts";
 import { minioEnv, type MinioServer, startMinio, tempDir } from "../support/mod.ts";
 import { type Proxy, startToxiproxy } from "../support/toxiproxy.ts";
+import { startSlowdownProxy } from "../support/slowdown_proxy.ts";
+
+const dec = new TextDecoder();
+
+async function pids(needle: string): Promise<number[]> {
+  const r = await new Deno.Command("pgrep", { args: ["-f", needle], stdout: "piped" }).output();
+  return dec.decode(r.stdout).split("\n").filter(Boolean).map(Number);
+}
 
 /** Codes external-provisioner retries (it retries every code, but these say "try again"). */
 const RETRYABLE = ["UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "INTERNAL"];
@@ -111,4 +121,57 @@ Deno.test("faults: CreateVolume whose answers are all lost on the way back (the 
       ok.volume.volume_id,
     ]);
   });
+});
+
+Deno.test("faults: the controller SIGKILLed between CreateBucket and tagging the bucket: the provisioner's retry, to a new controller, gives one consistent volume", async () => {
+  const minio = await startMinio({ quiet: true });
+  const url = new URL(minio.endpoint);
+  const proxy = startSlowdownProxy({ hostname: url.hostname, port: Number(url.port) });
+  const dir = await tempDir("s3csi-ctl-kill-");
+  const socket = `${dir}/csi.sock`;
+  const start = () =>
+    spawnDriver({
+      socket,
+      args: ["controller", "--endpoint", `unix://${socket}`, "--s3-endpoint-url", proxy.endpoint],
+      env: minioEnv(minio),
+    });
+  let driver = await start();
+  let csi = new CsiClient(socket);
+  try {
+    // The tagging request is held: the bucket exists, its tags do not, when the process dies.
+    const tagging = proxy.hold(/^PUT \S*[?&]tagging/);
+    const first = csi.call("Controller", "CreateVolume", createReq("pvc-killed")).catch((e) => e);
+    await tagging;
+    const [pid] = await pids(socket);
+    Deno.kill(pid, "SIGKILL");
+    await driver.status;
+    assert.ok(await first instanceof Error, "the call in flight failed");
+    assert.equal((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")).length, 1);
+    csi.close();
+    await Deno.remove(socket); // the dead process's; the new one is waited for by its socket
+    driver = await start();
+    csi = new CsiClient(socket);
+    const retried = await csi.call("Controller", "CreateVolume", createReq("pvc-killed")) as {
+      volume: { volume_id: string };
+    };
+    assert.deepEqual((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")), [
+      retried.volume.volume_id,
+    ]);
+    // Consistent: the adopted bucket now carries the volume's record, so a conflicting request is refused.
+    const again = await csi.call("Controller", "CreateVolume", createReq("pvc-killed")) as {
+      volume: { volume_id: string };
+    };
+    assert.equal(again.volume.volume_id, retried.volume.volume_id);
+    const conflict = await csi.code("Controller", "CreateVolume", {
+      ...createReq("pvc-killed"),
+      capacity_range: { required_bytes: 1 << 20, limit_bytes: 1 << 20 },
+    });
+    assert.equal(conflict.code, "ALREADY_EXISTS", conflict.details);
+  } finally {
+    csi.close();
+    await driver.stop();
+    await proxy.stop();
+    await minio.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 });

@@ -1,7 +1,9 @@
 /**
  * An HTTP-aware fault proxy for what Toxiproxy (TCP only) cannot do: answer
  * S3 requests with `503 SlowDown`, as a throttling S3 does, in bursts the
- * test sets (`burst(n)`: the next n requests).
+ * test sets (`burst(n)`: the next n requests); and hold the next request of
+ * a kind (`hold(pattern)`, matched on the request line) without forwarding
+ * it, so that a test can kill the client at that very step.
  *
  * Each request is made to come on its own connection: the proxy adds
  * `Connection: close` to every request head it forwards (the header is not
@@ -24,6 +26,12 @@ export interface SlowdownProxy {
   burst(n: number): void;
   /** Requests answered 503 so far. */
   refused(): number;
+  /**
+   * Holds the next request whose request line matches `pattern`: it is
+   * never forwarded, and its connection closes at `stop()`. Resolves when
+   * it has arrived.
+   */
+  hold(pattern: RegExp): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -50,6 +58,8 @@ export function startSlowdownProxy(upstream: { hostname: string; port: number })
   const conns = new Set<Deno.Conn>();
   let pending = 0;
   let refused = 0;
+  let holding: { pattern: RegExp; arrived: () => void } | undefined;
+  const stopped = Promise.withResolvers<void>();
 
   const serve = async (client: Deno.Conn) => {
     // The request head, up to its blank line.
@@ -64,6 +74,14 @@ export function startSlowdownProxy(upstream: { hostname: string; port: number })
     }
     const head = latin1.decode(buf.subarray(0, end));
     let rest = buf.subarray(end + 4);
+    const line = head.split("\r\n", 1)[0];
+    if (holding?.pattern.test(line)) {
+      const arrived = holding.arrived;
+      holding = undefined;
+      arrived();
+      await stopped.promise;
+      return;
+    }
     if (pending > 0) {
       pending--;
       refused++;
@@ -127,7 +145,13 @@ export function startSlowdownProxy(upstream: { hostname: string; port: number })
       pending = n;
     },
     refused: () => refused,
+    hold(pattern) {
+      const arrived = Promise.withResolvers<void>();
+      holding = { pattern, arrived: arrived.resolve };
+      return arrived.promise;
+    },
     async stop() {
+      stopped.resolve();
       listener.close();
       for (const c of conns) {
         try {
