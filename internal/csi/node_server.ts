@@ -372,7 +372,7 @@ const MAX_VOLUME_ID = 1024;
 function checkedVolumeId(raw: string | undefined): string {
   const id = raw ?? "";
   if (id === "") throw new InvalidArgumentError("volume_id", "Missing volume_id");
-  if (/[\u0000-\u001f\u007f]/.test(id)) {
+  if ([...id].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) {
     throw new InvalidArgumentError(
       "volume_id",
       `Invalid volume_id ${JSON.stringify(id.slice(0, 80))}: it holds control characters`,
