@@ -134,6 +134,18 @@ interface Served {
   released: boolean;
 }
 
+/** A source served by `pod`, before its watcher starts. */
+function newServed(
+  spec: MountSpec,
+  keeper: number,
+  conn: MountpointConnection,
+  commDir: string,
+  pod: MountpointPodRef,
+): Served {
+  const state = { watched: Promise.resolve(), gone: false, unmounting: false, released: false };
+  return { spec, keeper, conn, commDir, pod, ...state };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How long a hand-over notice is answered within; the pod waits 5 s. */
 const ACK_TIMEOUT_MS = 2_000;
@@ -247,17 +259,7 @@ export class PodMounter implements Mounter {
       mlog.error("mount failed", { reason: reply.error, mountpointPod: pod.name });
       throw new FailedPreconditionError(`${what}: ${reply.error}`);
     }
-    const served: Served = {
-      spec,
-      keeper,
-      conn,
-      commDir,
-      pod,
-      watched: Promise.resolve(),
-      gone: false,
-      unmounting: false,
-      released: false,
-    };
+    const served = newServed(spec, keeper, conn, commDir, pod);
     this.#served.set(spec.sourceDir, served);
     await this.#giveSpare(served);
     this.#watch(served);
@@ -437,17 +439,8 @@ export class PodMounter implements Mounter {
       const c = await readCredentialsFile(`${commDir}/${CREDENTIALS_FILE}`, CREDENTIALS_PROFILE);
       if (c) spec.credentials = c;
     }
-    const served: Served = {
-      spec,
-      keeper: taken.keeper,
-      conn: { sock: taken.sock, owner },
-      commDir,
-      pod,
-      watched: Promise.resolve(),
-      gone: false,
-      unmounting: false,
-      released: false,
-    };
+    const conn = { sock: taken.sock, owner };
+    const served = newServed(spec, taken.keeper, conn, commDir, pod);
     this.#served.set(spec.sourceDir, served);
     this.#watch(served);
     mlog.info("took back the keeper of a live mount", { serverVersion: taken.version });

@@ -4,11 +4,11 @@
  * validation, and log hygiene.
  */
 import assert from "node:assert/strict";
-import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { CsiClient, mountCapability } from "../support/csi_client.ts";
 import { type DriverProcess, logLines, spawnDriver } from "../support/driver.ts";
 import {
+  listBucketNames,
   minioClientConfig,
   minioEnv,
   type MinioServer,
@@ -57,21 +57,6 @@ async function withController(
   }
 }
 
-async function listBuckets(m: MinioServer): Promise<string[]> {
-  const c = new S3Client({
-    endpoint: m.endpoint,
-    region: m.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
-  });
-  try {
-    const out = await c.send(new ListBucketsCommand({}));
-    return (out.Buckets ?? []).map((b) => b.Name ?? "");
-  } finally {
-    c.destroy();
-  }
-}
-
 function createReq(name: string, extra: Record<string, unknown> = {}) {
   return {
     name,
@@ -101,14 +86,14 @@ Deno.test("CreateVolume() sent 10 times concurrently with one name yields one bu
       id,
       /^csi-s3-[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
     );
-    const buckets = (await listBuckets(minio)).filter((b) => b.startsWith("csi-s3-"));
+    const buckets = (await listBucketNames(minio)).filter((b) => b.startsWith("csi-s3-"));
     assert.deepEqual(buckets, [id]);
     // A later retry returns the same volume, still one bucket.
     const again = await csi.call("Controller", "CreateVolume", createReq("pvc-concurrent"));
     assert.equal(again.volume.volume_id, id);
     assert.equal(again.volume.volume_context.bucketName, id);
     assert.equal(again.volume.volume_context.authenticationSource, "driver");
-    assert.equal((await listBuckets(minio)).filter((b) => b.startsWith("csi-s3-")).length, 1);
+    assert.equal((await listBucketNames(minio)).filter((b) => b.startsWith("csi-s3-")).length, 1);
   });
 });
 
@@ -131,7 +116,7 @@ Deno.test("DeleteVolume() keeps a bucket that holds an object and returns OK", a
     const body = new TextEncoder().encode("precious");
     await s3.putObject(volume.volume_id, "data/file.txt", body);
     await csi.call("Controller", "DeleteVolume", { volume_id: volume.volume_id });
-    assert.ok((await listBuckets(minio)).includes(volume.volume_id), "bucket must survive");
+    assert.ok((await listBucketNames(minio)).includes(volume.volume_id), "bucket must survive");
     const got = await s3.getObject(volume.volume_id, "data/file.txt");
     assert.deepEqual(got.body, body);
     const warn = logLines(driver.output()).find((l) =>
@@ -142,7 +127,7 @@ Deno.test("DeleteVolume() keeps a bucket that holds an object and returns OK", a
     // Once emptied, a retried delete removes it.
     await s3.deleteObject(volume.volume_id, "data/file.txt");
     await csi.call("Controller", "DeleteVolume", { volume_id: volume.volume_id });
-    assert.ok(!(await listBuckets(minio)).includes(volume.volume_id));
+    assert.ok(!(await listBucketNames(minio)).includes(volume.volume_id));
     // Deleting again, or deleting IDs this driver never made, succeeds.
     await csi.call("Controller", "DeleteVolume", { volume_id: volume.volume_id });
     await csi.call("Controller", "DeleteVolume", { volume_id: "fake-vol-id" });

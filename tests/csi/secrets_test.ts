@@ -14,16 +14,10 @@
  */
 import assert from "node:assert/strict";
 import { canMount } from "../mount/harness.ts";
+import { pids } from "../support/mod.ts";
 import { assumeRole } from "../support/sts.ts";
 import { mountCapability } from "../support/csi_client.ts";
 import { publishReq, target, withNode } from "../support/node_env.ts";
-
-const dec = new TextDecoder();
-
-async function pids(needle: string): Promise<number[]> {
-  const r = await new Deno.Command("pgrep", { args: ["-f", needle], stdout: "piped" }).output();
-  return dec.decode(r.stdout).split("\n").filter(Boolean).map(Number);
-}
 
 /** The paths of every file under `dir` whose content contains any of `needles`. */
 async function filesHolding(dir: string, needles: string[]): Promise<string[]> {

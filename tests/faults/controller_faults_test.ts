@@ -8,19 +8,18 @@
  * that the retry adopts.
  */
 import assert from "node:assert/strict";
-import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { CsiClient, mountCapability } from "../support/csi_client.ts";
 import { spawnDriver } from "../support/driver.ts";
-import { minioEnv, type MinioServer, startMinio, tempDir } from "../support/mod.ts";
+import {
+  listBucketNames,
+  minioEnv,
+  type MinioServer,
+  pids,
+  startMinio,
+  tempDir,
+} from "../support/mod.ts";
 import { type Proxy, startToxiproxy } from "../support/toxiproxy.ts";
 import { startSlowdownProxy } from "../support/slowdown_proxy.ts";
-
-const dec = new TextDecoder();
-
-async function pids(needle: string): Promise<number[]> {
-  const r = await new Deno.Command("pgrep", { args: ["-f", needle], stdout: "piped" }).output();
-  return dec.decode(r.stdout).split("\n").filter(Boolean).map(Number);
-}
 
 /** Codes external-provisioner retries (it retries every code, but these say "try again"). */
 const RETRYABLE = ["UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED", "INTERNAL"];
@@ -56,20 +55,6 @@ async function withController(fn: (csi: CsiClient, proxy: Proxy, m: MinioServer)
   }
 }
 
-async function buckets(m: MinioServer): Promise<string[]> {
-  const c = new S3Client({
-    endpoint: m.endpoint,
-    region: m.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
-  });
-  try {
-    return ((await c.send(new ListBucketsCommand({}))).Buckets ?? []).map((b) => b.Name ?? "");
-  } finally {
-    c.destroy();
-  }
-}
-
 const createReq = (name: string) => ({
   name,
   capacity_range: { required_bytes: 1 << 30 },
@@ -91,7 +76,7 @@ Deno.test("faults: CreateVolume and DeleteVolume with S3 down fail with a retrya
       volume: { volume_id: string };
     };
     assert.equal(again.volume.volume_id, first.volume.volume_id);
-    assert.deepEqual((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")), [
+    assert.deepEqual((await listBucketNames(minio)).filter((b) => b.startsWith("csi-s3-")), [
       first.volume.volume_id,
     ]);
     await proxy.setEnabled(false);
@@ -99,7 +84,7 @@ Deno.test("faults: CreateVolume and DeleteVolume with S3 down fail with a retrya
     assert.ok(RETRYABLE.includes(del.code), `retryable: ${del.code} ${del.details}`);
     await proxy.setEnabled(true);
     await csi.call("Controller", "DeleteVolume", { volume_id: first.volume.volume_id });
-    assert.deepEqual((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")), []);
+    assert.deepEqual((await listBucketNames(minio)).filter((b) => b.startsWith("csi-s3-")), []);
   });
 });
 
@@ -109,7 +94,7 @@ Deno.test("faults: CreateVolume whose answers are all lost on the way back (the 
     const cut = await proxy.add({ type: "limit_data", attributes: { bytes: 1 } });
     const lost = await csi.code("Controller", "CreateVolume", createReq("pvc-lost"));
     assert.ok(RETRYABLE.includes(lost.code), `retryable: ${lost.code} ${lost.details}`);
-    const made = (await buckets(minio)).filter((b) => b.startsWith("csi-s3-"));
+    const made = (await listBucketNames(minio)).filter((b) => b.startsWith("csi-s3-"));
     console.log(
       `answers lost: ${lost.code} (${lost.details}); buckets made meanwhile: ${made.length}`,
     );
@@ -117,7 +102,7 @@ Deno.test("faults: CreateVolume whose answers are all lost on the way back (the 
     const ok = await csi.call("Controller", "CreateVolume", createReq("pvc-lost")) as {
       volume: { volume_id: string };
     };
-    assert.deepEqual((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")), [
+    assert.deepEqual((await listBucketNames(minio)).filter((b) => b.startsWith("csi-s3-")), [
       ok.volume.volume_id,
     ]);
   });
@@ -146,7 +131,7 @@ Deno.test("faults: the controller SIGKILLed between CreateBucket and tagging the
     Deno.kill(pid, "SIGKILL");
     await driver.status;
     assert.ok(await first instanceof Error, "the call in flight failed");
-    assert.equal((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")).length, 1);
+    assert.equal((await listBucketNames(minio)).filter((b) => b.startsWith("csi-s3-")).length, 1);
     csi.close();
     await Deno.remove(socket); // the dead process's; the new one is waited for by its socket
     driver = await start();
@@ -154,7 +139,7 @@ Deno.test("faults: the controller SIGKILLed between CreateBucket and tagging the
     const retried = await csi.call("Controller", "CreateVolume", createReq("pvc-killed")) as {
       volume: { volume_id: string };
     };
-    assert.deepEqual((await buckets(minio)).filter((b) => b.startsWith("csi-s3-")), [
+    assert.deepEqual((await listBucketNames(minio)).filter((b) => b.startsWith("csi-s3-")), [
       retried.volume.volume_id,
     ]);
     // Consistent: the adopted bucket now carries the volume's record, so a conflicting request is refused.

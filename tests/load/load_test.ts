@@ -7,13 +7,10 @@
  * table end as they began, and the node holds no more fds than before.
  */
 import assert from "node:assert/strict";
-import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { canMount } from "../mount/harness.ts";
 import { mountCapability } from "../support/csi_client.ts";
-import { fuseMountsUnder, type MinioServer } from "../support/mod.ts";
+import { fuseMountsUnder, listBucketNames, pids } from "../support/mod.ts";
 import { publishReq, target, withNode } from "../support/node_env.ts";
-
-const dec = new TextDecoder();
 
 /** Runs `tasks` with at most `limit` at once; their settled results, in order. */
 async function pool<T>(limit: number, tasks: (() => Promise<T>)[]) {
@@ -31,31 +28,10 @@ async function pool<T>(limit: number, tasks: (() => Promise<T>)[]) {
   return results;
 }
 
-/** The pids whose command line contains `needle`. */
-async function pids(needle: string): Promise<number[]> {
-  const r = await new Deno.Command("pgrep", { args: ["-f", needle], stdout: "piped" }).output();
-  return dec.decode(r.stdout).split("\n").filter(Boolean).map(Number);
-}
-
 async function fdCount(pid: number): Promise<number> {
   let n = 0;
   for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) n++;
   return n;
-}
-
-async function csiBuckets(m: MinioServer): Promise<string[]> {
-  const c = new S3Client({
-    endpoint: m.endpoint,
-    region: m.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
-  });
-  try {
-    const out = await c.send(new ListBucketsCommand({}));
-    return (out.Buckets ?? []).map((b) => b.Name ?? "").filter((b) => b.startsWith("csi-s3-"));
-  } finally {
-    c.destroy();
-  }
 }
 
 async function eventually(what: string, ms: number, check: () => Promise<boolean>) {
@@ -177,7 +153,7 @@ Deno.test({
         assert.equal(ids.get(name) ?? id, id, `one volume per name: ${name}`);
         ids.set(name, id);
       }
-      const buckets = await csiBuckets(minio);
+      const buckets = (await listBucketNames(minio)).filter((b) => b.startsWith("csi-s3-"));
       console.log(`500 CreateVolume: ${aborted} ABORTED and retried, ${buckets.length} buckets`);
       assert.equal(buckets.length, names, "exactly one bucket per name");
       assert.deepEqual(new Set(buckets), new Set(ids.values()));

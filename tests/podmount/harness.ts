@@ -24,11 +24,14 @@ import type {
 import { hostCommDir, SOCKET_NAME } from "../../internal/podmount/contract.ts";
 import {
   detachFuseMountsUnder,
+  minioClientConfig,
   type MinioServer,
   randomHex,
+  startMinio,
   tempDir,
   withTimeout,
 } from "../support/mod.ts";
+import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { collectOutput } from "../support/driver.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -131,6 +134,18 @@ function spawnPod(
     stderr: "piped",
   }).spawn();
   return { child, ...collectOutput(child) };
+}
+
+/** Runs `fn` with a fresh MinIO and a client for it; stops both. */
+export async function withMinio(fn: (m: MinioServer, s3: AwsObjectClient) => Promise<void>) {
+  const minio = await startMinio();
+  const s3 = new AwsObjectClient(minioClientConfig(minio));
+  try {
+    await fn(minio, s3);
+  } finally {
+    s3.close();
+    await minio.stop();
+  }
 }
 
 /** Runs `fn` in a fresh kubelet directory; cleans up every mount and process it leaves. */

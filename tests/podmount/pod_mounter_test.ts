@@ -17,23 +17,12 @@ import { connectMountpoint } from "../../internal/podmount/handoff.ts";
 import { receiveLine, sendLine } from "../../internal/podmount/wire.ts";
 import { close, O_RDONLY, open } from "../../internal/sys/libc.ts";
 import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
-import { minioClientConfig, type MinioServer, startMinio, withTimeout } from "../support/mod.ts";
-import { POD_UID, withWorld } from "./harness.ts";
+import { minioClientConfig, startMinio, withTimeout } from "../support/mod.ts";
+import { POD_UID, withMinio, withWorld } from "./harness.ts";
 import { fuseMountsUnder } from "../support/mod.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-async function withMinio(fn: (m: MinioServer, s3: AwsObjectClient) => Promise<void>) {
-  const minio = await startMinio();
-  const s3 = new AwsObjectClient(minioClientConfig(minio));
-  try {
-    await fn(minio, s3);
-  } finally {
-    s3.close();
-    await minio.stop();
-  }
-}
 
 /** `cat` in a child process, so a request the kernel holds never blocks this test's loop. */
 async function catFile(path: string): Promise<{ code: number; out: string; err: string }> {

@@ -87,3 +87,9 @@ export function randomHex(bytes: number): string {
   const buf = crypto.getRandomValues(new Uint8Array(bytes));
   return Array.from(buf, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** The pids of the processes whose command line contains `needle` (`pgrep -f`). */
+export async function pids(needle: string): Promise<number[]> {
+  const r = await new Deno.Command("pgrep", { args: ["-f", needle], stdout: "piped" }).output();
+  return new TextDecoder().decode(r.stdout).split("\n").filter(Boolean).map(Number);
+}

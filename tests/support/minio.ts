@@ -407,6 +407,23 @@ async function waitReady(
   }
 }
 
+/** The names of every bucket in `m`, straight from the SDK (ListBuckets). */
+export async function listBucketNames(m: MinioServer): Promise<string[]> {
+  const { S3Client, ListBucketsCommand } = await import("@aws-sdk/client-s3");
+  const client = new S3Client({
+    endpoint: m.endpoint,
+    region: m.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
+  });
+  try {
+    const out = await client.send(new ListBucketsCommand({}));
+    return (out.Buckets ?? []).map((b) => b.Name ?? "");
+  } finally {
+    client.destroy();
+  }
+}
+
 /**
  * Multipart uploads in progress in `bucket` (key and upload ID): what a
  * test checks is never left behind. Straight from the SDK, as the driver

@@ -6,13 +6,21 @@
  * @module
  */
 
-export { listUploads, minioBinary, minioClientConfig, minioEnv, startMinio } from "./minio.ts";
+export {
+  listBucketNames,
+  listUploads,
+  minioBinary,
+  minioClientConfig,
+  minioEnv,
+  startMinio,
+} from "./minio.ts";
 export type { MinioServer, StartMinioOptions } from "./minio.ts";
 export { assumeRole } from "./sts.ts";
 export {
   detachFuseMountsUnder,
   freePort,
   fuseMountsUnder,
+  pids,
   randomHex,
   tempDir,
   withTimeout,

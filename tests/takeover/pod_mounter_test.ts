@@ -13,31 +13,14 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { JOURNAL_FILE } from "../../internal/podmount/contract.ts";
-import { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
+import type { AwsObjectClient } from "../../internal/s3/aws_object_client.ts";
 import { canMount, MIB } from "../mount/harness.ts";
-import { withWorld } from "../podmount/harness.ts";
-import {
-  fuseMountsUnder,
-  minioClientConfig,
-  type MinioServer,
-  startMinio,
-  withTimeout,
-} from "../support/mod.ts";
+import { withMinio, withWorld } from "../podmount/harness.ts";
+import { fuseMountsUnder, withTimeout } from "../support/mod.ts";
 import { listLoop, randomBytes } from "./load.ts";
 
 const BIG = 256 * MIB;
 const CUT_AT = 64 * MIB;
-
-async function withMinio(fn: (m: MinioServer, s3: AwsObjectClient) => Promise<void>) {
-  const minio = await startMinio();
-  const s3 = new AwsObjectClient(minioClientConfig(minio));
-  try {
-    await fn(minio, s3);
-  } finally {
-    s3.close();
-    await minio.stop();
-  }
-}
 
 /** A bucket with a large random object and a small directory to list. */
 async function fill(s3: AwsObjectClient, bucket: string): Promise<string> {
