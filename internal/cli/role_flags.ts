@@ -59,6 +59,12 @@ export const S3_FLAGS = {
     env: "AWS_MAX_ATTEMPTS",
     help: "Attempts per S3 request, retries included",
   },
+  "s3-timeout": {
+    type: "string",
+    kind: uint({ min: 1, max: 3600 }),
+    help:
+      "Seconds an S3 answer may stay silent (its head gets twice as long) before the attempt fails and is retried (default 60)",
+  },
 } as const satisfies FlagSpecs;
 
 /** The S3 settings of a role, in the field names of the S3 client's configuration. */
@@ -68,6 +74,7 @@ export interface S3Connection {
   forcePathStyle: boolean;
   caBundlePath?: string;
   maxAttempts?: number;
+  idleTimeoutMs?: number;
 }
 
 /** Reads the S3_FLAGS; `pathStyle` is the addressing used when neither flag says. */
@@ -86,6 +93,8 @@ export function s3Connection(values: FlagValues, pathStyle: boolean): S3Connecti
   if (endpointUrl) conn.endpointUrl = endpointUrl;
   if (caBundlePath) conn.caBundlePath = caBundlePath;
   if (maxAttempts !== undefined) conn.maxAttempts = maxAttempts;
+  const timeout = num(values, "s3-timeout");
+  if (timeout !== undefined) conn.idleTimeoutMs = timeout * 1000;
   return conn;
 }
 

@@ -16,7 +16,13 @@ Deno.test("s3Connection() keeps each role's addressing default unless a flag say
   );
   assert.deepEqual(
     s3Connection(
-      { ...base, "endpoint-url": "http://s3:80", "ca-bundle": "/ca.pem", "aws-max-attempts": 4 },
+      {
+        ...base,
+        "endpoint-url": "http://s3:80",
+        "ca-bundle": "/ca.pem",
+        "aws-max-attempts": 4,
+        "s3-timeout": 5,
+      },
       true,
     ),
     {
@@ -25,8 +31,17 @@ Deno.test("s3Connection() keeps each role's addressing default unless a flag say
       forcePathStyle: true,
       caBundlePath: "/ca.pem",
       maxAttempts: 4,
+      idleTimeoutMs: 5000,
     },
   );
+});
+
+Deno.test("--s3-timeout takes whole seconds from 1 to 3600", () => {
+  const parse = (v: string) => parseFlags(["--s3-timeout", v], S3_FLAGS).values["s3-timeout"];
+  assert.equal(parse("5"), 5);
+  for (const bad of ["0", "3601", "1.5", "-1", "x"]) {
+    assert.throws(() => parse(bad), UsageError, bad);
+  }
 });
 
 Deno.test("logLevel() takes --debug as --log-level debug", () => {

@@ -146,12 +146,13 @@ function usableMemory(c: FsConfig): number {
 }
 
 /**
- * How many files may be open for writing at once: half of the usable memory
- * goes to writers, and each writer may hold two parts (one uploading, one
- * filling). At least one.
+ * The part buffers of the files open for writing (half of the usable
+ * memory, at least two write parts: one writer's own). Any number of files
+ * may be open for writing; their buffers wait for this memory
+ * (`write_memory.ts`).
  */
-export function maxWriters(c: FsConfig): number {
-  return Math.max(1, Math.floor(usableMemory(c) / 2 / (2 * c.writePartSize)));
+export function writeBudgetBytes(c: FsConfig): number {
+  return Math.max(2 * c.writePartSize, Math.floor(usableMemory(c) / 2));
 }
 
 /** The read buffers' share (the other half of the usable memory), at least two read parts. */

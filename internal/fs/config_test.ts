@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import {
   defaultFsConfig,
-  maxWriters,
   MIB,
   readBudgetBytes,
   ttlsOf,
   validateFsConfig,
+  writeBudgetBytes,
 } from "./config.ts";
 
 Deno.test("ttlsOf() gives 1 s kernel TTLs for minimal and never serves lookups from cache", () => {
@@ -22,17 +22,18 @@ Deno.test("ttlsOf() gives 1 s kernel TTLs for minimal and never serves lookups f
   assert.equal(ttlsOf({ kind: "indefinite" }).statMs, Number.POSITIVE_INFINITY);
 });
 
-Deno.test("maxWriters() and readBudgetBytes() split the usable memory in half", () => {
+Deno.test("writeBudgetBytes() and readBudgetBytes() split the usable memory in half", () => {
   const c = defaultFsConfig("b");
-  // The default 256 MiB: usable = 256 - 128 = 128 MiB; half = 64 MiB; 64 / 16 = 4 writers.
+  // The default 256 MiB: usable = 256 - 128 = 128 MiB; half each.
   assert.equal(c.maxMemory, 256 * MIB);
-  assert.equal(maxWriters(c), 4);
+  assert.equal(writeBudgetBytes(c), 64 * MIB);
   assert.equal(readBudgetBytes(c), 64 * MIB);
-  // usable = 512 - 128 = 384 MiB: 12 writers and 192 MiB of read buffers.
-  assert.equal(maxWriters(defaultFsConfig("b", { maxMemory: 512 * MIB })), 12);
+  // usable = 512 - 128 = 384 MiB.
+  assert.equal(writeBudgetBytes(defaultFsConfig("b", { maxMemory: 512 * MIB })), 192 * MIB);
   // A quarter is reserved once maxMemory passes 1 GiB: usable = 2048 - 512 = 1536 MiB.
   assert.equal(readBudgetBytes(defaultFsConfig("b", { maxMemory: 2048 * MIB })), 768 * MIB);
-  assert.equal(maxWriters(defaultFsConfig("b", { maxMemory: 1 })), 1);
+  // Nothing usable: still one writer's two parts.
+  assert.equal(writeBudgetBytes(defaultFsConfig("b", { maxMemory: 1 })), 16 * MIB);
 });
 
 Deno.test("validateFsConfig() rejects a prefix without a trailing slash", () => {

@@ -21,7 +21,8 @@
  */
 
 import { Errno, fail } from "./api.ts";
-import { type FsConfig, maxWriters, readBudgetBytes } from "./config.ts";
+import { type FsConfig, readBudgetBytes, writeBudgetBytes } from "./config.ts";
+import { WriteMemory } from "./write_memory.ts";
 import type { Inode, InodeTable } from "./inode_table.ts";
 import {
   BufferPool,
@@ -244,14 +245,14 @@ export class OpenFiles {
   readonly #budget: MemoryBudget;
   /** Part buffers reused across reads (inside the budget: at most 8 buffers, 72 MiB). */
   readonly #pool: BufferPool;
-  readonly #maxWriters: number;
-  #writers = 0;
+  /** The part buffers of every upload, reserved before they are allocated. */
+  readonly #writeMemory: WriteMemory;
 
   constructor(o: OpenFilesOptions) {
     this.#o = o;
     this.#budget = new MemoryBudget(readBudgetBytes(o.config));
     this.#pool = new BufferPool(undefined, undefined, undefined, this.#budget);
-    this.#maxWriters = maxWriters(o.config);
+    this.#writeMemory = new WriteMemory(writeBudgetBytes(o.config));
     const budget = this.#budget;
     const unwatch = [
       watch("memoryUsed", () => budget.reserved),
@@ -296,12 +297,6 @@ export class OpenFiles {
 
   /** A write handle for a new file (`isNew`: created with If-None-Match) or an overwrite. */
   writer(inode: Inode, isNew: boolean, pid: number): WriteHandle {
-    if (this.#writers >= this.#maxWriters) {
-      fail(
-        Errno.ENOMEM,
-        `Cannot open "${inode.key}" for writing: "${this.#writers}" files are already open for writing`,
-      );
-    }
     const { client, config: c, table } = this.#o;
     const upload = new Upload({
       client,
@@ -311,11 +306,11 @@ export class OpenFiles {
       ifNoneMatch: isNew,
       // Extra parts in flight borrow from the read budget's unused share.
       spare: this.#budget,
+      memory: this.#writeMemory,
       put: { storageClass: c.storageClass, sse: c.sse, sseKmsKeyId: c.sseKmsKeyId },
       ledger: this.#o.ledger,
     });
     table.startWriting(inode, upload);
-    this.#writers++;
     return new WriteHandle(inode, upload, pid, table);
   }
 
@@ -344,7 +339,6 @@ export class OpenFiles {
       h.close(this.#pool);
       return;
     }
-    this.#writers--;
     await h.release();
   }
 

@@ -1,4 +1,4 @@
-// Open files, through S3FileSystem: the writer cap, large writes, unmount, the data cache.
+// Open files, through S3FileSystem: the writers' memory, large writes, unmount, the data cache.
 import assert from "node:assert/strict";
 import { O_WRONLY, ROOT_INO, S_IFREG } from "./api.ts";
 import {
@@ -31,21 +31,58 @@ Deno.test("destroy() completes closed-but-deferred uploads and aborts open ones"
   assert.deepEqual(client.pendingUploads(), []);
 });
 
-Deno.test("open() for writing is ENOMEM past the writer cap", async () => {
+Deno.test("S24 open() for writing has no cap: many files open at once each get their object", async () => {
   const mib = 1024 * 1024;
-  const { fs } = await mount({
+  const { fs, client } = await mount({
     maxMemory: 100 * mib,
     writePartSize: 8 * mib,
     readPartSize: 8 * mib,
   });
-  // Nothing is left after the 128 MiB reserve: the floor of 1 writer.
+  const handles = [];
+  for (let i = 0; i < 50; i++) {
+    const e = await fs.mknod(ctx(), ROOT_INO, `f${i}`, S_IFREG | 0o644, 0);
+    handles.push({ ino: e.ino, fh: (await fs.open(ctx(), e.ino, O_WRONLY)).fh });
+  }
+  for (const [i, h] of handles.entries()) await fs.write(ctx(), h.ino, h.fh, 0, enc(`f${i}`));
+  for (const h of handles) {
+    await fs.flush(ctx(), h.ino, h.fh);
+    await fs.release(ctx(), h.ino, h.fh, 0);
+  }
+  for (let i = 0; i < 50; i++) assert.equal(dec(client.peek(BUCKET, `f${i}`)!), `f${i}`);
+});
+
+Deno.test("S24 past its first 64 KiB a writer waits for the writers' memory, and goes on once another writer's part is sent", async () => {
+  const mib = 1024 * 1024;
+  const { fs, client } = await mount({
+    maxMemory: 100 * mib,
+    writePartSize: 8 * mib,
+    readPartSize: 8 * mib,
+  });
+  // Nothing is usable after the 128 MiB reserve: the writers' memory is two parts, 16 MiB.
+  const gate = Promise.withResolvers<void>();
+  client.setBeforeRequest((op) => op === "uploadPart" ? gate.promise : undefined);
   const a = await fs.mknod(ctx(), ROOT_INO, "a", S_IFREG | 0o644, 0);
+  const ah = await fs.open(ctx(1), a.ino, O_WRONLY);
+  // A fills a part, which goes out (held at the gate), and starts its next: 16 MiB reserved.
+  await fs.write(ctx(1), a.ino, ah.fh, 0, new Uint8Array(8 * mib));
+  await fs.write(ctx(1), a.ino, ah.fh, 8 * mib, enc("x"));
   const b = await fs.mknod(ctx(), ROOT_INO, "b", S_IFREG | 0o644, 0);
-  const ah = await fs.open(ctx(), a.ino, O_WRONLY);
-  assert.equal(await errnoOf(fs.open(ctx(), b.ino, O_WRONLY)), Errno.ENOMEM);
-  await fs.release(ctx(), a.ino, ah.fh, 0);
-  const bh = await fs.open(ctx(), b.ino, O_WRONLY);
-  await fs.release(ctx(), b.ino, bh.fh, 0);
+  const bh = await fs.open(ctx(2), b.ino, O_WRONLY);
+  const bWrite = fs.write(ctx(2), b.ino, bh.fh, 0, new Uint8Array(128 * 1024).fill(7));
+  const state = () =>
+    Promise.race([
+      bWrite.then(() => "done"),
+      new Promise((r) => setTimeout(() => r("waiting"), 50)),
+    ]);
+  assert.equal(await state(), "waiting", "B needs a whole part and waits");
+  gate.resolve();
+  assert.equal(await state(), "done", "A's part is sent: B goes on");
+  for (const [h, ino] of [[ah.fh, a.ino], [bh.fh, b.ino]]) {
+    await fs.flush(ctx(), ino, h);
+    await fs.release(ctx(), ino, h, 0);
+  }
+  assert.equal(client.peek(BUCKET, "a")!.byteLength, 8 * mib + 1);
+  assert.deepEqual(client.peek(BUCKET, "b"), new Uint8Array(128 * 1024).fill(7));
 });
 
 Deno.test("write() with a large file keeps parts flowing and reads back intact", async () => {

@@ -5,7 +5,9 @@
  * by doubling, so small files never allocate a whole part); when a buffer
  * reaches `partSize` it is sent as the next part of a multipart upload while
  * the following part fills. The handle's own memory is two parts (one
- * filling, one uploading); up to `maxInFlight` parts upload at once when
+ * filling, one uploading), reserved from the mount's `memory` before each
+ * buffer is allocated or grown, so that a write waits (back-pressure) while
+ * the writers' memory is in use; up to `maxInFlight` parts upload at once when
  * `spare` lends the memory for the extra ones, otherwise a full part waits
  * for the previous send. A file smaller than one part
  * is sent as a single PutObject at completion. Nothing is visible in S3
@@ -25,6 +27,7 @@ import { Errno, FsError } from "./api.ts";
 import { errnoOf } from "./errno.ts";
 import type { CompletedPart, ObjectClient, PutOptions } from "../s3/object_client.ts";
 import { log } from "../log/mod.ts";
+import type { WriteMemory } from "./write_memory.ts";
 
 const MAX_PARTS = 10_000;
 const INITIAL_BUFFER = 64 * 1024;
@@ -45,6 +48,8 @@ export interface UploadOptions {
    * otherwise caps it), and without spare memory it falls back to one.
    */
   spare?: { tryReserve(bytes: number): boolean; release(bytes: number): void };
+  /** The writers' memory the part buffers are reserved from (unbounded without it). */
+  memory?: Pick<WriteMemory, "reserve" | "release">;
   /** Most parts uploading at once for this handle. Default 4. */
   maxInFlight?: number;
   /** Told of each multipart upload this upload creates and ends (the takeover journal). */
@@ -69,6 +74,8 @@ export class Upload {
   #size = 0;
   #buf: Uint8Array | null = null;
   #fill = 0;
+  /** Bytes of `memory` reserved for `#buf`: the small first buffer, or a whole part. */
+  #bufReserved = 0;
   #uploadId: Promise<string> | null = null;
   #parts: Promise<CompletedPart>[] = [];
   /** Parts uploading now; each settles (never rejects) when its part is done. */
@@ -128,7 +135,8 @@ export class Upload {
     }
     let at = 0;
     while (at < data.byteLength) {
-      const room = this.#ensureRoom(data.byteLength - at);
+      const room = await this.#ensureRoom(data.byteLength - at);
+      if (this.#failure) throw this.#failure;
       const n = Math.min(room, data.byteLength - at);
       this.#buf!.set(data.subarray(at, at + n), this.#fill);
       this.#fill += n;
@@ -140,22 +148,50 @@ export class Upload {
     return data.byteLength;
   }
 
-  /** Makes room for up to `want` more bytes in the part buffer; returns the room. */
-  #ensureRoom(want: number): number {
+  /**
+   * Makes room for up to `want` more bytes in the part buffer, reserving
+   * its memory first (which may wait); returns the room.
+   */
+  async #ensureRoom(want: number): Promise<number> {
     const part = this.#o.partSize;
+    const have = this.#buf?.byteLength ?? 0;
+    let cap = have;
     if (!this.#buf) {
       // Small files start small; once a part has gone out the file is large, so skip the regrowth copies.
-      const initial = this.#parts.length > 0 ? part : Math.max(INITIAL_BUFFER, want);
-      this.#buf = new Uint8Array(Math.min(part, initial));
+      cap = Math.min(part, this.#parts.length > 0 ? part : Math.max(INITIAL_BUFFER, want));
     }
-    if (this.#buf.byteLength - this.#fill < want && this.#buf.byteLength < part) {
-      let cap = this.#buf.byteLength;
-      while (cap - this.#fill < want && cap < part) cap *= 2;
-      const grown = new Uint8Array(Math.min(cap, part));
-      grown.set(this.#buf.subarray(0, this.#fill));
-      this.#buf = grown;
+    while (cap - this.#fill < want && cap < part) cap = Math.min(cap * 2, part);
+    if (cap === have) return have - this.#fill;
+    // Past the small first buffer a whole part is reserved at once: a
+    // writer holding memory then needs no more to fill and send its part,
+    // so writers waiting on each other's growth cannot deadlock.
+    const first = !this.#buf && this.#parts.length === 0;
+    const more = (first && cap <= INITIAL_BUFFER ? cap : part) - this.#bufReserved;
+    if (more > 0) {
+      try {
+        await this.#o.memory?.reserve(more, this.#o.key, first);
+      } catch (err) {
+        await this.#fail(err);
+        throw this.#failure!;
+      }
+      this.#bufReserved += more;
     }
-    return this.#buf.byteLength - this.#fill;
+    if (this.#failure) {
+      this.#dropBuffer();
+      throw this.#failure;
+    }
+    const grown = new Uint8Array(cap);
+    if (this.#buf) grown.set(this.#buf.subarray(0, this.#fill));
+    this.#buf = grown;
+    return cap - this.#fill;
+  }
+
+  /** Lets go of the part buffer and its memory. */
+  #dropBuffer(): void {
+    this.#buf = null;
+    this.#fill = 0;
+    this.#o.memory?.release(this.#bufReserved);
+    this.#bufReserved = 0;
   }
 
   /**
@@ -165,6 +201,9 @@ export class Upload {
    */
   async #sendPart(): Promise<void> {
     const body = this.#buf!.subarray(0, this.#fill);
+    // The buffer's memory goes with the part, released once it is sent.
+    const held = this.#bufReserved;
+    this.#bufReserved = 0;
     this.#buf = null;
     this.#fill = 0;
     const max = this.#o.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
@@ -179,6 +218,7 @@ export class Upload {
     }
     if (this.#failure) {
       if (borrowed) this.#o.spare!.release(borrowed);
+      this.#o.memory?.release(held);
       return;
     }
     if (!this.#uploadId) {
@@ -201,6 +241,7 @@ export class Upload {
     ).finally(() => {
       this.#inflight.delete(tracked);
       if (borrowed) this.#o.spare!.release(borrowed);
+      this.#o.memory?.release(held);
     });
     this.#inflight.add(tracked);
   }
@@ -240,10 +281,14 @@ export class Upload {
       let etag: string;
       if (!this.#uploadId) {
         const body = this.#buf ? this.#buf.subarray(0, this.#fill) : new Uint8Array(0);
-        this.#buf = null;
-        ({ etag } = await client.putObject(bucket, key, body, { ...put, ifNoneMatch }));
+        try {
+          ({ etag } = await client.putObject(bucket, key, body, { ...put, ifNoneMatch }));
+        } finally {
+          this.#dropBuffer();
+        }
       } else {
         if (this.#fill > 0) await this.#sendPart();
+        this.#dropBuffer();
         await this.#drain();
         if (this.#failure) throw this.#failure;
         const parts = await Promise.all(this.#parts);
@@ -282,8 +327,7 @@ export class Upload {
       { cause: err },
     );
     this.#state = "failed";
-    this.#buf = null;
-    this.#fill = 0;
+    this.#dropBuffer();
     log.with({ component: "fs" }).warn("Upload failed", {
       key: this.#o.key,
       errno,

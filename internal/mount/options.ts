@@ -128,6 +128,7 @@ export const MOUNT_OPTIONS = {
   "virtual-hosted-style": { ...S3_FLAGS["virtual-hosted-style"], volume: DRIVER_S3 },
   "ca-bundle": { ...S3_FLAGS["ca-bundle"], volume: DRIVER_S3 },
   "aws-max-attempts": { ...S3_FLAGS["aws-max-attempts"], default: "10", volume: OK },
+  "s3-timeout": { ...S3_FLAGS["s3-timeout"], volume: OK },
   prefix: {
     type: "string",
     kind: KEY_PREFIX,

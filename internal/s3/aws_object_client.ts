@@ -11,7 +11,9 @@
  *   chain, or a `credentialsProvider` callback whose results are dropped as
  *   soon as S3 rejects them.
  * - **Bodies** (`body_reader.ts`): `getObject` reads the response into one
- *   buffer sized from Content-Length, copying the socket's bytes once.
+ *   buffer sized from Content-Length, copying the socket's bytes once. A
+ *   body that breaks or stalls (the handler's idle timeout) after the
+ *   response head is fetched again, up to `maxAttempts` in all.
  * - **Errors** (this file): every failure leaves through `toS3Error()`, the
  *   one place that maps S3 error codes and HTTP statuses to `S3ErrorCode`s
  *   (and, through `network_errors.ts`, transport failures to NetworkError).
@@ -79,11 +81,18 @@ type S3Command<In extends sdk.ServiceInputTypes, Out extends sdk.ServiceOutputTy
   typeof sdk.S3Client.prototype.send<In, Out>
 >[0];
 
+/** The SDK's own default for `maxAttempts` (its "standard" retry mode). */
+const SDK_DEFAULT_ATTEMPTS = 3;
+
 export class AwsObjectClient implements ObjectClient {
   readonly #credentials: ClientCredentials;
   readonly #clients: SdkClients;
+  readonly #bodyAttempts: number;
 
   constructor(config: S3ClientConfig, options: AwsObjectClientOptions = {}) {
+    // The SDK's retries end at the response head; a body cut or stalled
+    // after it is this client's to retry, as often as the SDK would.
+    this.#bodyAttempts = Math.max(1, config.maxAttempts ?? SDK_DEFAULT_ATTEMPTS);
     this.#credentials = clientCredentials(config, options.credentialsCacheMs);
     this.#clients = new SdkClients(config, this.#credentials.sdk, options.transport);
   }
@@ -193,20 +202,27 @@ export class AwsObjectClient implements ObjectClient {
         };
       }
     }
-    const out = await this.#send(
-      ctx,
-      new sdk.GetObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
-        ...ifMatch,
-      }),
-    );
+    const input: sdk.GetObjectCommandInput = {
+      Bucket: bucket,
+      Key: key,
+      ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
+      ...ifMatch,
+    };
+    let out: sdk.GetObjectCommandOutput;
     let body: Uint8Array;
-    try {
-      body = await readBody(out.Body, out.ContentLength, opts.signal, opts.into);
-    } catch (err) {
-      throw toS3Error(err, ctx);
+    for (let attempt = 1;; attempt++) {
+      out = await this.#send(ctx, new sdk.GetObjectCommand(input));
+      try {
+        body = await readBody(out.Body, out.ContentLength, opts.signal, opts.into);
+        break;
+      } catch (err) {
+        const mapped = toS3Error(err, ctx);
+        // Each answer is one version's bytes, whole or failed: a retry
+        // cannot mix versions, and the caller's ifMatch still holds.
+        if (mapped.code !== "NetworkError" || opts.signal?.aborted) throw mapped;
+        if (attempt >= this.#bodyAttempts) throw mapped;
+        s3Retries.inc({ operation: "GetObject" });
+      }
     }
     s3ReceivedBytes.inc(body.byteLength);
     return {

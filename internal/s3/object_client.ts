@@ -249,6 +249,11 @@ export interface S3ClientConfig {
   caBundlePath?: string;
   /** Total attempts per request including the first (AWS_MAX_ATTEMPTS semantics). */
   maxAttempts?: number;
+  /**
+   * An attempt whose answer is silent this long (no body byte; no head for
+   * twice as long) fails as a network error and is retried. 60 s by default.
+   */
+  idleTimeoutMs?: number;
   userAgentPrefix?: string;
   /** Maximum concurrent HTTP connections. */
   maxConnections?: number;

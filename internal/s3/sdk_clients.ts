@@ -34,9 +34,12 @@ import type { S3ClientConfig } from "./object_client.ts";
 /** Socket pool size when the config does not say: above the FUSE read path's peak concurrency. */
 const DEFAULT_MAX_CONNECTIONS = 64;
 const CONNECT_TIMEOUT_MS = 10_000;
-/** fetch transport: response headers must arrive within this (it includes sending the body). */
-const RESPONSE_TIMEOUT_MS = 120_000;
-/** A request whose socket sees no traffic this long is failed as a network error. */
+/**
+ * A request whose socket sees no traffic this long is failed as a network
+ * error (`S3ClientConfig.idleTimeoutMs` overrides it); on the fetch
+ * transport, response headers get twice as long (it includes sending the
+ * body).
+ */
 const SOCKET_IDLE_TIMEOUT_MS = 60_000;
 
 /**
@@ -49,6 +52,7 @@ export class SdkClients {
   readonly #config: S3ClientConfig;
   readonly #credentials: SdkClientConfig["credentials"];
   readonly #maxConnections: number;
+  readonly #idleTimeoutMs: number;
   readonly #caPem?: string;
   /** The client for ordinary requests (fetch transport unless configured otherwise). */
   readonly #client: S3Client;
@@ -65,6 +69,7 @@ export class SdkClients {
     this.#config = config;
     this.#credentials = credentials;
     this.#maxConnections = config.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.#idleTimeoutMs = config.idleTimeoutMs ?? SOCKET_IDLE_TIMEOUT_MS;
     if (!Number.isInteger(this.#maxConnections) || this.#maxConnections < 1) {
       throw new RangeError(`Invalid maxConnections "${config.maxConnections}": expected >= 1`);
     }
@@ -74,8 +79,8 @@ export class SdkClients {
     if (transport === "fetch") {
       const handler = new FetchHttpHandler({
         maxConnections: this.#maxConnections,
-        responseTimeoutMs: RESPONSE_TIMEOUT_MS,
-        bodyIdleTimeoutMs: SOCKET_IDLE_TIMEOUT_MS,
+        responseTimeoutMs: 2 * this.#idleTimeoutMs,
+        bodyIdleTimeoutMs: this.#idleTimeoutMs,
         ...(this.#caPem ? { caCerts: [this.#caPem] } : {}),
       });
       // The SDK types its signal with its own AbortSignal interface; the runtime object is the same.
@@ -157,7 +162,7 @@ export class SdkClients {
         httpAgent: this.#nodeAgents.http,
         httpsAgent: this.#nodeAgents.https,
         connectionTimeout: CONNECT_TIMEOUT_MS,
-        socketTimeout: SOCKET_IDLE_TIMEOUT_MS,
+        socketTimeout: this.#idleTimeoutMs,
       });
     }
     return this.#nodeClient;

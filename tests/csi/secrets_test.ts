@@ -102,7 +102,10 @@ Deno.test({
       const holding = await filesHolding(kubelet, secretParts);
       for (const path of holding) {
         assert.match(path, /\/credentials$/, `a secret in ${path}`);
-        assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600, `${path} is 0600`);
+        const st = await Deno.stat(path);
+        assert.equal(st.mode! & 0o777, 0o600, `${path} is 0600`);
+        // The process mounter's server runs as the node's user and reads it.
+        assert.equal(st.uid, Deno.uid(), `${path} is owned by the user that reads it`);
         const text = await Deno.readTextFile(path);
         assert.ok(!text.includes(minio.secretAccessKey), "the driver's secret is never written");
         assert.ok(!text.includes(provisioner.secretAccessKey), "nor the provisioner's");

@@ -7,6 +7,8 @@
  * - `workloads.ts`: provisioning, a workload's file in the bucket through a
  *   Mountpoint Pod and an attachment, the node's metrics of that mount,
  *   sharing, cleanup, bucket deletion, static and read-only volumes;
+ * - `privileges.ts`: the Mountpoint Pod's server unprivileged, its
+ *   credentials file its own, no TCP listener nobody asked for;
  * - `resilience.ts`: a Mountpoint Pod deleted, the node plugin restarted and
  *   the reconciler's leader killed under running workloads;
  * - `provisioning.ts`: templated per-namespace secrets, a missing secret,
@@ -31,6 +33,7 @@ import { E2e } from "./harness.ts";
 import { helmChart, installChart } from "./helm.ts";
 import { kustomizeManifests } from "./kustomize.ts";
 import { templatedSecrets, waitForFirstConsumer } from "./provisioning.ts";
+import { privileges } from "./privileges.ts";
 import { leaderKilled, mountpointPodDeleted, nodePluginRestart } from "./resilience.ts";
 import { cleanUp, provisionAndShare, staticVolumes } from "./workloads.ts";
 
@@ -64,6 +67,7 @@ Deno.test({
       const step = (name: string, fn: () => Promise<void>) => t.step(name, fn);
 
       const vol = await provisionAndShare(e, step);
+      await privileges(e, step, vol);
       await mountpointPodDeleted(e, step, vol);
       await nodePluginRestart(e, step, vol);
       await leaderKilled(e, step, vol);

@@ -277,3 +277,45 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name:
+    "faults: a GET body that stalls is given up after the idle timeout (--s3-timeout) and fetched again: right bytes, or EIO once every attempt stalled",
+  ignore: !canMount,
+  async fn() {
+    await withEnv(async (env) => {
+      const url = new URL(env.minio.endpoint);
+      const proxy = startSlowdownProxy({ hostname: url.hostname, port: Number(url.port) });
+      try {
+        const once = randomBytes(12 * MIB);
+        const always = randomBytes(12 * MIB);
+        await env.s3.putObject(env.bucket, "once.bin", once);
+        await env.s3.putObject(env.bucket, "always.bin", always);
+        // 3 s rather than the default 60: in the EIO case every READ the
+        // kernel sends (readahead, then its own retry) waits out each attempt.
+        const m = await env.mount(["--aws-max-attempts", "2", "--s3-timeout", "3"], {
+          endpoint: proxy.endpoint,
+        });
+        // The head and 1 MiB of the body pass, then the connection goes quiet.
+        const gets = (key: string) => new RegExp(`^GET /${env.bucket}/${key}[? ]`);
+        proxy.stall(gets("once\\.bin"), 1 * MIB, 1);
+        proxy.stall(gets("always\\.bin"), 1 * MIB, 1_000);
+        const started = Date.now();
+        const [a, b] = await Promise.all([
+          readOutcome(`${m.dir}/once.bin`, await sha256(once)),
+          readOutcome(`${m.dir}/always.bin`, await sha256(always)),
+        ]);
+        console.log(
+          `stalled bodies: ${proxy.stalled()} answers stalled; once: ${a}, always: ${b}, ` +
+            `in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+        );
+        const warned = m.output().split("\n").filter((l) => l.includes('"level":"warn"'));
+        console.log(`the mount's warnings: ${warned.length}; the first: ${warned[0] ?? ""}`);
+        assert.equal(a, "right", "one stalled answer is retried away");
+        assert.equal(b, "EIO", "a body that always stalls fails the read, it does not hang it");
+      } finally {
+        await proxy.stop();
+      }
+    });
+  },
+});

@@ -21,6 +21,7 @@ import {
   type MinioServer,
   randomHex,
   startMinio,
+  type StartMinioOptions,
   tempDir,
   withTimeout,
 } from "../support/mod.ts";
@@ -189,8 +190,11 @@ function baseArgs(env: Env, endpoint = env.minio.endpoint): string[] {
 }
 
 /** Runs `fn` with a fresh MinIO and bucket; stops every mount it started and the server. */
-export async function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
-  const minio = await startMinio({ quiet: true });
+export async function withEnv(
+  fn: (env: Env) => Promise<void>,
+  minioOptions: StartMinioOptions = {},
+): Promise<void> {
+  const minio = await startMinio({ quiet: true, ...minioOptions });
   const s3 = new AwsObjectClient(minioClientConfig(minio));
   const work = await tempDir("s3csi-mount-test-");
   const bucket = `mt-${randomHex(6)}`;

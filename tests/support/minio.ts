@@ -44,6 +44,11 @@ export interface StartMinioOptions {
   tls?: boolean;
   /** The address to listen on (default 127.0.0.1), e.g. the host's address on a pod network. */
   host?: string;
+  /**
+   * Keep the data on a tmpfs of its own (root only): a disk pays a sync
+   * per object, so a test that creates hundreds of thousands waits minutes.
+   */
+  inMemory?: boolean;
 }
 
 const REGION = "us-east-1";
@@ -193,6 +198,18 @@ class OutputTail {
 
 async function startOnce(binary: string, opts: StartMinioOptions): Promise<MinioServer> {
   const dataDir = await tempDir("s3csi-minio-");
+  if (opts.inMemory) {
+    const r = await new Deno.Command("mount", { args: ["-t", "tmpfs", "tmpfs", dataDir] }).output();
+    if (!r.success) {
+      throw new Error(`Cannot mount a tmpfs on ${dataDir}: ${new TextDecoder().decode(r.stderr)}`);
+    }
+  }
+  const dropData = async () => {
+    if (opts.inMemory) {
+      await new Deno.Command("umount", { args: ["-l", dataDir], stderr: "null" }).output();
+    }
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  };
   const port = freePort();
   const consolePort = freePort();
   const accessKeyId = `s3csi${randomHex(6)}`;
@@ -200,7 +217,7 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
   const certsDir = opts.tls ? `${dataDir}.certs` : undefined;
   const caCertPath = certsDir
     ? await makeCertificates(certsDir).catch(async (err) => {
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      await dropData();
       await Deno.remove(certsDir, { recursive: true }).catch(() => {});
       await Deno.remove(`${certsDir}.ca.crt`).catch(() => {});
       throw err;
@@ -291,7 +308,7 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
       }
       await proc.status;
       await Promise.all([proc.stdout.done, proc.stderr.done]);
-      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+      await dropData();
       if (certsDir) await Deno.remove(certsDir, { recursive: true }).catch(() => {});
       if (caCertPath) await Deno.remove(caCertPath).catch(() => {});
     })();
@@ -305,6 +322,9 @@ async function startOnce(binary: string, opts: StartMinioOptions): Promise<Minio
       } catch {
         // Nothing to do.
       }
+    }
+    if (opts.inMemory) {
+      new Deno.Command("umount", { args: ["-l", dataDir], stderr: "null" }).outputSync();
     }
   };
   globalThis.addEventListener("unload", killOnUnload);

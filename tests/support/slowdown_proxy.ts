@@ -3,7 +3,12 @@
  * S3 requests with `503 SlowDown`, as a throttling S3 does, in bursts the
  * test sets (`burst(n)`: the next n requests); and hold the next request of
  * a kind (`hold(pattern)`, matched on the request line) without forwarding
- * it, so that a test can kill the client at that very step.
+ * it, so that a test can kill the client at that very step; and stall the
+ * answers of a kind (`stall(pattern, bytes, count)`): the head and the
+ * first bytes of the body pass, then nothing more, on a connection that
+ * stays open: the stalled body a wedged server or middlebox gives. It
+ * also counts the requests signed with each access key (`keys()`), so a
+ * test can see when rotated credentials are taken up.
  *
  * Each request is made to come on its own connection: the proxy adds
  * `Connection: close` to every request head it forwards (the header is not
@@ -32,6 +37,19 @@ export interface SlowdownProxy {
    * it has arrived.
    */
   hold(pattern: RegExp): Promise<void>;
+  /**
+   * The answers of the next `count` requests matching `pattern` stop after
+   * `bytes` bytes (head included) until `stop()`. Resolves when the first
+   * stall begins. Rules add up; the first that matches a request applies.
+   */
+  stall(pattern: RegExp, bytes: number, count?: number): Promise<void>;
+  /** Answers stalled so far. */
+  stalled(): number;
+  /**
+   * The requests seen per signing access key ID (from the SigV4
+   * `Authorization` header): how many, and when the first and last came.
+   */
+  keys(): Map<string, { requests: number; first: number; last: number }>;
   stop(): Promise<void>;
 }
 
@@ -53,12 +71,37 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * Passes the first `bytes` bytes, then waits on `stall()` before passing
+ * anything more: the reader upstream is not read meanwhile, so TCP's flow
+ * control holds the server as a wedged one would be held.
+ */
+function stallAt(
+  bytes: number,
+  stall: () => Promise<void>,
+): TransformStream<Uint8Array, Uint8Array> {
+  let passed = 0;
+  let stalled: Promise<void> | undefined;
+  return new TransformStream({
+    async transform(chunk, out) {
+      if (passed >= bytes) return await (stalled ??= stall());
+      const n = Math.min(chunk.length, bytes - passed);
+      out.enqueue(chunk.subarray(0, n));
+      passed += n;
+      if (n < chunk.length) await (stalled ??= stall());
+    },
+  });
+}
+
 export function startSlowdownProxy(upstream: { hostname: string; port: number }): SlowdownProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const conns = new Set<Deno.Conn>();
   let pending = 0;
   let refused = 0;
   let holding: { pattern: RegExp; arrived: () => void } | undefined;
+  const stalling: { pattern: RegExp; bytes: number; left: number; began: () => void }[] = [];
+  let stalled = 0;
+  const keys = new Map<string, { requests: number; first: number; last: number }>();
   const stopped = Promise.withResolvers<void>();
 
   const serve = async (client: Deno.Conn) => {
@@ -75,6 +118,14 @@ export function startSlowdownProxy(upstream: { hostname: string; port: number })
     const head = latin1.decode(buf.subarray(0, end));
     let rest = buf.subarray(end + 4);
     const line = head.split("\r\n", 1)[0];
+    const key = /\r\nauthorization:[^\r\n]*Credential=([^/\s]+)\//i.exec(head)?.[1];
+    if (key) {
+      const now = Date.now();
+      const k = keys.get(key) ?? { requests: 0, first: now, last: now };
+      k.requests++;
+      k.last = now;
+      keys.set(key, k);
+    }
     if (holding?.pattern.test(line)) {
       const arrived = holding.arrived;
       holding = undefined;
@@ -101,6 +152,9 @@ export function startSlowdownProxy(upstream: { hostname: string; port: number })
       await client.write(body).catch(() => {});
       return;
     }
+    const stall = stalling.find((s) => s.left > 0 && s.pattern.test(line));
+    if (stall) stall.left--;
+    const stallAfter = stall?.bytes ?? Infinity;
     const lines = head.split("\r\n").filter((l) => !/^connection:/i.test(l));
     const upstreamConn = await Deno.connect(upstream).catch(() => null);
     if (!upstreamConn) return;
@@ -111,7 +165,14 @@ export function startSlowdownProxy(upstream: { hostname: string; port: number })
       rest = new Uint8Array(0);
       await Promise.all([
         client.readable.pipeTo(upstreamConn.writable, { preventClose: true }).catch(() => {}),
-        upstreamConn.readable.pipeTo(client.writable, { preventClose: true }).catch(() => {}),
+        (stallAfter === Infinity
+          ? upstreamConn.readable
+          : upstreamConn.readable.pipeThrough(stallAt(stallAfter, () => {
+            stalled++;
+            stall?.began();
+            return stopped.promise;
+          })))
+          .pipeTo(client.writable, { preventClose: true }).catch(() => {}),
       ].map((p) =>
         p.finally(() => {
           try {
@@ -150,6 +211,13 @@ export function startSlowdownProxy(upstream: { hostname: string; port: number })
       holding = { pattern, arrived: arrived.resolve };
       return arrived.promise;
     },
+    stall(pattern, bytes, count = 1) {
+      const began = Promise.withResolvers<void>();
+      stalling.push({ pattern, bytes, left: count, began: began.resolve });
+      return began.promise;
+    },
+    stalled: () => stalled,
+    keys: () => keys,
     async stop() {
       stopped.resolve();
       listener.close();

@@ -15,7 +15,9 @@
  * never sees a half-written block under its final name.
  *
  * Eviction is least-recently-used over the index, keeping the bytes on disk
- * (headers included) at or under `maxBytes`.
+ * (headers included) at or under `maxBytes`. A block that cannot be written
+ * (the disk full before `maxBytes`) is simply not cached: reads go on from
+ * S3, and one warning a minute counts the failures.
  *
  * @module
  */
@@ -41,6 +43,8 @@ export interface DataCacheStats {
   writes: number;
   /** Blocks not cached because too many writes were already in flight. */
   skippedWrites: number;
+  /** Blocks not cached because the write failed (a full or broken disk). */
+  failedWrites: number;
   evictions: number;
   /** Bytes on disk, headers included. */
   bytes: number;
@@ -88,6 +92,8 @@ const VERSION = 1;
 const FIXED_HEADER = 16;
 /** Bytes of block writes allowed in flight; beyond it blocks are not cached (a slow disk must not hoard memory). */
 const MAX_PENDING_WRITE_BYTES = 64 * 1024 * 1024;
+/** A full disk fails every block: one warning per interval says so, with the count. */
+const WRITE_WARNING_INTERVAL_MS = 60_000;
 
 export async function createDataCache(opts: DataCacheOptions): Promise<DataCache> {
   const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
@@ -129,6 +135,9 @@ class DiskDataCache implements DataCache {
   #corrupt = 0;
   #writes = 0;
   #skippedWrites = 0;
+  #failedWrites = 0;
+  #failedSinceWarning = 0;
+  #lastWarning = -Infinity;
   #pendingWriteBytes = 0;
   #evictions = 0;
   readonly #log = log.with({ component: "data_cache" });
@@ -198,6 +207,7 @@ class DiskDataCache implements DataCache {
       corrupt: this.#corrupt,
       writes: this.#writes,
       skippedWrites: this.#skippedWrites,
+      failedWrites: this.#failedWrites,
       evictions: this.#evictions,
       bytes: this.#bytes,
       blocks: this.#index.size,
@@ -226,10 +236,20 @@ class DiskDataCache implements DataCache {
       await Deno.writeFile(tmp, file, { mode: 0o600 });
       await Deno.rename(tmp, path);
     } catch (err) {
-      if (!this.#closed) {
-        this.#log.warn("Cannot write cache block", { path, error: errorMessage(err) });
-      }
       this.#remove(tmp);
+      if (this.#closed) return;
+      this.#failedWrites++;
+      this.#failedSinceWarning++;
+      const now = performance.now();
+      if (now - this.#lastWarning >= WRITE_WARNING_INTERVAL_MS) {
+        this.#log.warn("Cannot write cache blocks: reading without caching them", {
+          path,
+          error: errorMessage(err),
+          failed: this.#failedSinceWarning,
+        });
+        this.#lastWarning = now;
+        this.#failedSinceWarning = 0;
+      }
       return;
     }
     if (this.#closed) return;
