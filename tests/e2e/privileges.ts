@@ -32,14 +32,14 @@ interface DriverProcess {
   role: Role;
 }
 
-/** The s3csi processes on this host: the image runs `deno run … /app/main.ts <role>`. */
-async function driverProcesses(): Promise<DriverProcess[]> {
+/** The s3csi processes on this host: the image runs `deno run … /usr/local/bin/s3csi <role>`. */
+export async function driverProcesses(): Promise<DriverProcess[]> {
   const out: DriverProcess[] = [];
   for await (const entry of Deno.readDir("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const args = (await Deno.readTextFile(`/proc/${entry.name}/cmdline`)).split("\0");
-      const main = args.findIndex((a) => a === "/app/main.ts");
+      const main = args.findIndex((a) => a.endsWith("/s3csi") || a.endsWith("/main.ts"));
       if (main < 0) continue;
       const role = ROLES.find((r) => r === args[main + 1]);
       if (role) out.push({ pid: Number(entry.name), role });
