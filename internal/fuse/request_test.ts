@@ -119,20 +119,21 @@ Deno.test("decodeRequest() decodes FORGET", () => {
   });
 });
 
+const BATCH_FORGET = hex(
+  "50000000 2a000000", // len 80, opcode 42 (BATCH_FORGET)
+  "0e00000000000000", // unique 14
+  "0000000000000000", // nodeid 0
+  IDS_ROW,
+  PID_ROW,
+  "02000000 00000000", // count 2, dummy
+  "0700000000000000", // [0] nodeid 7
+  "0100000000000000", // [0] nlookup 1
+  "0000000001000000", // [1] nodeid 2^32
+  "0a00000000000000", // [1] nlookup 10
+);
+
 Deno.test("decodeRequest() decodes BATCH_FORGET with its forget_one entries", () => {
-  const b = hex(
-    "50000000 2a000000", // len 80, opcode 42 (BATCH_FORGET)
-    "0e00000000000000", // unique 14
-    "0000000000000000", // nodeid 0
-    IDS_ROW,
-    PID_ROW,
-    "02000000 00000000", // count 2, dummy
-    "0700000000000000", // [0] nodeid 7
-    "0100000000000000", // [0] nlookup 1
-    "0000000001000000", // [1] nodeid 2^32
-    "0a00000000000000", // [1] nlookup 10
-  );
-  assert.deepEqual(decodeOk(b), {
+  assert.deepEqual(decodeOk(BATCH_FORGET), {
     op: "BATCH_FORGET",
     opcode: 42,
     unique: 14,
@@ -781,7 +782,7 @@ Deno.test("decodeRequest() returns UnknownOpcode with the unique to answer", () 
   assert.equal(e.unique, 58);
 });
 
-const GOLDEN = [LOOKUP, OPEN, READ, WRITE, RELEASE];
+const GOLDEN = [LOOKUP, OPEN, READ, WRITE, RELEASE, BATCH_FORGET];
 
 function checkResult(r: Request | DecodeError, input: Uint8Array): void {
   if (r instanceof DecodeError) {
@@ -802,12 +803,15 @@ function checkResult(r: Request | DecodeError, input: Uint8Array): void {
   if (r.op === "BATCH_FORGET") assert.ok(r.forgets.length * 16 + 48 <= input.byteLength);
 }
 
+/** A few thousand each in CI; S3CSI_FUZZ_RUNS asks for more. */
+const RUNS = Number(Deno.env.get("S3CSI_FUZZ_RUNS") ?? 5000);
+
 Deno.test("decodeRequest() never throws on random bytes", () => {
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 0, maxLength: 300 }), (bytes) => {
       checkResult(decodeRequest(bytes), bytes);
     }),
-    { numRuns: 5000 },
+    { numRuns: RUNS },
   );
 });
 
@@ -828,7 +832,35 @@ Deno.test("decodeRequest() never throws on random headers with a consistent leng
         checkResult(decodeRequest(b), b);
       },
     ),
-    { numRuns: 5000 },
+    { numRuns: RUNS },
+  );
+});
+
+Deno.test("decodeRequest() never throws on golden packets with fields set to their limits", () => {
+  // Lengths, counts, sizes and offsets: any aligned u32 of a request may be one of them, set to
+  // an absolute limit or to the packet's own length plus -1, 0 or +1.
+  const limit = fc.oneof(
+    fc.constantFrom(0, 1, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff),
+    fc.integer({ min: -1, max: 1 }).map((d) => ({ lengthPlus: d })),
+  );
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...GOLDEN),
+      fc.array(fc.tuple(fc.nat(), limit), { minLength: 1, maxLength: 4 }),
+      fc.boolean(),
+      (golden, sets, fixLen) => {
+        const b = golden.slice();
+        const v = new DataView(b.buffer);
+        for (const [pos, value] of sets) {
+          const at = (pos % Math.floor(b.length / 4)) * 4;
+          const n = typeof value === "number" ? value : b.length + value.lengthPlus;
+          v.setUint32(at, n >>> 0, true);
+        }
+        if (fixLen) v.setUint32(0, b.length, true);
+        checkResult(decodeRequest(b), b);
+      },
+    ),
+    { numRuns: RUNS },
   );
 });
 
@@ -847,6 +879,6 @@ Deno.test("decodeRequest() never throws on mutated valid packets", () => {
         checkResult(decodeRequest(b), b);
       },
     ),
-    { numRuns: 5000 },
+    { numRuns: RUNS },
   );
 });

@@ -90,14 +90,15 @@ const MIB = 2 ** 20;
 const MIN_MAX_MEMORY_MIB = 64;
 
 /**
- * `--max-memory` (MiB) for a memory limit: a tenth, at least 256 MiB, is
+ * `--max-memory` (MiB) for a memory limit: a tenth, at least 384 MiB, is
  * left as headroom. With four readers and two writers at once the mount goes
- * past `--max-memory` by up to ~250 MiB (measured at 384-768 MiB,
- * docs/benchmarks.md), and past the limit the kernel kills it.
+ * past `--max-memory` by up to ~250 MiB (measured at 384-768 MiB), and with
+ * twelve readers and six writers at `--max-memory 64` it peaks at 306-358
+ * MiB (docs/benchmarks.md); past the limit the kernel kills it.
  */
 export function maxMemoryMiB(limitBytes: number): number {
   const limit = Math.floor(limitBytes / MIB);
-  const headroom = Math.max(256, Math.ceil(limit / 10));
+  const headroom = Math.max(384, Math.ceil(limit / 10));
   return Math.max(MIN_MAX_MEMORY_MIB, limit - headroom);
 }
 

@@ -59,7 +59,7 @@ Deno.test("mountpoint pod: driver defaults, and --max-memory below the memory li
     limits: { memory: "1Gi" },
   });
   assert.deepEqual(c.args?.slice(3), ["--max-memory", String(maxMemoryMiB(2 ** 30))]);
-  assert.equal(maxMemoryMiB(2 ** 30), 1024 - 256, "at least 256 MiB of headroom");
+  assert.equal(maxMemoryMiB(2 ** 30), 1024 - 384, "at least 384 MiB of headroom");
   assert.equal(maxMemoryMiB(4 * 2 ** 30), 4096 - 410, "a tenth of a large limit");
   assert.equal(maxMemoryMiB(100 * 2 ** 20), 64, "never below the mount's minimum");
 });

@@ -4,8 +4,9 @@
  * each may cost is the README's "Reliability" table:
  * - the cache directory full: reads go on from S3, uncached, with the right
  *   bytes, and the log says so once rather than once a block;
- * - a small `--max-memory` under many readers and writers, in a memory
- *   cgroup: back-pressure, not an OOM kill;
+ * - a small `--max-memory` under many readers and writers, in the memory
+ *   cgroup a Mountpoint Pod with that `--max-memory` gets: back-pressure,
+ *   not an OOM kill;
  * - 1,000 files open at once: every open, read, write and close succeeds;
  * - a directory of 200,000 objects listed while other clients add and
  *   remove names in it: no name twice, and none missing that existed
@@ -19,6 +20,7 @@ import { canMount, MIB, run, sha256, withEnv } from "../mount/harness.ts";
 import { memoryCgroup, memoryCgroupKind } from "../support/memory_cgroup.ts";
 import { randomBytes } from "../takeover/load.ts";
 import { fillBucket } from "../support/snowball.ts";
+import { maxMemoryMiB } from "../../internal/reconciler/mountpoint_pod.ts";
 
 /** Runs `fn` over `items` with at most `width` at once. */
 async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<unknown>) {
@@ -64,12 +66,13 @@ Deno.test({
   },
 });
 
-const SMALL_LIMIT = 320 * MIB;
+/** The memory limit of a Mountpoint Pod the reconciler runs with --max-memory 64. */
+const SMALL_LIMIT = 448 * MIB;
 const SMALL_MAX_MEMORY_MIB = 64;
 
 Deno.test({
   name:
-    "resources: --max-memory 64 with 12 readers and 6 writers at once, in a 320 MiB cgroup: back-pressure, no OOM kill, every byte right",
+    "resources: --max-memory 64 with 12 readers and 6 writers at once, in the 448 MiB memory cgroup the reconciler sizes for it: back-pressure, no OOM kill, every byte right",
   ignore: !canMount || memoryCgroupKind() === null,
   async fn() {
     await withEnv(async (env) => {
@@ -86,6 +89,7 @@ Deno.test({
         written.push(await sha256(data));
         await Deno.writeFile(`${env.work}/src${i}`, data);
       }
+      assert.equal(maxMemoryMiB(SMALL_LIMIT), SMALL_MAX_MEMORY_MIB, "the reconciler's sizing");
       const cgroup = await memoryCgroup(SMALL_LIMIT);
       let m: Awaited<ReturnType<typeof env.mount>> | undefined;
       try {

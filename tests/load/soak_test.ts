@@ -12,7 +12,7 @@
  *   access key sign requests soon after, and the old one stop;
  * - each mount server's RSS, sampled every 5 s, stays within its budget:
  *   the memory limit the reconciler gives a Mountpoint Pod whose
- *   `--max-memory` is the default 256 MiB (512 MiB: `maxMemoryMiB`), as
+ *   `--max-memory` is the default 256 MiB (640 MiB: `maxMemoryMiB`), as
  *   `--max-memory` bounds the buffers and a reserve, not the runtime's own
  *   heap and native memory. The peak is printed beside `--max-memory`.
  */
@@ -33,7 +33,7 @@ const ROTATE_MS = 60_000;
 const VOLUMES = 4;
 const MAX_MEMORY_MIB = 256;
 /** The memory limit of a Mountpoint Pod that runs with --max-memory 256. */
-const BUDGET_MIB = 512;
+const BUDGET_MIB = 640;
 /** A rotation is taken up, and the old key dropped, within this long. */
 const TAKE_UP_MS = 15_000;
 
