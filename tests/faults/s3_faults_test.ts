@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { canMount, type Env, MIB, withEnv } from "../mount/harness.ts";
 import { listUploads } from "../support/mod.ts";
 import { type Proxy, startToxiproxy } from "../support/toxiproxy.ts";
-import { startSlowdownProxy } from "../support/slowdown_proxy.ts";
+import { type SlowdownProxy, startSlowdownProxy } from "../support/slowdown_proxy.ts";
 import { randomBytes } from "../takeover/load.ts";
 
 const dec = new TextDecoder();
@@ -42,6 +42,19 @@ async function withFaultyMount(
   } finally {
     await toxiproxy.stop();
   }
+}
+
+/** Runs `fn` with a fresh MinIO and bucket behind an HTTP fault proxy (slowdown_proxy.ts). */
+async function withSlowdownProxy(fn: (env: Env, proxy: SlowdownProxy) => Promise<void>) {
+  await withEnv(async (env) => {
+    const url = new URL(env.minio.endpoint);
+    const proxy = startSlowdownProxy({ hostname: url.hostname, port: Number(url.port) });
+    try {
+      await fn(env, proxy);
+    } finally {
+      await proxy.stop();
+    }
+  });
 }
 
 /** `sh -c script` in a child; its exit code, stdout and stderr. */
@@ -216,32 +229,26 @@ Deno.test({
     "faults: 503 SlowDown bursts: a short one is retried away, a long one fails reads with EIO and writes at close, leaving nothing",
   ignore: !canMount,
   async fn() {
-    await withEnv(async (env) => {
-      const url = new URL(env.minio.endpoint);
-      const proxy = startSlowdownProxy({ hostname: url.hostname, port: Number(url.port) });
-      try {
-        const data = randomBytes(16 * MIB);
-        await env.s3.putObject(env.bucket, "a.bin", data);
-        const expected = await sha256(data);
-        const m = await env.mount(["--aws-max-attempts", "4"], { endpoint: proxy.endpoint });
-        proxy.burst(2);
-        assert.equal(await readOutcome(`${m.dir}/a.bin`, expected), "right");
-        proxy.burst(2);
-        assert.equal(await writeOutcome(env, m.dir, "w.bin", 20 * MIB), "complete");
-        proxy.burst(10_000);
-        assert.equal(await readOutcome(`${m.dir}/a.bin`, expected), "EIO");
-        const long = writeOutcome(env, m.dir, "long.bin", 20 * MIB);
-        const failed = await long;
-        proxy.burst(0);
-        console.log(
-          `503 bursts: ${proxy.refused()} requests refused; the long burst's write ${failed}`,
-        );
-        assert.equal(failed, "failed");
-        await noUploadsLeft(env);
-        assert.equal(await readOutcome(`${m.dir}/a.bin`, expected), "right", "and it recovers");
-      } finally {
-        await proxy.stop();
-      }
+    await withSlowdownProxy(async (env, proxy) => {
+      const data = randomBytes(16 * MIB);
+      await env.s3.putObject(env.bucket, "a.bin", data);
+      const expected = await sha256(data);
+      const m = await env.mount(["--aws-max-attempts", "4"], { endpoint: proxy.endpoint });
+      proxy.burst(2);
+      assert.equal(await readOutcome(`${m.dir}/a.bin`, expected), "right");
+      proxy.burst(2);
+      assert.equal(await writeOutcome(env, m.dir, "w.bin", 20 * MIB), "complete");
+      proxy.burst(10_000);
+      assert.equal(await readOutcome(`${m.dir}/a.bin`, expected), "EIO");
+      const long = writeOutcome(env, m.dir, "long.bin", 20 * MIB);
+      const failed = await long;
+      proxy.burst(0);
+      console.log(
+        `503 bursts: ${proxy.refused()} requests refused; the long burst's write ${failed}`,
+      );
+      assert.equal(failed, "failed");
+      await noUploadsLeft(env);
+      assert.equal(await readOutcome(`${m.dir}/a.bin`, expected), "right", "and it recovers");
     });
   },
 });
@@ -283,39 +290,33 @@ Deno.test({
     "faults: a GET body that stalls is given up after the idle timeout (--s3-timeout) and fetched again: right bytes, or EIO once every attempt stalled",
   ignore: !canMount,
   async fn() {
-    await withEnv(async (env) => {
-      const url = new URL(env.minio.endpoint);
-      const proxy = startSlowdownProxy({ hostname: url.hostname, port: Number(url.port) });
-      try {
-        const once = randomBytes(12 * MIB);
-        const always = randomBytes(12 * MIB);
-        await env.s3.putObject(env.bucket, "once.bin", once);
-        await env.s3.putObject(env.bucket, "always.bin", always);
-        // 3 s rather than the default 60: in the EIO case every READ the
-        // kernel sends (readahead, then its own retry) waits out each attempt.
-        const m = await env.mount(["--aws-max-attempts", "2", "--s3-timeout", "3"], {
-          endpoint: proxy.endpoint,
-        });
-        // The head and 1 MiB of the body pass, then the connection goes quiet.
-        const gets = (key: string) => new RegExp(`^GET /${env.bucket}/${key}[? ]`);
-        proxy.stall(gets("once\\.bin"), 1 * MIB, 1);
-        proxy.stall(gets("always\\.bin"), 1 * MIB, 1_000);
-        const started = Date.now();
-        const [a, b] = await Promise.all([
-          readOutcome(`${m.dir}/once.bin`, await sha256(once)),
-          readOutcome(`${m.dir}/always.bin`, await sha256(always)),
-        ]);
-        console.log(
-          `stalled bodies: ${proxy.stalled()} answers stalled; once: ${a}, always: ${b}, ` +
-            `in ${((Date.now() - started) / 1000).toFixed(0)} s`,
-        );
-        const warned = m.output().split("\n").filter((l) => l.includes('"level":"warn"'));
-        console.log(`the mount's warnings: ${warned.length}; the first: ${warned[0] ?? ""}`);
-        assert.equal(a, "right", "one stalled answer is retried away");
-        assert.equal(b, "EIO", "a body that always stalls fails the read, it does not hang it");
-      } finally {
-        await proxy.stop();
-      }
+    await withSlowdownProxy(async (env, proxy) => {
+      const once = randomBytes(12 * MIB);
+      const always = randomBytes(12 * MIB);
+      await env.s3.putObject(env.bucket, "once.bin", once);
+      await env.s3.putObject(env.bucket, "always.bin", always);
+      // 3 s rather than the default 60: in the EIO case every READ the
+      // kernel sends (readahead, then its own retry) waits out each attempt.
+      const m = await env.mount(["--aws-max-attempts", "2", "--s3-timeout", "3"], {
+        endpoint: proxy.endpoint,
+      });
+      // The head and 1 MiB of the body pass, then the connection goes quiet.
+      const gets = (key: string) => new RegExp(`^GET /${env.bucket}/${key}[? ]`);
+      proxy.stall(gets("once\\.bin"), 1 * MIB, 1);
+      proxy.stall(gets("always\\.bin"), 1 * MIB, 1_000);
+      const started = Date.now();
+      const [a, b] = await Promise.all([
+        readOutcome(`${m.dir}/once.bin`, await sha256(once)),
+        readOutcome(`${m.dir}/always.bin`, await sha256(always)),
+      ]);
+      console.log(
+        `stalled bodies: ${proxy.stalled()} answers stalled; once: ${a}, always: ${b}, ` +
+          `in ${((Date.now() - started) / 1000).toFixed(0)} s`,
+      );
+      const warned = m.output().split("\n").filter((l) => l.includes('"level":"warn"'));
+      console.log(`the mount's warnings: ${warned.length}; the first: ${warned[0] ?? ""}`);
+      assert.equal(a, "right", "one stalled answer is retried away");
+      assert.equal(b, "EIO", "a body that always stalls fails the read, it does not hang it");
     });
   },
 });

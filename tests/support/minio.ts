@@ -427,15 +427,24 @@ async function waitReady(
   }
 }
 
-/** The names of every bucket in `m`, straight from the SDK (ListBuckets). */
-export async function listBucketNames(m: MinioServer): Promise<string[]> {
-  const { S3Client, ListBucketsCommand } = await import("@aws-sdk/client-s3");
-  const client = new S3Client({
+/**
+ * A plain SDK client for `m` with its root keys, for the requests the
+ * driver's own client does not make; the caller destroys it.
+ */
+export async function sdkClient(m: MinioServer): Promise<import("@aws-sdk/client-s3").S3Client> {
+  const { S3Client } = await import("@aws-sdk/client-s3");
+  return new S3Client({
     endpoint: m.endpoint,
     region: m.region,
     forcePathStyle: true,
     credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
   });
+}
+
+/** The names of every bucket in `m`, straight from the SDK (ListBuckets). */
+export async function listBucketNames(m: MinioServer): Promise<string[]> {
+  const { ListBucketsCommand } = await import("@aws-sdk/client-s3");
+  const client = await sdkClient(m);
   try {
     const out = await client.send(new ListBucketsCommand({}));
     return (out.Buckets ?? []).map((b) => b.Name ?? "");
@@ -453,13 +462,8 @@ export async function listUploads(
   m: MinioServer,
   bucket: string,
 ): Promise<{ key: string; uploadId: string }[]> {
-  const { S3Client, ListMultipartUploadsCommand } = await import("@aws-sdk/client-s3");
-  const client = new S3Client({
-    endpoint: m.endpoint,
-    region: m.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
-  });
+  const { ListMultipartUploadsCommand } = await import("@aws-sdk/client-s3");
+  const client = await sdkClient(m);
   try {
     const out = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
     return (out.Uploads ?? []).map((u) => ({ key: u.Key ?? "", uploadId: u.UploadId ?? "" }));

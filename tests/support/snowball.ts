@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import type { MinioServer } from "./minio.ts";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { type MinioServer, sdkClient } from "./minio.ts";
 
 const enc = new TextEncoder();
 
@@ -36,12 +36,7 @@ export function emptyFilesTar(names: string[]): Uint8Array<ArrayBuffer> {
 
 /** Creates an empty object for each of `keys` in `bucket`, in one request. */
 export async function fillBucket(m: MinioServer, bucket: string, keys: string[]): Promise<void> {
-  const client = new S3Client({
-    endpoint: m.endpoint,
-    region: m.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: m.accessKeyId, secretAccessKey: m.secretAccessKey },
-  });
+  const client = await sdkClient(m);
   try {
     await client.send(
       new PutObjectCommand({
